@@ -1,0 +1,41 @@
+# The front door: `make demo` and `make test` work on a fresh machine with Rust, Python 3.11 and pip.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEPS   := $(VENV)/.deps-installed
+# Tests and the editable build share one release profile, so dependencies compile once.
+CARGO_PROFILE := --release
+
+.PHONY: all build demo test test-rust test-python stubtest bench clean
+
+all: test
+
+$(DEPS): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Build the extension and install the package into .venv (editable: python/ is used in place).
+build: $(DEPS)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop $(CARGO_PROFILE) --quiet
+
+demo: build
+	$(PY) examples/demo.py
+
+test: build test-rust stubtest test-python
+
+test-rust:
+	cargo test $(CARGO_PROFILE)
+
+stubtest: build
+	$(PY) -m mypy.stubtest ferrox._ferrox
+
+test-python: build
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) benches/dataset.py
+
+clean:
+	rm -rf $(VENV) target

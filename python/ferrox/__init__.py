@@ -1,0 +1,38 @@
+"""ferrox: the production-ML loop on tabular data, fast and safe.
+
+A Rust core with a thin Python face. ``import ferrox`` needs numpy only; pandas, polars, pyarrow and the
+workflow integrations are imported when used.
+
+>>> import numpy as np, ferrox as fx
+>>> ds = fx.Dataset(np.arange(12, dtype=np.float64).reshape(6, 2))
+>>> ds.num_data(), ds.num_feature()
+(6, 2)
+"""
+
+from __future__ import annotations
+
+from . import _ferrox
+from .artifact import artifact_info
+from .dataset import Dataset
+from .exceptions import (
+    DataError,
+    FerroxError,
+    ModelIntegrityError,
+    ModelVersionError,
+    NotFittedError,
+    ParameterError,
+)
+
+__version__: str = _ferrox.__version__
+
+__all__ = [
+    "__version__",
+    "Dataset",
+    "artifact_info",
+    "FerroxError",
+    "DataError",
+    "ParameterError",
+    "ModelIntegrityError",
+    "ModelVersionError",
+    "NotFittedError",
+]

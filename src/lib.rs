@@ -1,0 +1,14 @@
+//! ferrox: the Rust core of a production-ML toolkit for tabular data.
+//!
+//! The core (every module but `bindings`) knows nothing of Python; `bindings` is the thin pyo3 layer,
+//! compiled only with the `python` feature.
+
+pub mod artifact;
+pub mod data;
+pub mod error;
+pub mod parallel;
+
+#[cfg(feature = "python")]
+mod bindings;
+
+pub use error::{Error, Result};
