@@ -67,7 +67,8 @@ class Dataset:
         Column names or indices to bin as categories. pandas ``category``, Arrow dictionary and polars
         Categorical/Enum columns are categorical without being listed.
     max_bin
-        Most value bins per feature, 2..65535 (u8 storage up to 255, u16 beyond).
+        Most bins per feature, 2..65535, the bin kept for missing values included (as LightGBM counts
+        them for a feature with missing values). Bins are stored as uint8 up to 256 bins, uint16 beyond.
     reference
         A Dataset whose bin edges to reuse (validation data, tuning trials).
     feature_name

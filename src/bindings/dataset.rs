@@ -154,6 +154,10 @@ impl PyDataset {
         let (label, weight) = (vector(label), vector(weight));
         let reference = reference.map(|r| r.inner.clone());
         let ds = detach(py, move || {
+            let cats = match &reference {
+                Some(r) => r.categorical_with(&cats, schema.fields().len()),
+                None => cats,
+            };
             let frame = Frame::from_arrow(&batches, &schema, &cats)?;
             Dataset::construct(&frame, label, weight, &cfg, reference.as_deref())
         })?;

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinConfig, BinMapper};
-use super::frame::{code_numeric, default_names, preview, ColumnSource, Frame};
+use super::frame::{code_numeric, default_names, preview, ColumnSource, FeatureRef, Frame};
 use super::sample::sample_rows;
 use crate::error::{Error, Result};
 use crate::parallel::run_in_pool;
@@ -118,6 +118,8 @@ impl Dataset {
 
     fn find_mappers(frame: &Frame<'_>, config: &BinConfig) -> Result<Vec<BinMapper>> {
         let rows = sample_rows(frame.n_rows, config.bin_construct_sample_cnt, config.data_random_seed);
+        // max_bin counts the missing-value bin too.
+        let value_bins = config.max_bin - 1;
         let mappers = frame
             .columns
             .par_iter()
@@ -125,11 +127,11 @@ impl Dataset {
                 ColumnSource::Numeric(src) => {
                     let mut vals = Vec::with_capacity(rows.len());
                     src.gather_present(&rows, &mut vals);
-                    BinMapper::numeric_from_sample(&mut vals, config.max_bin, config.min_data_in_bin)
+                    BinMapper::numeric_from_sample(&mut vals, value_bins, config.min_data_in_bin)
                 }
                 ColumnSource::Categorical(c) => {
                     let codes: Vec<i32> = rows.iter().map(|&r| c.codes[r]).collect();
-                    BinMapper::categorical_from_sample(&codes, &c.keys, config.max_bin)
+                    BinMapper::categorical_from_sample(&codes, &c.keys, value_bins)
                 }
             })
             .collect();
@@ -178,6 +180,18 @@ impl Dataset {
             }
         }
         Ok((r.feature_names.clone(), r.mappers.clone(), recoded))
+    }
+
+    /// `categorical` plus this dataset's categorical features (by position, where `n_cols` has them):
+    /// what new data read against this dataset as `reference` treats as categories.
+    pub fn categorical_with(&self, categorical: &[FeatureRef], n_cols: usize) -> Vec<FeatureRef> {
+        let mut out = categorical.to_vec();
+        out.extend(
+            (0..self.mappers.len().min(n_cols))
+                .filter(|&j| self.mappers[j].is_categorical())
+                .map(FeatureRef::Index),
+        );
+        out
     }
 
     /// Number of rows.
@@ -260,7 +274,7 @@ fn fill_bins<T: BinInt>(columns: &[ColumnSource<'_>], mappers: &[BinMapper], n_r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::frame::{DenseMatrix, FeatureRef};
+    use crate::data::frame::DenseMatrix;
     use crate::data::sample::SplitMix64;
     use ndarray::Array2;
 
@@ -313,8 +327,8 @@ mod tests {
         let cfg = BinConfig { max_bin: 1000, min_data_in_bin: 1, ..Default::default() };
         let d = Dataset::construct(&f, None, None, &cfg, None).unwrap();
         assert!(matches!(d.bins, BinMatrix::U16(_)));
-        assert_eq!(d.mappers[0].num_value_bins(), 1000);
-        assert!(d.bin(4_999, 0) >= 999);
+        assert_eq!(d.mappers[0].num_bins(), 1000);
+        assert_eq!(d.bin(4_999, 0), 998);
     }
 
     #[test]
