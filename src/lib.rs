@@ -6,7 +6,9 @@
 pub mod artifact;
 pub mod data;
 pub mod error;
+pub mod gbdt;
 pub mod parallel;
+pub mod predict;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from . import _ferrox
 from .artifact import artifact_info
+from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
+from .gbdt import Booster, train
 from .exceptions import (
     DataError,
     FerroxError,
@@ -28,6 +30,12 @@ __version__: str = _ferrox.__version__
 __all__ = [
     "__version__",
     "Dataset",
+    "Booster",
+    "train",
+    "early_stopping",
+    "log_evaluation",
+    "record_evaluation",
+    "EarlyStopException",
     "artifact_info",
     "FerroxError",
     "DataError",

@@ -1,0 +1,438 @@
+//! The boosting loop: one [`Trainer::update`] per round (the caller drives rounds, callbacks and early
+//! stopping), and the fitted [`Model`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::learner::{Learner, SplitRules};
+use super::metric::Metric;
+use super::objective::{weighted_quantile, Objective};
+use super::params::{GbdtParams, ObjectiveKind};
+use super::tree::Tree;
+use crate::data::sample::{sample_rows, SplitMix64};
+use crate::data::{BinMapper, Dataset};
+use crate::error::{Error, Result};
+use crate::predict::OutputTransform;
+
+/// A fitted gradient-boosted model: what `Booster` saves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Trees, round by round; within a round, one per class.
+    pub trees: Vec<Tree>,
+    /// Scores per row: 1, or the number of classes.
+    pub num_scores: usize,
+    /// Raw score before any tree, per class.
+    pub base_score: Vec<f64>,
+    /// How raw scores become predictions.
+    pub transform: OutputTransform,
+    /// The objective trained.
+    pub objective: ObjectiveKind,
+    /// Feature names, in column order.
+    pub feature_names: Vec<String>,
+    /// Bin rules of the training data (categories of categorical features live here).
+    pub mappers: Vec<BinMapper>,
+    /// Best round by the early-stopping metric (1-based), 0 when none was recorded.
+    pub best_iteration: usize,
+    /// The parameters trained with.
+    pub params: GbdtParams,
+}
+
+impl Model {
+    /// Completed rounds.
+    pub fn num_iterations(&self) -> usize {
+        self.trees.len() / self.num_scores.max(1)
+    }
+
+    /// Trees used when predicting with `num_iteration` (None or 0: the best iteration when recorded,
+    /// else all).
+    pub fn trees_for(&self, num_iteration: Option<usize>) -> usize {
+        let rounds = match num_iteration {
+            Some(k) if k > 0 => k.min(self.num_iterations()),
+            _ if self.best_iteration > 0 => self.best_iteration.min(self.num_iterations()),
+            _ => self.num_iterations(),
+        };
+        rounds * self.num_scores
+    }
+
+    /// Split counts ("split") or total gains ("gain") per feature over the first `num_iteration` rounds.
+    pub fn feature_importance(&self, gain: bool, num_iteration: Option<usize>) -> Vec<f64> {
+        let mut out = vec![0.0; self.feature_names.len()];
+        for t in &self.trees[..self.trees_for(num_iteration)] {
+            for n in &t.nodes {
+                out[n.feature as usize] += if gain { n.gain } else { 1.0 };
+            }
+        }
+        out
+    }
+}
+
+/// Training state across rounds.
+pub struct Trainer {
+    params: GbdtParams,
+    objective: Objective,
+    train: Arc<Dataset>,
+    valids: Vec<Arc<Dataset>>,
+    scores: Vec<f64>,
+    valid_scores: Vec<Vec<f64>>,
+    grad: Vec<f32>,
+    hess: Vec<f32>,
+    metrics: Vec<Metric>,
+    model: Model,
+    pool: rayon::ThreadPool,
+    bag: Option<Vec<u32>>,
+    /// Trees that came with an initial model (continued training).
+    finished: bool,
+}
+
+fn need_label<'a>(d: &'a Dataset, what: &str) -> Result<&'a [f64]> {
+    d.label.as_deref().ok_or_else(|| Error::data(format!("the {what} Dataset has no label; pass label= when building it")))
+}
+
+impl Trainer {
+    /// Starts training on `train`, tracking `valids` (built with `reference=train`), optionally
+    /// continuing `init_model` (which must have been trained on data binned like `train`).
+    pub fn new(params: GbdtParams, train: Arc<Dataset>, valids: Vec<Arc<Dataset>>, init_model: Option<Model>) -> Result<Self> {
+        params.validate()?;
+        let label = need_label(&train, "training")?;
+        let n = train.num_data();
+        let objective = Objective::new(&params, label, train.weight.as_deref())?;
+        for (i, v) in valids.iter().enumerate() {
+            let vl = need_label(v, &format!("validation set {i}"))?;
+            if v.mappers != train.mappers {
+                return Err(Error::data(format!(
+                    "validation set {i} was binned differently from the training data; build it with \
+                     reference=<training Dataset>"
+                )));
+            }
+            Objective::new(&params, vl, v.weight.as_deref())
+                .map_err(|e| Error::data(format!("validation set {i}: {e}")))?;
+        }
+        let metric_names: Vec<String> = if params.metric.is_empty() {
+            let d = params.objective.default_metric();
+            if d.is_empty() { vec![] } else { vec![d.to_string()] }
+        } else {
+            params.metric.iter().filter(|m| !matches!(m.as_str(), "None" | "none" | "null" | "custom" | "na" | "")).cloned().collect()
+        };
+        let mut metrics = Vec::new();
+        for m in &metric_names {
+            let parsed = Metric::parse(m, params.alpha)?;
+            if !metrics.contains(&parsed) {
+                metrics.push(parsed);
+            }
+        }
+        let k = objective.num_scores();
+        let base_score = match &init_model {
+            Some(m) => {
+                if m.mappers != train.mappers || m.num_scores != k {
+                    return Err(Error::data(
+                        "init_model was trained on data binned differently (or for another number of \
+                         classes); continue training on the same Dataset, or one built with reference= \
+                         to it",
+                    ));
+                }
+                m.base_score.clone()
+            }
+            None => objective.init_scores(label, train.weight.as_deref(), params.boost_from_average),
+        };
+        let mut scores = vec![0.0; k * n];
+        for c in 0..k {
+            scores[c * n..(c + 1) * n].fill(base_score[c]);
+        }
+        let mut valid_scores: Vec<Vec<f64>> = valids
+            .iter()
+            .map(|v| {
+                let vn = v.num_data();
+                let mut s = vec![0.0; k * vn];
+                for c in 0..k {
+                    s[c * vn..(c + 1) * vn].fill(base_score[c]);
+                }
+                s
+            })
+            .collect();
+        let threads = crate::parallel::resolve_threads(params.num_threads);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Internal(format!("could not start {threads} threads: {e}")))?;
+        let mut model = Model {
+            trees: Vec::new(),
+            num_scores: k,
+            base_score,
+            transform: objective.transform(),
+            objective: params.objective,
+            feature_names: train.feature_names.clone(),
+            mappers: train.mappers.clone(),
+            best_iteration: 0,
+            params: params.clone(),
+        };
+        if let Some(m) = init_model {
+            pool.install(|| {
+                for (t, tree) in m.trees.iter().enumerate() {
+                    let c = t % k;
+                    tree.add_to_scores(&train, &mut scores[c * n..(c + 1) * n], None);
+                    for (v, vs) in valids.iter().zip(valid_scores.iter_mut()) {
+                        let vn = v.num_data();
+                        tree.add_to_scores(v, &mut vs[c * vn..(c + 1) * vn], None);
+                    }
+                }
+            });
+            model.trees = m.trees;
+        }
+        Ok(Trainer {
+            grad: vec![0.0; k * n],
+            hess: vec![0.0; k * n],
+            params,
+            objective,
+            train,
+            valids,
+            scores,
+            valid_scores,
+            metrics,
+            model,
+            pool,
+            bag: None,
+            finished: false,
+        })
+    }
+
+    /// Rounds completed (initial model included).
+    pub fn current_iteration(&self) -> usize {
+        self.model.num_iterations()
+    }
+
+    /// The raw training scores (class-major), e.g. for a custom objective.
+    pub fn train_scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// The model so far.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Records the best round (1-based) for prediction defaults.
+    pub fn set_best_iteration(&mut self, it: usize) {
+        self.model.best_iteration = it;
+    }
+
+    /// Metric names, in evaluation order.
+    pub fn metric_names(&self) -> Vec<&'static str> {
+        self.metrics.iter().map(|m| m.name()).collect()
+    }
+
+    /// One boosting round. With `custom`, its (gradient, hessian), class-major, replace the
+    /// objective's. Returns true when no tree could split any more (training is finished).
+    pub fn update(&mut self, custom: Option<(&[f32], &[f32])>) -> Result<bool> {
+        if self.finished {
+            return Ok(true);
+        }
+        let n = self.train.num_data();
+        let k = self.model.num_scores;
+        let label = self.train.label.as_deref().unwrap_or(&[]);
+        let weight = self.train.weight.as_deref();
+        match custom {
+            Some((g, h)) => {
+                if g.len() != k * n || h.len() != k * n {
+                    return Err(Error::data(format!(
+                        "a custom objective must return {} gradients and hessians ({} rows x {} scores), got {} and {}",
+                        k * n,
+                        n,
+                        k,
+                        g.len(),
+                        h.len()
+                    )));
+                }
+                if let Some(i) = g.iter().chain(h).position(|v| !v.is_finite()) {
+                    return Err(Error::data(format!("the custom objective returned a non-finite value at position {i}")));
+                }
+                self.grad.copy_from_slice(g);
+                self.hess.copy_from_slice(h);
+            }
+            None => {
+                if self.params.objective == ObjectiveKind::Custom {
+                    return Err(Error::param("objective is 'custom' but no gradients were supplied"));
+                }
+                let (obj, scores, grad, hess) = (&self.objective, &self.scores, &mut self.grad, &mut self.hess);
+                self.pool.install(|| obj.gradients(scores, label, weight, grad, hess));
+            }
+        }
+        let it = self.model.num_iterations();
+        let p = &self.params;
+        if p.bagging_freq > 0 && p.bagging_fraction < 1.0 && (it % p.bagging_freq == 0 || self.bag.is_none()) {
+            let want = ((n as f64) * p.bagging_fraction).round().max(1.0) as usize;
+            let rows = sample_rows(n, want, p.bagging_seed.wrapping_add(it as u64 * 0x9E37_79B9));
+            self.bag = Some(rows.into_iter().map(|r| r as u32).collect());
+        }
+        let oob: Option<Vec<u32>> = self.bag.as_ref().map(|bag| {
+            let mut in_bag = vec![false; n];
+            for &r in bag {
+                in_bag[r as usize] = true;
+            }
+            (0..n as u32).filter(|&r| !in_bag[r as usize]).collect()
+        });
+        let rules = SplitRules::from_params(p);
+        let nf = self.train.num_features();
+        let mut new_trees = Vec::with_capacity(k);
+        let train = self.train.clone();
+        let mut learner = Learner::new(&train, rules);
+        for c in 0..k {
+            let active = self.active_features(nf, it * k + c);
+            let (g, h) = (&self.grad[c * n..(c + 1) * n], &self.hess[c * n..(c + 1) * n]);
+            let bag = self.bag.as_deref();
+            let (mut tree, ranges) = self.pool.install(|| learner.grow(g, h, bag, &active));
+            if let Some(q) = self.objective.renews_leaves() {
+                for (leaf, &range) in ranges.iter().enumerate() {
+                    let rows = learner.rows(range);
+                    let resid: Vec<f64> = rows.iter().map(|&r| label[r as usize] - self.scores[c * n + r as usize]).collect();
+                    let w: Option<Vec<f64>> = weight.map(|w| rows.iter().map(|&r| w[r as usize]).collect());
+                    tree.leaf_value[leaf] = weighted_quantile(&resid, w.as_deref(), q);
+                }
+            }
+            let lr = p.learning_rate;
+            for v in tree.leaf_value.iter_mut() {
+                *v *= lr;
+            }
+            for node in tree.nodes.iter_mut() {
+                node.value *= lr;
+            }
+            let plane = &mut self.scores[c * n..(c + 1) * n];
+            for (leaf, &range) in ranges.iter().enumerate() {
+                let v = tree.leaf_value[leaf];
+                for &r in learner.rows(range) {
+                    plane[r as usize] += v;
+                }
+            }
+            if let Some(oob) = &oob {
+                tree.add_to_scores(&train, plane, Some(oob));
+            }
+            for (v, vs) in self.valids.iter().zip(self.valid_scores.iter_mut()) {
+                let vn = v.num_data();
+                let t = &tree;
+                self.pool.install(|| t.add_to_scores(v, &mut vs[c * vn..(c + 1) * vn], None));
+            }
+            new_trees.push(tree);
+        }
+        if new_trees.iter().all(|t| t.nodes.is_empty()) && custom.is_none() {
+            // No split anywhere: this round would change nothing; stop as LightGBM does. The scores
+            // already include the (near-zero) constant outputs, so undo them.
+            for (c, t) in new_trees.iter().enumerate() {
+                let v = t.leaf_value[0];
+                for s in &mut self.scores[c * n..(c + 1) * n] {
+                    *s -= v;
+                }
+                for (vd, vs) in self.valids.iter().zip(self.valid_scores.iter_mut()) {
+                    let vn = vd.num_data();
+                    for s in &mut vs[c * vn..(c + 1) * vn] {
+                        *s -= v;
+                    }
+                }
+            }
+            self.finished = true;
+            return Ok(true);
+        }
+        self.model.trees.extend(new_trees);
+        Ok(false)
+    }
+
+    fn active_features(&self, nf: usize, tree_index: usize) -> Vec<bool> {
+        let mut active: Vec<bool> = self.train.mappers.iter().map(|m| m.num_bins() > 1).collect();
+        let ff = self.params.feature_fraction;
+        if ff < 1.0 {
+            let want = ((nf as f64) * ff).round().max(1.0) as usize;
+            let mut rng = SplitMix64::new(self.params.feature_fraction_seed.wrapping_add(tree_index as u64 * 0x2545_F491));
+            // Partial Fisher-Yates over feature indices: the first `want` are kept.
+            let mut idx: Vec<usize> = (0..nf).collect();
+            for i in 0..want.min(nf) {
+                let j = i + (rng.next_u64() % (nf - i) as u64) as usize;
+                idx.swap(i, j);
+            }
+            let mut keep = vec![false; nf];
+            for &i in &idx[..want.min(nf)] {
+                keep[i] = true;
+            }
+            for (a, k) in active.iter_mut().zip(keep) {
+                *a &= k;
+            }
+        }
+        active
+    }
+
+    /// Metrics on the training data (`data == 0`) or validation set `data - 1`: (name, value, higher is better).
+    pub fn eval(&self, data: usize) -> Result<Vec<(&'static str, f64, bool)>> {
+        let (ds, scores) = if data == 0 {
+            (&self.train, &self.scores)
+        } else {
+            let i = data - 1;
+            let v = self.valids.get(i).ok_or_else(|| Error::param(format!("no validation set {i}")))?;
+            (v, &self.valid_scores[i])
+        };
+        let label = ds.label.as_deref().unwrap_or(&[]);
+        Ok(self
+            .metrics
+            .iter()
+            .map(|m| (m.name(), m.eval(scores, label, ds.weight.as_deref(), self.model.transform), m.higher_better()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::frame::{DenseMatrix, Frame};
+    use crate::data::BinConfig;
+    use crate::gbdt::params::ParamValue;
+    use ndarray::Array2;
+
+    fn make(n: usize, seed: u64) -> (Array2<f64>, Vec<f64>) {
+        let mut rng = SplitMix64::new(seed);
+        let x = Array2::from_shape_fn((n, 5), |_| rng.next_f64() * 2.0 - 1.0);
+        let y = (0..n).map(|i| 3.0 * x[[i, 0]] + (x[[i, 1]] > 0.0) as i32 as f64 * 2.0 + 0.1 * rng.next_f64()).collect();
+        (x, y)
+    }
+
+    fn dataset(x: &Array2<f64>, y: Vec<f64>, threads: i64) -> Arc<Dataset> {
+        let f = Frame::from_dense(DenseMatrix::F64(x.view()), None, &[]).unwrap();
+        Arc::new(Dataset::construct(&f, Some(y), None, &BinConfig { num_threads: threads, ..Default::default() }, None).unwrap())
+    }
+
+    fn params(v: &[(&str, ParamValue)]) -> GbdtParams {
+        GbdtParams::from_pairs(&v.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn regression_learns_and_is_thread_independent() {
+        let (x, y) = make(5_000, 1);
+        let mut models = Vec::new();
+        for threads in [1, 3] {
+            let ds = dataset(&x, y.clone(), threads);
+            let p = params(&[("num_threads", ParamValue::Int(threads)), ("bagging_fraction", ParamValue::Float(0.8)), ("bagging_freq", ParamValue::Int(1)), ("feature_fraction", ParamValue::Float(0.8))]);
+            let mut t = Trainer::new(p, ds, vec![], None).unwrap();
+            let start = t.eval(0).unwrap()[0].1;
+            for _ in 0..30 {
+                t.update(None).unwrap();
+            }
+            let end = t.eval(0).unwrap()[0].1;
+            assert!(end < start * 0.05, "l2 {start} -> {end}");
+            let mut m = t.model().clone();
+            m.params.num_threads = 0;
+            models.push(m);
+        }
+        assert_eq!(models[0], models[1]);
+    }
+
+    #[test]
+    fn binary_with_validation_improves_auc() {
+        let (x, y) = make(4_000, 2);
+        let yb: Vec<f64> = y.iter().map(|&v| (v > 1.0) as i32 as f64).collect();
+        let ds = dataset(&x, yb.clone(), 2);
+        let p = params(&[("objective", ParamValue::Str("binary".into())), ("metric", ParamValue::Str("auc,binary_logloss".into()))]);
+        let mut t = Trainer::new(p, ds.clone(), vec![ds], None).unwrap();
+        for _ in 0..20 {
+            t.update(None).unwrap();
+        }
+        let e = t.eval(1).unwrap();
+        assert_eq!(e[0].0, "auc");
+        assert!(e[0].1 > 0.97, "{e:?}");
+    }
+}

@@ -1,0 +1,332 @@
+//! Objectives: label checks, the starting score, and gradients/hessians of the loss at the current
+//! scores. Scores and gradients of multiclass models are class-major: class `k` of row `i` is at
+//! `k * n + i`.
+
+use rayon::prelude::*;
+
+use super::params::{GbdtParams, ObjectiveKind};
+use crate::error::{Error, Result};
+use crate::predict::OutputTransform;
+
+/// An objective with its parameters.
+#[derive(Clone, Debug)]
+pub struct Objective {
+    kind: ObjectiveKind,
+    num_class: usize,
+    alpha: f64,
+    rho: f64,
+    sigmoid: f64,
+    pos_weight: f64,
+    neg_weight: f64,
+    poisson_max_delta_step: f64,
+}
+
+fn label_error(name: &str, want: &str, row: usize, v: f64) -> Error {
+    Error::data(format!("the {name} objective needs {want}, but the label is {v} at row {row}"))
+}
+
+impl Objective {
+    /// The objective of `params`, with its label weights resolved against `label` (is_unbalance).
+    pub fn new(params: &GbdtParams, label: &[f64], weight: Option<&[f64]>) -> Result<Self> {
+        let mut o = Objective {
+            kind: params.objective,
+            num_class: params.num_class,
+            alpha: params.alpha,
+            rho: params.tweedie_variance_power,
+            sigmoid: params.sigmoid,
+            pos_weight: 1.0,
+            neg_weight: 1.0,
+            poisson_max_delta_step: 0.7,
+        };
+        o.check_labels(label)?;
+        if o.kind == ObjectiveKind::Binary {
+            if params.is_unbalance {
+                let (mut pos, mut neg) = (0.0, 0.0);
+                for (i, &y) in label.iter().enumerate() {
+                    let w = weight.map_or(1.0, |w| w[i]);
+                    if y > 0.5 {
+                        pos += w
+                    } else {
+                        neg += w
+                    }
+                }
+                if pos > 0.0 && neg > 0.0 {
+                    if pos > neg {
+                        o.neg_weight = pos / neg
+                    } else {
+                        o.pos_weight = neg / pos
+                    }
+                }
+            }
+            o.pos_weight *= params.scale_pos_weight;
+        }
+        Ok(o)
+    }
+
+    /// The objective kind.
+    pub fn kind(&self) -> ObjectiveKind {
+        self.kind
+    }
+
+    /// Scores per row (1, or num_class for multiclass).
+    pub fn num_scores(&self) -> usize {
+        if self.kind == ObjectiveKind::Multiclass {
+            self.num_class
+        } else {
+            1
+        }
+    }
+
+    /// How raw scores become predictions.
+    pub fn transform(&self) -> OutputTransform {
+        match self.kind {
+            ObjectiveKind::Binary => OutputTransform::Sigmoid(self.sigmoid),
+            ObjectiveKind::CrossEntropy => OutputTransform::Sigmoid(1.0),
+            ObjectiveKind::Multiclass => OutputTransform::Softmax,
+            ObjectiveKind::Poisson | ObjectiveKind::Tweedie => OutputTransform::Exp,
+            _ => OutputTransform::Identity,
+        }
+    }
+
+    fn check_labels(&self, label: &[f64]) -> Result<()> {
+        let k = self.kind;
+        for (i, &y) in label.iter().enumerate() {
+            match k {
+                ObjectiveKind::Binary if y != 0.0 && y != 1.0 => {
+                    return Err(label_error("binary", "labels 0 or 1", i, y))
+                }
+                ObjectiveKind::CrossEntropy if !(0.0..=1.0).contains(&y) => {
+                    return Err(label_error("cross_entropy", "labels in [0, 1]", i, y))
+                }
+                ObjectiveKind::Multiclass if y < 0.0 || y.fract() != 0.0 || y >= self.num_class as f64 => {
+                    return Err(label_error(
+                        "multiclass",
+                        &format!("whole-number labels in 0..{} (num_class)", self.num_class),
+                        i,
+                        y,
+                    ))
+                }
+                ObjectiveKind::Poisson | ObjectiveKind::Tweedie if y < 0.0 => {
+                    return Err(label_error(if k == ObjectiveKind::Poisson { "poisson" } else { "tweedie" }, "labels >= 0", i, y))
+                }
+                _ => {}
+            }
+        }
+        if matches!(k, ObjectiveKind::Poisson | ObjectiveKind::Tweedie) && label.iter().all(|&y| y == 0.0) {
+            return Err(Error::data("the poisson/tweedie objective needs at least one positive label; all are 0"));
+        }
+        Ok(())
+    }
+
+    /// The starting raw score per class (boost_from_average), before any tree.
+    pub fn init_scores(&self, label: &[f64], weight: Option<&[f64]>, boost_from_average: bool) -> Vec<f64> {
+        let k = self.num_scores();
+        if !boost_from_average || self.kind == ObjectiveKind::Multiclass || self.kind == ObjectiveKind::Custom {
+            return vec![0.0; k];
+        }
+        let w = |i: usize| weight.map_or(1.0, |w| w[i]);
+        let sw: f64 = (0..label.len()).map(w).sum();
+        let mean = if sw > 0.0 { (0..label.len()).map(|i| w(i) * label[i]).sum::<f64>() / sw } else { 0.0 };
+        let s = match self.kind {
+            ObjectiveKind::Regression | ObjectiveKind::Huber => mean,
+            ObjectiveKind::RegressionL1 => weighted_quantile(label, weight, 0.5),
+            ObjectiveKind::Quantile => weighted_quantile(label, weight, self.alpha),
+            ObjectiveKind::Poisson | ObjectiveKind::Tweedie => mean.max(1e-300).ln(),
+            ObjectiveKind::Binary => {
+                let p = (mean).clamp(1e-15, 1.0 - 1e-15);
+                (p / (1.0 - p)).ln() / self.sigmoid
+            }
+            ObjectiveKind::CrossEntropy => {
+                let p = mean.clamp(1e-15, 1.0 - 1e-15);
+                (p / (1.0 - p)).ln()
+            }
+            ObjectiveKind::Multiclass | ObjectiveKind::Custom => 0.0,
+        };
+        vec![s]
+    }
+
+    /// Gradients and hessians at `scores` (row-parallel on the current pool; results do not depend on
+    /// the thread count: each row's value is computed on its own).
+    pub fn gradients(&self, scores: &[f64], label: &[f64], weight: Option<&[f64]>, grad: &mut [f32], hess: &mut [f32]) {
+        let n = label.len();
+        if self.kind == ObjectiveKind::Multiclass {
+            let k = self.num_class;
+            let factor = k as f64 / (k as f64 - 1.0);
+            // Row-parallel: each task owns a run of rows in every class plane.
+            const CH: usize = 4096;
+            let mut gp: Vec<&mut [f32]> = grad.chunks_mut(n).collect();
+            let mut hp: Vec<&mut [f32]> = hess.chunks_mut(n).collect();
+            let mut tasks: Vec<(usize, Vec<&mut [f32]>, Vec<&mut [f32]>)> = Vec::new();
+            let mut gsplit: Vec<std::slice::ChunksMut<'_, f32>> = gp.iter_mut().map(|p| p.chunks_mut(CH)).collect();
+            let mut hsplit: Vec<std::slice::ChunksMut<'_, f32>> = hp.iter_mut().map(|p| p.chunks_mut(CH)).collect();
+            for c in 0..n.div_ceil(CH) {
+                let g: Vec<&mut [f32]> = gsplit.iter_mut().map(|it| it.next().unwrap()).collect();
+                let h: Vec<&mut [f32]> = hsplit.iter_mut().map(|it| it.next().unwrap()).collect();
+                tasks.push((c * CH, g, h));
+            }
+            tasks.into_par_iter().for_each(|(start, mut g, mut h)| {
+                let mut p = vec![0.0f64; k];
+                for r in 0..g[0].len() {
+                    let i = start + r;
+                    let mut mx = f64::NEG_INFINITY;
+                    for (c, pc) in p.iter_mut().enumerate() {
+                        *pc = scores[c * n + i];
+                        mx = mx.max(*pc);
+                    }
+                    let mut sum = 0.0;
+                    for pc in p.iter_mut() {
+                        *pc = (*pc - mx).exp();
+                        sum += *pc;
+                    }
+                    let y = label[i] as usize;
+                    let w = weight.map_or(1.0, |w| w[i]);
+                    for c in 0..k {
+                        let pc = p[c] / sum;
+                        let gv = if c == y { pc - 1.0 } else { pc };
+                        g[c][r] = (gv * w) as f32;
+                        h[c][r] = (factor * pc * (1.0 - pc) * w).max(1e-16) as f32;
+                    }
+                }
+            });
+            return;
+        }
+        let this = self.clone();
+        grad.par_chunks_mut(4096).zip(hess.par_chunks_mut(4096)).enumerate().for_each(|(c, (g, h))| {
+            let start = c * 4096;
+            for r in 0..g.len() {
+                let i = start + r;
+                let (gv, hv) = this.point(scores[i], label[i]);
+                let w = weight.map_or(1.0, |w| w[i]);
+                g[r] = (gv * w) as f32;
+                h[r] = (hv * w) as f32;
+            }
+        });
+    }
+
+    #[inline]
+    fn point(&self, s: f64, y: f64) -> (f64, f64) {
+        match self.kind {
+            ObjectiveKind::Regression | ObjectiveKind::Custom => (s - y, 1.0),
+            ObjectiveKind::RegressionL1 => ((s - y).signum() * ((s - y) != 0.0) as i32 as f64, 1.0),
+            ObjectiveKind::Huber => {
+                let d = s - y;
+                (d.clamp(-self.alpha, self.alpha), 1.0)
+            }
+            ObjectiveKind::Quantile => {
+                let d = s - y;
+                (if d >= 0.0 { 1.0 - self.alpha } else { -self.alpha }, 1.0)
+            }
+            ObjectiveKind::Poisson => (s.exp() - y, (s + self.poisson_max_delta_step).exp()),
+            ObjectiveKind::Tweedie => {
+                let a = ((1.0 - self.rho) * s).exp();
+                let b = ((2.0 - self.rho) * s).exp();
+                (-y * a + b, -y * (1.0 - self.rho) * a + (2.0 - self.rho) * b)
+            }
+            ObjectiveKind::Binary => {
+                let sign = if y > 0.5 { 1.0 } else { -1.0 };
+                let lw = if y > 0.5 { self.pos_weight } else { self.neg_weight };
+                let response = -sign * self.sigmoid / (1.0 + (sign * self.sigmoid * s).exp());
+                let abs = response.abs();
+                (response * lw, (abs * (self.sigmoid - abs)).max(1e-16) * lw)
+            }
+            ObjectiveKind::CrossEntropy => {
+                let p = 1.0 / (1.0 + (-s).exp());
+                (p - y, (p * (1.0 - p)).max(1e-16))
+            }
+            ObjectiveKind::Multiclass => unreachable!("multiclass gradients are computed per row above"),
+        }
+    }
+
+    /// For L1 and quantile: leaf outputs are refit to the weighted quantile of the residuals of
+    /// each leaf's rows, as the gradient alone says only which way to move.
+    pub fn renews_leaves(&self) -> Option<f64> {
+        match self.kind {
+            ObjectiveKind::RegressionL1 => Some(0.5),
+            ObjectiveKind::Quantile => Some(self.alpha),
+            _ => None,
+        }
+    }
+}
+
+/// The weighted `q`-quantile of `values`: the first value whose cumulative weight reaches `q` of the total.
+pub fn weighted_quantile(values: &[f64], weight: Option<&[f64]>, q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let w = |i: usize| weight.map_or(1.0, |w| w[i]);
+    let total: f64 = idx.iter().map(|&i| w(i)).sum();
+    let target = q * total;
+    let mut acc = 0.0;
+    for &i in &idx {
+        acc += w(i);
+        if acc >= target {
+            return values[i];
+        }
+    }
+    values[idx[idx.len() - 1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric_grad(o: &Objective, s: f64, y: f64) -> (f64, f64) {
+        let loss = |s: f64| match o.kind {
+            ObjectiveKind::Regression => 0.5 * (s - y).powi(2),
+            ObjectiveKind::Binary => {
+                let p = 1.0 / (1.0 + (-s).exp());
+                -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+            }
+            ObjectiveKind::Poisson => s.exp() - y * s,
+            ObjectiveKind::CrossEntropy => {
+                let p = 1.0 / (1.0 + (-s).exp());
+                -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+            }
+            _ => unreachable!(),
+        };
+        let e = 1e-4;
+        ((loss(s + e) - loss(s - e)) / (2.0 * e), (loss(s + e) - 2.0 * loss(s) + loss(s - e)) / (e * e))
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (obj, ys) in [
+            ("regression", vec![-1.5, 0.0, 3.0]),
+            ("binary", vec![0.0, 1.0]),
+            ("cross_entropy", vec![0.0, 0.3, 1.0]),
+        ] {
+            let p = GbdtParams { objective: match obj { "regression" => ObjectiveKind::Regression, "binary" => ObjectiveKind::Binary, _ => ObjectiveKind::CrossEntropy }, ..Default::default() };
+            let o = Objective::new(&p, &ys, None).unwrap();
+            for &y in &ys {
+                for s in [-2.0, 0.1, 1.7] {
+                    let (g, h) = o.point(s, y);
+                    let (ng, nh) = numeric_grad(&o, s, y);
+                    assert!((g - ng).abs() < 1e-5, "{obj} g {g} vs {ng}");
+                    assert!((h - nh).abs() < 1e-3, "{obj} h {h} vs {nh}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn labels_outside_the_domain_name_the_row() {
+        let p = GbdtParams { objective: ObjectiveKind::Binary, ..Default::default() };
+        let e = Objective::new(&p, &[0.0, 1.0, 2.0], None).unwrap_err();
+        assert!(e.to_string().contains("row 2"), "{e}");
+        let p = GbdtParams { objective: ObjectiveKind::Multiclass, num_class: 3, ..Default::default() };
+        assert!(Objective::new(&p, &[0.0, 3.0], None).unwrap_err().to_string().contains("row 1"));
+        let p = GbdtParams { objective: ObjectiveKind::Poisson, ..Default::default() };
+        assert!(Objective::new(&p, &[1.0, -1.0], None).unwrap_err().to_string().contains("row 1"));
+    }
+
+    #[test]
+    fn init_scores_boost_from_average() {
+        let p = GbdtParams { objective: ObjectiveKind::Binary, ..Default::default() };
+        let y = [1.0, 0.0, 0.0, 0.0];
+        let o = Objective::new(&p, &y, None).unwrap();
+        assert!((o.init_scores(&y, None, true)[0] - (0.25f64 / 0.75).ln()).abs() < 1e-12);
+        assert_eq!(weighted_quantile(&[3.0, 1.0, 2.0], None, 0.5), 2.0);
+    }
+}

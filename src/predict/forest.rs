@@ -1,0 +1,246 @@
+//! The compiled forest: trees as flat node arrays, evaluated over blocks of rows read from any
+//! [`Frame`] (numpy views, Arrow columns, categorical codes).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::OutputTransform;
+use crate::data::frame::{default_names, ColumnSource, Frame};
+use crate::data::BinMapper;
+use crate::error::{Error, Result};
+use crate::gbdt::boosting::Model;
+use crate::gbdt::tree::bit;
+use crate::parallel::run_in_pool;
+
+/// One internal node.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Feature index.
+    pub feature: u32,
+    /// Numeric: values `<= threshold` go left.
+    pub threshold: f64,
+    /// Children: `>= 0` a node, `< 0` the leaf `!child`.
+    pub left: i32,
+    /// See `left`.
+    pub right: i32,
+    /// Where a missing numeric value goes.
+    pub default_left: bool,
+    /// Categorical: bitset words `cat_start..cat_start + cat_len` of the tree's `cat_words`; 0 = numeric.
+    pub cat_len: u32,
+    /// See `cat_len`.
+    pub cat_start: u32,
+}
+
+/// One tree.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlatTree {
+    /// Internal nodes, root first; empty for a single leaf.
+    pub nodes: Vec<Node>,
+    /// Leaf outputs.
+    pub leaf_values: Vec<f64>,
+    /// Category bitsets of categorical nodes.
+    pub cat_words: Vec<u32>,
+}
+
+impl FlatTree {
+    /// The leaf of one row (`row[f]` = value of feature f; categorical features as bin index).
+    #[inline]
+    pub fn leaf(&self, row: &[f64]) -> usize {
+        if self.nodes.is_empty() {
+            return 0;
+        }
+        let mut at = 0i32;
+        while at >= 0 {
+            let n = &self.nodes[at as usize];
+            let x = row[n.feature as usize];
+            let left = if n.cat_len > 0 {
+                let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
+                bit(set, x as u32)
+            } else if x.is_nan() {
+                n.default_left
+            } else {
+                x <= n.threshold
+            };
+            at = if left { n.left } else { n.right };
+        }
+        !at as usize
+    }
+}
+
+/// A whole model, ready to evaluate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    /// Trees, round by round, one per score within a round.
+    pub trees: Vec<FlatTree>,
+    /// Scores per row.
+    pub num_scores: usize,
+    /// Raw score before any tree, per score.
+    pub base_score: Vec<f64>,
+    /// Output transform.
+    pub transform: OutputTransform,
+    /// Feature names the model expects, in order.
+    pub feature_names: Vec<String>,
+    /// Bin rules (categorical features map their values to bins through these).
+    pub mappers: Vec<BinMapper>,
+}
+
+/// Rows evaluated together.
+const BLOCK: usize = 256;
+/// Below this many rows, prediction stays on the calling thread.
+const PARALLEL_MIN_ROWS: usize = 4096;
+
+impl Forest {
+    /// Compiles a trained model.
+    pub fn from_model(m: &Model) -> Forest {
+        let trees = m
+            .trees
+            .iter()
+            .map(|t| {
+                let mut cat_words = Vec::new();
+                let nodes = t
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let (cat_start, cat_len) = if n.cat_left.is_empty() {
+                            (0, 0)
+                        } else {
+                            let s = cat_words.len() as u32;
+                            cat_words.extend_from_slice(&n.cat_left);
+                            (s, n.cat_left.len() as u32)
+                        };
+                        Node {
+                            feature: n.feature,
+                            threshold: n.threshold,
+                            left: n.left,
+                            right: n.right,
+                            default_left: n.default_left,
+                            cat_len,
+                            cat_start,
+                        }
+                    })
+                    .collect();
+                FlatTree { nodes, leaf_values: t.leaf_value.clone(), cat_words }
+            })
+            .collect();
+        Forest {
+            trees,
+            num_scores: m.num_scores,
+            base_score: m.base_score.clone(),
+            transform: m.transform,
+            feature_names: m.feature_names.clone(),
+            mappers: m.mappers.clone(),
+        }
+    }
+
+    /// Number of features expected.
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    fn check_frame(&self, frame: &Frame<'_>) -> Result<()> {
+        let nf = self.num_features();
+        if frame.n_cols() != nf {
+            return Err(Error::data(format!(
+                "the model expects {nf} features but the data has {} columns",
+                frame.n_cols()
+            )));
+        }
+        if frame.names != default_names(nf) && frame.names != self.feature_names {
+            let j = (0..nf).find(|&j| frame.names[j] != self.feature_names[j]).unwrap_or(0);
+            return Err(Error::data(format!(
+                "column {j} is named '{}' but the model's feature {j} is '{}'; pass the columns in training order",
+                frame.names[j], self.feature_names[j]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Raw scores (before the output transform), row-major `n_rows x num_scores`, from the first
+    /// `n_trees` trees.
+    pub fn predict_raw(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
+        self.check_frame(frame)?;
+        let nf = self.num_features();
+        let k = self.num_scores;
+        let n = frame.n_rows;
+        // Categorical columns: code -> bin, once per column.
+        let mut tables: Vec<Option<Vec<f64>>> = Vec::with_capacity(nf);
+        for (j, col) in frame.columns.iter().enumerate() {
+            let m = &self.mappers[j];
+            tables.push(match (col, m.is_categorical()) {
+                (ColumnSource::Categorical(c), true) => {
+                    Some(m.category_table(&c.keys).into_iter().map(|b| b as f64).collect())
+                }
+                (ColumnSource::Categorical(_), false) => {
+                    return Err(Error::data(format!(
+                        "column '{}' is categorical in the data but numeric in the model",
+                        self.feature_names[j]
+                    )))
+                }
+                _ => None,
+            });
+        }
+        let trees = &self.trees[..n_trees.min(self.trees.len())];
+        let mut out = vec![0.0; n * k];
+        let work = |(b, chunk): (usize, &mut [f64])| {
+            let row0 = b * BLOCK;
+            let rows = chunk.len() / k;
+            let mut buf = vec![0.0f64; rows * nf];
+            let mut col = vec![0.0f64; rows];
+            for (j, c) in frame.columns.iter().enumerate() {
+                let m = &self.mappers[j];
+                match c {
+                    ColumnSource::Numeric(src) => {
+                        src.read(row0, &mut col);
+                        if let BinMapper::Categorical { .. } = m {
+                            // Whole-number values name categories; anything else is missing.
+                            let missing = m.missing_bin() as f64;
+                            let keys: Vec<crate::data::CatKey> =
+                                col.iter().map(|&v| crate::data::CatKey::Int(if v.is_finite() && v.fract() == 0.0 { v as i64 } else { i64::MIN })).collect();
+                            let table = m.category_table(&keys);
+                            for (r, bin) in table.into_iter().enumerate() {
+                                buf[r * nf + j] = if col[r].is_nan() { missing } else { bin as f64 };
+                            }
+                        } else {
+                            for (r, &v) in col.iter().enumerate() {
+                                buf[r * nf + j] = v;
+                            }
+                        }
+                    }
+                    ColumnSource::Categorical(cs) => {
+                        let table = tables[j].as_ref().unwrap();
+                        let missing = m.missing_bin() as f64;
+                        for r in 0..rows {
+                            let code = cs.codes[row0 + r];
+                            buf[r * nf + j] = if code < 0 { missing } else { table[code as usize] };
+                        }
+                    }
+                }
+            }
+            for r in 0..rows {
+                let row = &buf[r * nf..(r + 1) * nf];
+                let o = &mut chunk[r * k..(r + 1) * k];
+                o.copy_from_slice(&self.base_score);
+                for (t, tree) in trees.iter().enumerate() {
+                    o[t % k] += tree.leaf_values[tree.leaf(row)];
+                }
+            }
+        };
+        if n >= PARALLEL_MIN_ROWS && crate::parallel::resolve_threads(num_threads) > 1 {
+            run_in_pool(num_threads, || out.par_chunks_mut(BLOCK * k).enumerate().for_each(work))?;
+        } else {
+            out.chunks_mut(BLOCK * k).enumerate().for_each(work);
+        }
+        Ok(out)
+    }
+
+    /// Predictions (output transform applied), row-major `n_rows x num_scores`.
+    pub fn predict(&self, frame: &Frame<'_>, n_trees: usize, raw_score: bool, num_threads: i64) -> Result<Vec<f64>> {
+        let mut out = self.predict_raw(frame, n_trees, num_threads)?;
+        if !raw_score {
+            for row in out.chunks_mut(self.num_scores) {
+                self.transform.apply_row(row);
+            }
+        }
+        Ok(out)
+    }
+}
