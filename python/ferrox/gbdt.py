@@ -208,6 +208,8 @@ def train(
     if callable(params.get("objective")):
         fobj = params.pop("objective")
         params["objective"] = "custom"
+    if params.get("interaction_constraints"):
+        params["interaction_constraints"] = _feature_groups(params["interaction_constraints"], train_set.feature_name())
     if isinstance(valid_sets, Dataset):
         valid_sets = [valid_sets]
     valid_sets = list(valid_sets or [])
@@ -274,6 +276,22 @@ def train(
     for data, metric, value, _ in best_results or results:
         booster.best_score.setdefault(data, {})[metric] = value
     return booster
+
+
+def _feature_groups(groups: Any, names: list[str]) -> list[list[int]]:
+    """Interaction-constraint groups with feature names replaced by their indices."""
+    out = []
+    for g in groups:
+        idx = []
+        for f in g:
+            if isinstance(f, str):
+                if f not in names:
+                    raise ParameterError(f"interaction_constraints names feature {f!r}, which is not in the Dataset")
+                idx.append(names.index(f))
+            else:
+                idx.append(int(f))
+        out.append(idx)
+    return out
 
 
 def _custom_gradients(fobj: Callable[..., Any], trainer: _ferrox.Trainer, train_set: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,7 @@ impl Trainer {
     /// continuing `init_model` (which must have been trained on data binned like `train`).
     pub fn new(params: GbdtParams, train: Arc<Dataset>, valids: Vec<Arc<Dataset>>, init_model: Option<Model>) -> Result<Self> {
         params.validate()?;
+        params.validate_features(train.num_features())?;
         let label = need_label(&train, "training")?;
         let n = train.num_data();
         let objective = Objective::new(&params, label, train.weight.as_deref())?;
@@ -231,8 +232,9 @@ impl Trainer {
         }
         let n = self.train.num_data();
         let k = self.model.num_scores;
-        let label = self.train.label.as_deref().unwrap_or(&[]);
-        let weight = self.train.weight.as_deref();
+        let train = self.train.clone();
+        let label = train.label.as_deref().unwrap_or(&[]);
+        let weight = train.weight.as_deref();
         match custom {
             Some((g, h)) => {
                 if g.len() != k * n || h.len() != k * n {
@@ -266,6 +268,10 @@ impl Trainer {
             let rows = sample_rows(n, want, p.bagging_seed.wrapping_add(it as u64 * 0x9E37_79B9));
             self.bag = Some(rows.into_iter().map(|r| r as u32).collect());
         }
+        if p.goss {
+            self.bag = self.goss_sample(it);
+        }
+        let p = &self.params;
         let oob: Option<Vec<u32>> = self.bag.as_ref().map(|bag| {
             let mut in_bag = vec![false; n];
             for &r in bag {
@@ -273,10 +279,9 @@ impl Trainer {
             }
             (0..n as u32).filter(|&r| !in_bag[r as usize]).collect()
         });
-        let rules = SplitRules::from_params(p);
+        let rules = SplitRules::from_params(p).with_groups(p, self.train.num_features());
         let nf = self.train.num_features();
         let mut new_trees = Vec::with_capacity(k);
-        let train = self.train.clone();
         let mut learner = Learner::new(&train, rules);
         for c in 0..k {
             let active = self.active_features(nf, it * k + c);
@@ -335,6 +340,49 @@ impl Trainer {
         }
         self.model.trees.extend(new_trees);
         Ok(false)
+    }
+
+    /// Gradient-based one-side sampling: the rows with the largest |gradient x hessian| (summed over
+    /// classes) are kept, a random share of the others is kept with gradients scaled up to stay
+    /// unbiased. Off for the first 1/learning_rate rounds, as in LightGBM.
+    fn goss_sample(&mut self, it: usize) -> Option<Vec<u32>> {
+        let p = &self.params;
+        if (it as f64) < 1.0 / p.learning_rate {
+            return None;
+        }
+        let n = self.train.num_data();
+        let k = self.model.num_scores;
+        let top_k = ((n as f64) * p.top_rate) as usize;
+        let other_k = ((n as f64) * p.other_rate) as usize;
+        if top_k + other_k >= n || top_k == 0 {
+            return None;
+        }
+        let score: Vec<f64> = (0..n)
+            .map(|i| (0..k).map(|c| (self.grad[c * n + i] as f64 * self.hess[c * n + i] as f64).abs()).sum())
+            .collect();
+        let mut sorted = score.clone();
+        let (_, &mut threshold, _) = sorted.select_nth_unstable_by(top_k - 1, |a, b| b.total_cmp(a));
+        let mut rng = SplitMix64::new(p.bagging_seed.wrapping_add(it as u64 * 0x9E37_79B9));
+        let rest = n - score.iter().filter(|&&s| s >= threshold).count();
+        let (mut need, mut left) = (other_k, rest);
+        let amplify = ((1.0 - p.top_rate) / p.other_rate) as f32;
+        let mut rows = Vec::with_capacity(top_k + other_k);
+        for i in 0..n {
+            if score[i] >= threshold {
+                rows.push(i as u32);
+            } else {
+                if need > 0 && (rng.next_f64() * left as f64) < need as f64 {
+                    rows.push(i as u32);
+                    need -= 1;
+                    for c in 0..k {
+                        self.grad[c * n + i] *= amplify;
+                        self.hess[c * n + i] *= amplify;
+                    }
+                }
+                left -= 1;
+            }
+        }
+        Some(rows)
     }
 
     fn active_features(&self, nf: usize, tree_index: usize) -> Vec<bool> {

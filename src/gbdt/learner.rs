@@ -43,6 +43,20 @@ struct Split {
     left: Sums,
     right: Sums,
     cat_left: Vec<u32>,
+    /// Outputs of the two children (within the leaf's bounds).
+    left_out: f64,
+    right_out: f64,
+}
+
+/// Range a leaf's output must stay in (monotone constraints).
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    lo: f64,
+    hi: f64,
+}
+
+impl Bounds {
+    const FREE: Bounds = Bounds { lo: f64::NEG_INFINITY, hi: f64::INFINITY };
 }
 
 struct Leaf {
@@ -52,6 +66,9 @@ struct Leaf {
     depth: usize,
     hist: Option<Vec<Sums>>,
     best: Option<Split>,
+    bounds: Bounds,
+    /// Features split on along the path to this leaf (kept only under interaction constraints).
+    used: Vec<usize>,
     /// Where this leaf hangs: (parent node, is left child); None for the root.
     parent: Option<(usize, bool)>,
 }
@@ -103,6 +120,10 @@ pub struct SplitRules {
     pub min_data_per_group: u32,
     pub num_leaves: usize,
     pub max_depth: i64,
+    /// Per feature -1/0/+1 (empty: none).
+    pub monotone: Vec<i8>,
+    /// Allowed interaction groups, features in no group as their own (empty: none).
+    pub groups: Vec<Vec<usize>>,
 }
 
 impl SplitRules {
@@ -121,30 +142,58 @@ impl SplitRules {
             min_data_per_group: p.min_data_per_group as u32,
             num_leaves: p.num_leaves,
             max_depth: p.max_depth,
+            monotone: p.monotone_constraints.clone(),
+            groups: Vec::new(),
         }
     }
 
-    /// The output of a leaf with these sums (before shrinkage).
+    /// Adds the interaction groups of `p` for a dataset of `nf` features.
+    pub fn with_groups(mut self, p: &GbdtParams, nf: usize) -> Self {
+        if !p.interaction_constraints.is_empty() {
+            let mut groups = p.interaction_constraints.clone();
+            for f in 0..nf {
+                if !groups.iter().any(|g| g.contains(&f)) {
+                    groups.push(vec![f]);
+                }
+            }
+            self.groups = groups;
+        }
+        self
+    }
+
+    fn monotone_of(&self, f: usize) -> i8 {
+        self.monotone.get(f).copied().unwrap_or(0)
+    }
+
+    /// Features a leaf that already split on `used` may split on next.
+    fn allowed(&self, used: &[usize], active: &[bool]) -> Vec<bool> {
+        if self.groups.is_empty() {
+            return active.to_vec();
+        }
+        let mut ok = vec![false; active.len()];
+        for g in self.groups.iter().filter(|g| used.iter().all(|u| g.contains(u))) {
+            for &f in g {
+                ok[f] = active[f];
+            }
+        }
+        ok
+    }
+
+    /// The output of a leaf with these sums (before shrinkage), kept within `b`.
     #[inline]
-    pub fn leaf_output(&self, s: &Sums, l2: f64) -> f64 {
-        let out = -threshold_l1(s.g, self.lambda_l1) / (s.h + l2);
+    pub fn leaf_output(&self, s: &Sums, l2: f64, b: Bounds) -> f64 {
+        let mut out = -threshold_l1(s.g, self.lambda_l1) / (s.h + l2);
         if self.max_delta_step > 0.0 {
-            out.clamp(-self.max_delta_step, self.max_delta_step)
-        } else {
-            out
+            out = out.clamp(-self.max_delta_step, self.max_delta_step);
         }
+        out.clamp(b.lo, b.hi)
     }
 
-    /// The loss reduction a leaf with these sums achieves at its output.
+    /// The loss reduction a leaf with these sums achieves at output `out`.
     #[inline]
-    fn leaf_gain(&self, s: &Sums, l2: f64) -> f64 {
+    fn gain_at(&self, s: &Sums, l2: f64, out: f64) -> f64 {
         let sg = threshold_l1(s.g, self.lambda_l1);
-        if self.max_delta_step > 0.0 {
-            let out = self.leaf_output(s, l2);
-            -(2.0 * sg * out + (s.h + l2) * out * out)
-        } else {
-            sg * sg / (s.h + l2)
-        }
+        -(2.0 * sg * out + (s.h + l2) * out * out)
     }
 
     #[inline]
@@ -170,19 +219,26 @@ fn best_split_for_feature(
     mapper: &BinMapper,
     hist: &[Sums],
     total: &Sums,
+    bounds: Bounds,
 ) -> Option<Split> {
     let l2 = rules.lambda_l2;
-    let parent_gain = rules.leaf_gain(total, l2);
+    let parent_gain = rules.gain_at(total, l2, rules.leaf_output(total, l2, bounds));
+    let mono = if mapper.is_categorical() { 0 } else { rules.monotone_of(feature) };
     let mut best: Option<Split> = None;
     let consider = |left: Sums, right: Sums, bin: u32, default_left: bool, cat: Vec<u32>, l2: f64, best: &mut Option<Split>| {
         if !rules.admissible(&left, &right) {
             return;
         }
-        let gain = rules.leaf_gain(&left, l2) + rules.leaf_gain(&right, l2) - parent_gain;
+        let lo = rules.leaf_output(&left, l2, bounds);
+        let ro = rules.leaf_output(&right, l2, bounds);
+        if (mono > 0 && lo > ro) || (mono < 0 && lo < ro) {
+            return;
+        }
+        let gain = rules.gain_at(&left, l2, lo) + rules.gain_at(&right, l2, ro) - parent_gain;
         if gain <= rules.min_gain_to_split || !gain.is_finite() {
             return;
         }
-        let s = Split { feature, threshold_bin: bin, default_left, gain, left, right, cat_left: cat };
+        let s = Split { feature, threshold_bin: bin, default_left, gain, left, right, cat_left: cat, left_out: lo, right_out: ro };
         if better(best, &s) {
             *best = Some(s);
         }
@@ -337,7 +393,9 @@ impl<'a> Learner<'a> {
         });
     }
 
-    fn find_best(&self, hist: &[Sums], sums: &Sums, active: &[bool]) -> Option<Split> {
+    fn find_best(&self, hist: &[Sums], sums: &Sums, active: &[bool], bounds: Bounds, used: &[usize]) -> Option<Split> {
+        let allowed = self.rules.allowed(used, active);
+        let active = &allowed[..];
         let layout = &self.layout;
         let data = self.data;
         let rules = &self.rules;
@@ -348,7 +406,7 @@ impl<'a> Learner<'a> {
                     return None;
                 }
                 let h = &hist[layout.offsets[f]..layout.offsets[f + 1]];
-                best_split_for_feature(rules, f, &data.mappers[f], h, sums)
+                best_split_for_feature(rules, f, &data.mappers[f], h, sums, bounds)
             })
             .collect();
         // Fixed-order reduction: the largest gain, the smaller feature index on ties.
@@ -384,9 +442,19 @@ impl<'a> Learner<'a> {
         for s in &root_hist[self.layout.offsets[f0]..self.layout.offsets[f0 + 1]] {
             root.add(s);
         }
-        let mut leaves = vec![Leaf { begin: 0, end: n_rows, sums: root, depth: 0, hist: Some(root_hist), best: None, parent: None }];
+        let mut leaves = vec![Leaf {
+            begin: 0,
+            end: n_rows,
+            sums: root,
+            depth: 0,
+            hist: Some(root_hist),
+            best: None,
+            parent: None,
+            bounds: Bounds::FREE,
+            used: Vec::new(),
+        }];
         if self.can_split(&leaves[0]) {
-            leaves[0].best = self.find_best(leaves[0].hist.as_ref().unwrap(), &root, active);
+            leaves[0].best = self.find_best(leaves[0].hist.as_ref().unwrap(), &root, active, Bounds::FREE, &[]);
         }
         let mut nodes: Vec<TreeNode> = Vec::new();
         let l2 = self.rules.lambda_l2;
@@ -422,7 +490,7 @@ impl<'a> Learner<'a> {
                 gain: split.gain,
                 count: parent_sums.n,
                 hess: parent_sums.h,
-                value: self.rules.leaf_output(&parent_sums, l2),
+                value: self.rules.leaf_output(&parent_sums, l2, leaves[li].bounds),
             });
             if let Some((p, is_left)) = leaves[li].parent {
                 if is_left {
@@ -450,12 +518,48 @@ impl<'a> Learner<'a> {
             }
             let (left_hist, right_hist) = if left_small { (small_hist, parent_hist) } else { (parent_hist, small_hist) };
             let right_index = leaves.len();
-            leaves[li] = Leaf { begin, end: mid, sums: split.left, depth: depth + 1, hist: Some(left_hist), best: None, parent: Some((node_index, true)) };
-            leaves.push(Leaf { begin: mid, end, sums: split.right, depth: depth + 1, hist: Some(right_hist), best: None, parent: Some((node_index, false)) });
+            let pb = leaves[li].bounds;
+            let (lb, rb) = match self.rules.monotone_of(split.feature) {
+                m if m != 0 && split.cat_left.is_empty() => {
+                    let mid = 0.5 * (split.left_out + split.right_out);
+                    if m > 0 {
+                        (Bounds { lo: pb.lo, hi: mid.min(pb.hi) }, Bounds { lo: mid.max(pb.lo), hi: pb.hi })
+                    } else {
+                        (Bounds { lo: mid.max(pb.lo), hi: pb.hi }, Bounds { lo: pb.lo, hi: mid.min(pb.hi) })
+                    }
+                }
+                _ => (pb, pb),
+            };
+            let mut used = std::mem::take(&mut leaves[li].used);
+            if !self.rules.groups.is_empty() && !used.contains(&split.feature) {
+                used.push(split.feature);
+            }
+            leaves[li] = Leaf {
+                begin,
+                end: mid,
+                sums: split.left,
+                depth: depth + 1,
+                hist: Some(left_hist),
+                best: None,
+                parent: Some((node_index, true)),
+                bounds: lb,
+                used: used.clone(),
+            };
+            leaves.push(Leaf {
+                begin: mid,
+                end,
+                sums: split.right,
+                depth: depth + 1,
+                hist: Some(right_hist),
+                best: None,
+                parent: Some((node_index, false)),
+                bounds: rb,
+                used,
+            });
             for i in [li, right_index] {
                 if leaves.len() < self.rules.num_leaves && self.can_split(&leaves[i]) {
                     let h = leaves[i].hist.as_ref().unwrap();
-                    leaves[i].best = self.find_best(h, &leaves[i].sums, active);
+                    leaves[i].best = self.find_best(h, &leaves[i].sums, active, leaves[i].bounds, &leaves[i].used);
                 } else {
                     leaves[i].best = None;
                 }
@@ -466,7 +570,7 @@ impl<'a> Learner<'a> {
         }
         let tree = Tree {
             nodes,
-            leaf_value: leaves.iter().map(|l| self.rules.leaf_output(&l.sums, l2)).collect(),
+            leaf_value: leaves.iter().map(|l| self.rules.leaf_output(&l.sums, l2, l.bounds)).collect(),
             leaf_count: leaves.iter().map(|l| l.sums.n).collect(),
             leaf_hess: leaves.iter().map(|l| l.sums.h).collect(),
         };

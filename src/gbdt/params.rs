@@ -130,6 +130,16 @@ pub struct GbdtParams {
     pub cat_smooth: f64,
     pub cat_l2: f64,
     pub min_data_per_group: usize,
+    /// Per feature: +1 output must not decrease with the feature, -1 not increase, 0 free. Empty: none.
+    pub monotone_constraints: Vec<i8>,
+    /// Groups of feature indices allowed to interact on one branch. Empty: no constraint.
+    pub interaction_constraints: Vec<Vec<usize>>,
+    /// Gradient-based one-side sampling instead of bagging.
+    pub goss: bool,
+    /// GOSS: share of rows with the largest gradients kept.
+    pub top_rate: f64,
+    /// GOSS: share of the other rows sampled.
+    pub other_rate: f64,
     /// Dataset parameters (used when the training Dataset is built from raw data here).
     pub max_bin: usize,
     pub verbosity: i64,
@@ -167,6 +177,11 @@ impl Default for GbdtParams {
             cat_smooth: 10.0,
             cat_l2: 10.0,
             min_data_per_group: 100,
+            monotone_constraints: Vec::new(),
+            interaction_constraints: Vec::new(),
+            goss: false,
+            top_rate: 0.2,
+            other_rate: 0.1,
             max_bin: 255,
             verbosity: 1,
         }
@@ -207,6 +222,11 @@ const NAMES: &[(&str, &[&str])] = &[
     ("cat_smooth", &[]),
     ("cat_l2", &[]),
     ("min_data_per_group", &[]),
+    ("monotone_constraints", &["mc", "monotone_constraint", "monotonic_cst"]),
+    ("interaction_constraints", &[]),
+    ("data_sample_strategy", &[]),
+    ("top_rate", &[]),
+    ("other_rate", &[]),
     ("max_bin", &["max_bins"]),
     ("verbosity", &["verbose"]),
     ("num_iterations", &["num_iteration", "n_iter", "num_tree", "num_trees", "num_round", "num_rounds", "nrounds", "num_boost_round", "n_estimators", "max_iter"]),
@@ -297,6 +317,14 @@ fn as_strings(name: &str, v: &ParamValue) -> Result<Vec<String>> {
     }
 }
 
+fn as_int_list(name: &str, v: &ParamValue) -> Result<Vec<i64>> {
+    match v {
+        ParamValue::List(items) => items.iter().map(|i| as_i64(name, i)).collect(),
+        ParamValue::Str(s) => s.split(',').filter(|p| !p.trim().is_empty()).map(|p| as_i64(name, &ParamValue::Str(p.to_string()))).collect(),
+        other => Err(Error::param(format!("{name} must be a list of integers, got {other:?}"))),
+    }
+}
+
 fn non_neg(name: &str, v: i64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::param(format!("{name} must be >= 0, got {v}")))
 }
@@ -337,8 +365,34 @@ impl GbdtParams {
                 }
                 "boosting" => match value {
                     ParamValue::Str(s) if s == "gbdt" || s == "gbrt" => {}
-                    other => return Err(Error::param(format!("boosting {other:?} is not supported; only 'gbdt'"))),
+                    ParamValue::Str(s) if s == "goss" => p.goss = true,
+                    other => return Err(Error::param(format!("boosting {other:?} is not supported; use 'gbdt' (or 'goss')"))),
                 },
+                "data_sample_strategy" => match value {
+                    ParamValue::Str(s) if s == "bagging" => p.goss = false,
+                    ParamValue::Str(s) if s == "goss" => p.goss = true,
+                    other => return Err(Error::param(format!("data_sample_strategy must be 'bagging' or 'goss', got {other:?}"))),
+                },
+                "top_rate" => p.top_rate = as_f64(n, value)?,
+                "other_rate" => p.other_rate = as_f64(n, value)?,
+                "monotone_constraints" => {
+                    p.monotone_constraints = as_int_list(n, value)?
+                        .into_iter()
+                        .map(|v| match v {
+                            -1..=1 => Ok(v as i8),
+                            _ => Err(Error::param(format!("{n} holds {v}; each must be -1, 0 or 1"))),
+                        })
+                        .collect::<Result<_>>()?
+                }
+                "interaction_constraints" => {
+                    let ParamValue::List(groups) = value else {
+                        return Err(Error::param(format!("{n} must be a list of lists of feature indices")));
+                    };
+                    p.interaction_constraints = groups
+                        .iter()
+                        .map(|g| as_int_list(n, g)?.into_iter().map(|i| non_neg(n, i)).collect::<Result<Vec<_>>>())
+                        .collect::<Result<_>>()?;
+                }
                 "num_class" => p.num_class = non_neg(n, as_i64(n, value)?)?,
                 "learning_rate" => p.learning_rate = as_f64(n, value)?,
                 "num_leaves" => p.num_leaves = non_neg(n, as_i64(n, value)?)?,
@@ -439,11 +493,40 @@ impl GbdtParams {
         {
             return bad("tweedie_variance_power", "in [1, 2)", self.tweedie_variance_power.to_string());
         }
+        if self.goss {
+            if !(self.top_rate > 0.0 && self.other_rate > 0.0 && self.top_rate + self.other_rate <= 1.0) {
+                return Err(Error::param(format!(
+                    "GOSS needs top_rate > 0, other_rate > 0 and top_rate + other_rate <= 1, got {} and {}",
+                    self.top_rate, self.other_rate
+                )));
+            }
+            if self.bagging_freq > 0 && self.bagging_fraction < 1.0 {
+                return Err(Error::param("GOSS and bagging (bagging_fraction < 1 with bagging_freq > 0) cannot be combined"));
+            }
+        }
         if !(self.sigmoid > 0.0) {
             return bad("sigmoid", "> 0", self.sigmoid.to_string());
         }
         if !(self.scale_pos_weight > 0.0) {
             return bad("scale_pos_weight", "> 0", self.scale_pos_weight.to_string());
+        }
+        Ok(())
+    }
+
+    /// Checks the per-feature parameters against the number of features.
+    pub fn validate_features(&self, num_features: usize) -> Result<()> {
+        if !self.monotone_constraints.is_empty() && self.monotone_constraints.len() != num_features {
+            return Err(Error::param(format!(
+                "monotone_constraints has {} entries but the data has {num_features} features",
+                self.monotone_constraints.len()
+            )));
+        }
+        for g in &self.interaction_constraints {
+            if let Some(&f) = g.iter().find(|&&f| f >= num_features) {
+                return Err(Error::param(format!(
+                    "interaction_constraints names feature {f}, but the data has {num_features} features"
+                )));
+            }
         }
         Ok(())
     }

@@ -218,3 +218,59 @@ def test_bad_training_input(rng):
     named = fx.train(QUIET, fx.Dataset(pd.DataFrame(X, columns=list("abcdefgh")), label=z), 2)
     with pytest.raises(DataError, match="named 'z' but the model's feature 7 is 'h'"):
         named.predict(pd.DataFrame(X, columns=list("abcdefgz")))
+
+
+def _paths(tree, node=0, used=()):
+    """Feature sets along every root-to-leaf path of a dumped tree."""
+    if not tree["nodes"]:
+        return [set()]
+    n = tree["nodes"][node]
+    here = used + (n["feature"],)
+    out = []
+    for child in (n["left"], n["right"]):
+        out += [set(here)] if child < 0 else _paths(tree, child, here)
+    return out
+
+
+def test_monotone_constraints_hold(rng):
+    X, z = make_data(rng, n=6_000, nan=0.0)
+    z = z - 0.8 * np.sin(3 * X[:, 0])  # non-monotone in feature 0 without the constraint
+    mc = [1, 0, -1, 0, 0, 0, 0, 0]
+    b = fx.train({"monotone_constraints": mc, "num_leaves": 31, **QUIET}, fx.Dataset(X, label=z), 60)
+    grid = np.linspace(-3, 3, 101)
+    for base in X[:20]:
+        for f, sign in ((0, 1), (2, -1)):
+            rows = np.repeat(base[None, :], len(grid), axis=0)
+            rows[:, f] = grid
+            steps = np.diff(b.predict(rows)) * sign
+            assert (steps >= -1e-12).all(), f"feature {f} not monotone"
+    free = fx.train({"num_leaves": 31, **QUIET}, fx.Dataset(X, label=z), 60)
+    rows = np.repeat(X[:1], len(grid), axis=0)
+    rows[:, 0] = grid
+    assert (np.diff(free.predict(rows)) < 0).any(), "the data must tempt a free model to break monotonicity"
+
+
+def test_interaction_constraints_hold(rng):
+    X, z = make_data(rng, n=6_000)
+    groups = [[0, 1], [2, 3, 4]]
+    b = fx.train({"interaction_constraints": [["Column_0", "Column_1"], [2, 3, 4]], **QUIET}, fx.Dataset(X, label=z), 30)
+    allowed = [set(g) for g in groups] + [{f} for f in range(5, 8)]
+    for tree in b.dump_model()["trees"]:
+        for path in _paths(tree):
+            assert any(path <= g for g in allowed), path
+    with pytest.raises(ParameterError, match="not in the Dataset"):
+        fx.train({"interaction_constraints": [["nope"]]}, fx.Dataset(X, label=z), 1)
+    with pytest.raises(ParameterError, match="monotone_constraints has 2 entries"):
+        fx.train({"monotone_constraints": [1, 0]}, fx.Dataset(X, label=z), 1)
+
+
+def test_goss_trains_well_and_is_deterministic(rng):
+    X, z = make_data(rng)
+    y = (z > 0.5).astype(float)
+    tr, te = slice(0, 15_000), slice(15_000, None)
+    params = {"objective": "binary", "data_sample_strategy": "goss", **QUIET}
+    a = fx.train(params, fx.Dataset(X[tr], label=y[tr]), 60)
+    b = fx.train({**params, "num_threads": 1}, fx.Dataset(X[tr], label=y[tr]), 60)
+    assert a.to_bytes() == b.to_bytes()
+    theirs = lgb.train(params, lgb.Dataset(X[tr], label=y[tr]), 60).predict(X[te])
+    assert auc(y[te], a.predict(X[te])) >= auc(y[te], theirs) - 0.01
