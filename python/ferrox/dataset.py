@@ -78,6 +78,11 @@ class Dataset:
         ``data_random_seed``, ``min_data_in_bin``, ``num_threads`` (and their usual aliases).
     num_threads
         Threads used for binning (default: all cores this process may use).
+    group
+        Query sizes for ranking (rows of one query are consecutive); they must sum to the rows.
+    init_score
+        Starting raw scores, one per row, or ``(rows, classes)`` for multiclass; training starts from
+        them instead of the label average, and the model does not include them (as in LightGBM).
 
     Examples
     --------
@@ -106,6 +111,8 @@ class Dataset:
         feature_name: Sequence[str] | None = None,
         params: Mapping[str, Any] | None = None,
         num_threads: int | None = None,
+        group: Any = None,
+        init_score: Any = None,
     ) -> None:
         if reference is not None and not isinstance(reference, Dataset):
             raise ParameterError(f"reference must be a ferrox.Dataset, got {type(reference).__name__}")
@@ -122,6 +129,8 @@ class Dataset:
         kwargs["weight"] = None if weight is None else as_vector(weight, "weight", n_rows)
         kwargs["categorical_features"] = None if categorical_features is None else list(categorical_features)
         kwargs["reference"] = None if reference is None else reference._handle
+        kwargs["group"] = None if group is None else _group_sizes(group)
+        kwargs["init_score"] = None if init_score is None else _init_scores(init_score, n_rows)
         if kind == "numpy":
             self._handle = _ferrox.BinnedDataset.from_numpy(payload, feature_names=names, **kwargs)
         else:
@@ -162,6 +171,15 @@ class Dataset:
     def get_weight(self) -> np.ndarray | None:
         """The weights as float64 (a copy), or None."""
         return self._handle.get_weight()
+
+    def get_group(self) -> np.ndarray | None:
+        """Query sizes, or None."""
+        g = self._handle.get_group()
+        return None if g is None else np.asarray(g, dtype=np.int64)
+
+    def get_init_score(self) -> np.ndarray | None:
+        """Starting raw scores (class-major for multiclass), or None."""
+        return self._handle.get_init_score()
 
     def get_params(self) -> dict[str, int]:
         """The binning parameters this Dataset was built with."""
@@ -216,6 +234,24 @@ class Dataset:
             f"<ferrox.Dataset: {self.num_data()} rows x {self.num_feature()} features "
             f"({cats} categorical), {self._handle.bin_bits()}-bit bins>"
         )
+
+
+def _group_sizes(group: Any) -> list[int]:
+    arr = np.asarray(group)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise DataError(f"group must be a 1-D sequence of integer query sizes, got {arr.dtype} of shape {arr.shape}")
+    return [int(v) for v in arr.tolist()]
+
+
+def _init_scores(init_score: Any, n_rows: int | None) -> np.ndarray:
+    arr = np.asarray(init_score, dtype=np.float64)
+    if arr.ndim == 2:
+        if n_rows is not None and arr.shape[0] != n_rows:
+            raise DataError(f"init_score has {arr.shape[0]} rows but the data has {n_rows}")
+        arr = arr.T  # class-major, as the trainer keeps scores
+    elif arr.ndim != 1:
+        raise DataError(f"init_score must be 1-D or (rows, classes), got shape {arr.shape}")
+    return np.ascontiguousarray(arr.reshape(-1))
 
 
 def _row_count(kind: str, payload: Any) -> int | None:

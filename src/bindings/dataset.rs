@@ -85,7 +85,7 @@ impl PyDataset {
     #[staticmethod]
     #[pyo3(signature = (data, label=None, weight=None, feature_names=None, categorical_features=None,
         max_bin=255, bin_construct_sample_cnt=200000, data_random_seed=1, min_data_in_bin=3,
-        num_threads=0, reference=None))]
+        num_threads=0, reference=None, group=None, init_score=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_numpy(
         py: Python<'_>,
@@ -100,14 +100,19 @@ impl PyDataset {
         min_data_in_bin: i64,
         num_threads: i64,
         reference: Option<PyRef<'_, PyDataset>>,
+        group: Option<Vec<i64>>,
+        init_score: Option<PyReadonlyArray1<'_, f64>>,
     ) -> PyResult<Self> {
+        let init_score = vector(init_score);
         let cfg = config(py, max_bin, bin_construct_sample_cnt, data_random_seed, min_data_in_bin, num_threads)?;
         let cats = feature_refs(categorical_features)?;
         let (label, weight) = (vector(label), vector(weight));
         let reference = reference.map(|r| r.inner.clone());
         let build = |m: DenseMatrix<'_>| {
             let frame = Frame::from_dense(m, feature_names, &cats)?;
-            Dataset::construct(&frame, label, weight, &cfg, reference.as_deref())
+            Dataset::construct(&frame, label, weight, &cfg, reference.as_deref())?
+                .with_group(group)?
+                .with_init_score(init_score)
         };
         let ds = if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
             let view = a.as_array();
@@ -125,7 +130,7 @@ impl PyDataset {
     #[staticmethod]
     #[pyo3(signature = (data, label=None, weight=None, categorical_features=None, max_bin=255,
         bin_construct_sample_cnt=200000, data_random_seed=1, min_data_in_bin=3, num_threads=0,
-        reference=None))]
+        reference=None, group=None, init_score=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_arrow(
         py: Python<'_>,
@@ -139,7 +144,10 @@ impl PyDataset {
         min_data_in_bin: i64,
         num_threads: i64,
         reference: Option<PyRef<'_, PyDataset>>,
+        group: Option<Vec<i64>>,
+        init_score: Option<PyReadonlyArray1<'_, f64>>,
     ) -> PyResult<Self> {
+        let init_score = vector(init_score);
         let cfg = config(py, max_bin, bin_construct_sample_cnt, data_random_seed, min_data_in_bin, num_threads)?;
         let cats = feature_refs(categorical_features)?;
         let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
@@ -159,7 +167,9 @@ impl PyDataset {
                 None => cats,
             };
             let frame = Frame::from_arrow(&batches, &schema, &cats)?;
-            Dataset::construct(&frame, label, weight, &cfg, reference.as_deref())
+            Dataset::construct(&frame, label, weight, &cfg, reference.as_deref())?
+                .with_group(group)?
+                .with_init_score(init_score)
         })?;
         Ok(PyDataset { inner: Arc::new(ds) })
     }
@@ -249,6 +259,16 @@ impl PyDataset {
     /// The weights (a copy), or None.
     fn get_weight<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<f64>>> {
         self.inner.weight.as_ref().map(|w| PyArray1::from_slice(py, w))
+    }
+
+    /// Query sizes, or None.
+    fn get_group(&self) -> Option<Vec<u32>> {
+        self.inner.group.clone()
+    }
+
+    /// Starting raw scores (a copy), or None.
+    fn get_init_score<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<f64>>> {
+        self.inner.init_score.as_ref().map(|s| PyArray1::from_slice(py, s))
     }
 
     /// The binning parameters, as a dict.

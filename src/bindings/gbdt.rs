@@ -97,8 +97,7 @@ impl PyTrainer {
 
     /// Metrics on data 0 (training) or validation set i + 1: [(name, value, higher_is_better)].
     fn eval(&self, py: Python<'_>, data: usize) -> PyResult<Vec<(String, f64, bool)>> {
-        let r = self.inner.eval(data).map_err(|e| to_py(py, e))?;
-        Ok(r.into_iter().map(|(n, v, h)| (n.to_string(), v, h)).collect())
+        self.inner.eval(data).map_err(|e| to_py(py, e))
     }
 
     /// Rounds completed.
@@ -108,7 +107,7 @@ impl PyTrainer {
 
     /// Metric names in evaluation order.
     fn metric_names(&self) -> Vec<String> {
-        self.inner.metric_names().into_iter().map(String::from).collect()
+        self.inner.metric_names()
     }
 
     /// Records the best round (1-based).

@@ -56,6 +56,10 @@ pub struct Dataset {
     pub label: Option<Vec<f64>>,
     /// Row weights, one per row, finite and non-negative.
     pub weight: Option<Vec<f64>>,
+    /// Query sizes for ranking, in row order; they sum to the rows.
+    pub group: Option<Vec<u32>>,
+    /// Starting raw scores (rows x scores, class-major), instead of the objective's average.
+    pub init_score: Option<Vec<f64>>,
     /// The parameters the bins were made with.
     pub config: BinConfig,
 }
@@ -113,7 +117,7 @@ impl Dataset {
             Some(r) => BinConfig { num_threads: config.num_threads, ..r.config.clone() },
             None => config.clone(),
         };
-        Ok(Dataset { feature_names: names, mappers, bins, n_rows: n, label, weight, config })
+        Ok(Dataset { feature_names: names, mappers, bins, n_rows: n, label, weight, group: None, init_score: None, config })
     }
 
     fn find_mappers(frame: &Frame<'_>, config: &BinConfig) -> Result<Vec<BinMapper>> {
@@ -192,6 +196,56 @@ impl Dataset {
                 .map(FeatureRef::Index),
         );
         out
+    }
+
+    /// Sets the query sizes of a ranking dataset (they must sum to the rows).
+    pub fn with_group(mut self, group: Option<Vec<i64>>) -> Result<Self> {
+        if let Some(g) = group {
+            if let Some((i, &s)) = g.iter().enumerate().find(|(_, &s)| s <= 0 || s > u32::MAX as i64) {
+                return Err(Error::data(format!("group holds {s} at position {i}; query sizes must be positive")));
+            }
+            let total: i64 = g.iter().sum();
+            if total != self.n_rows as i64 {
+                return Err(Error::data(format!(
+                    "group sizes sum to {total} but the data has {} rows",
+                    self.n_rows
+                )));
+            }
+            self.group = Some(g.into_iter().map(|s| s as u32).collect());
+        }
+        Ok(self)
+    }
+
+    /// Sets starting raw scores: one per row, or rows x classes (class-major).
+    pub fn with_init_score(mut self, init_score: Option<Vec<f64>>) -> Result<Self> {
+        if let Some(s) = init_score {
+            if s.is_empty() || s.len() % self.n_rows != 0 {
+                return Err(Error::data(format!(
+                    "init_score has {} values; expected one per row ({}) or one per row and class",
+                    s.len(),
+                    self.n_rows
+                )));
+            }
+            if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+                return Err(Error::data(format!("init_score holds {} at position {i}; it must be finite", s[i])));
+            }
+            self.init_score = Some(s);
+        }
+        Ok(self)
+    }
+
+    /// Query boundaries: query q is rows `b[q]..b[q + 1]`.
+    pub fn query_boundaries(&self) -> Option<Vec<usize>> {
+        self.group.as_ref().map(|g| {
+            let mut b = Vec::with_capacity(g.len() + 1);
+            b.push(0);
+            let mut at = 0;
+            for &s in g {
+                at += s as usize;
+                b.push(at);
+            }
+            b
+        })
     }
 
     /// Number of rows.

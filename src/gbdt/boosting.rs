@@ -97,7 +97,7 @@ impl Trainer {
         params.validate_features(train.num_features())?;
         let label = need_label(&train, "training")?;
         let n = train.num_data();
-        let objective = Objective::new(&params, label, train.weight.as_deref())?;
+        let objective = Objective::new(&params, label, train.weight.as_deref(), train.query_boundaries())?;
         for (i, v) in valids.iter().enumerate() {
             let vl = need_label(v, &format!("validation set {i}"))?;
             if v.mappers != train.mappers {
@@ -106,7 +106,7 @@ impl Trainer {
                      reference=<training Dataset>"
                 )));
             }
-            Objective::new(&params, vl, v.weight.as_deref())
+            Objective::new(&params, vl, v.weight.as_deref(), v.query_boundaries())
                 .map_err(|e| Error::data(format!("validation set {i}: {e}")))?;
         }
         let metric_names: Vec<String> = if params.metric.is_empty() {
@@ -117,9 +117,10 @@ impl Trainer {
         };
         let mut metrics = Vec::new();
         for m in &metric_names {
-            let parsed = Metric::parse(m, params.alpha)?;
-            if !metrics.contains(&parsed) {
-                metrics.push(parsed);
+            for parsed in Metric::parse_all(m, params.alpha, &params.eval_at)? {
+                if !metrics.contains(&parsed) {
+                    metrics.push(parsed);
+                }
             }
         }
         let k = objective.num_scores();
@@ -136,21 +137,24 @@ impl Trainer {
             }
             None => objective.init_scores(label, train.weight.as_deref(), params.boost_from_average),
         };
-        let mut scores = vec![0.0; k * n];
-        for c in 0..k {
-            scores[c * n..(c + 1) * n].fill(base_score[c]);
-        }
-        let mut valid_scores: Vec<Vec<f64>> = valids
-            .iter()
-            .map(|v| {
-                let vn = v.num_data();
-                let mut s = vec![0.0; k * vn];
-                for c in 0..k {
-                    s[c * vn..(c + 1) * vn].fill(base_score[c]);
-                }
-                s
-            })
-            .collect();
+        // A Dataset's init_score replaces the average as the starting score (and is not part of the
+        // model, as in LightGBM).
+        let base_score = if train.init_score.is_some() && init_model.is_none() { vec![0.0; k] } else { base_score };
+        let start = |d: &Dataset, what: &str| -> Result<Vec<f64>> {
+            let dn = d.num_data();
+            match &d.init_score {
+                Some(s) if s.len() == k * dn => Ok(s.iter().zip(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn))).map(|(a, b)| a + b).collect()),
+                Some(s) => Err(Error::data(format!(
+                    "the {what} init_score has {} values; expected {} ({dn} rows x {k} scores)",
+                    s.len(),
+                    k * dn
+                ))),
+                None => Ok(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn)).collect()),
+            }
+        };
+        let mut scores = start(&train, "training")?;
+        let mut valid_scores: Vec<Vec<f64>> =
+            valids.iter().enumerate().map(|(i, v)| start(v, &format!("validation set {i}"))).collect::<Result<_>>()?;
         let threads = crate::parallel::resolve_threads(params.num_threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -220,7 +224,7 @@ impl Trainer {
     }
 
     /// Metric names, in evaluation order.
-    pub fn metric_names(&self) -> Vec<&'static str> {
+    pub fn metric_names(&self) -> Vec<String> {
         self.metrics.iter().map(|m| m.name()).collect()
     }
 
@@ -409,7 +413,7 @@ impl Trainer {
     }
 
     /// Metrics on the training data (`data == 0`) or validation set `data - 1`: (name, value, higher is better).
-    pub fn eval(&self, data: usize) -> Result<Vec<(&'static str, f64, bool)>> {
+    pub fn eval(&self, data: usize) -> Result<Vec<(String, f64, bool)>> {
         let (ds, scores) = if data == 0 {
             (&self.train, &self.scores)
         } else {
@@ -421,7 +425,11 @@ impl Trainer {
         Ok(self
             .metrics
             .iter()
-            .map(|m| (m.name(), m.eval(scores, label, ds.weight.as_deref(), self.model.transform), m.higher_better()))
+            .map(|m| {
+                let q = ds.query_boundaries();
+                let v = m.eval(scores, label, ds.weight.as_deref(), self.model.transform, q.as_deref(), &self.params.label_gain);
+                (m.name(), v, m.higher_better())
+            })
             .collect())
     }
 }

@@ -19,6 +19,11 @@ pub struct Objective {
     pos_weight: f64,
     neg_weight: f64,
     poisson_max_delta_step: f64,
+    /// Ranking: query boundaries, label gains, truncation, normalisation.
+    queries: Vec<usize>,
+    label_gain: Vec<f64>,
+    truncation: usize,
+    norm: bool,
 }
 
 fn label_error(name: &str, want: &str, row: usize, v: f64) -> Error {
@@ -27,7 +32,7 @@ fn label_error(name: &str, want: &str, row: usize, v: f64) -> Error {
 
 impl Objective {
     /// The objective of `params`, with its label weights resolved against `label` (is_unbalance).
-    pub fn new(params: &GbdtParams, label: &[f64], weight: Option<&[f64]>) -> Result<Self> {
+    pub fn new(params: &GbdtParams, label: &[f64], weight: Option<&[f64]>, queries: Option<Vec<usize>>) -> Result<Self> {
         let mut o = Objective {
             kind: params.objective,
             num_class: params.num_class,
@@ -37,7 +42,16 @@ impl Objective {
             pos_weight: 1.0,
             neg_weight: 1.0,
             poisson_max_delta_step: 0.7,
+            queries: Vec::new(),
+            label_gain: params.label_gain.clone(),
+            truncation: params.lambdarank_truncation_level.max(1),
+            norm: params.lambdarank_norm,
         };
+        if o.kind == ObjectiveKind::Lambdarank {
+            o.queries = queries.ok_or_else(|| {
+                Error::data("the lambdarank objective needs query groups: pass group= to the Dataset")
+            })?;
+        }
         o.check_labels(label)?;
         if o.kind == ObjectiveKind::Binary {
             if params.is_unbalance {
@@ -106,6 +120,14 @@ impl Objective {
                         y,
                     ))
                 }
+                ObjectiveKind::Lambdarank if y < 0.0 || y.fract() != 0.0 || y >= self.label_gain.len() as f64 => {
+                    return Err(label_error(
+                        "lambdarank",
+                        &format!("whole-number relevance labels in 0..{} (label_gain)", self.label_gain.len()),
+                        i,
+                        y,
+                    ))
+                }
                 ObjectiveKind::Poisson | ObjectiveKind::Tweedie if y < 0.0 => {
                     return Err(label_error(if k == ObjectiveKind::Poisson { "poisson" } else { "tweedie" }, "labels >= 0", i, y))
                 }
@@ -121,7 +143,7 @@ impl Objective {
     /// The starting raw score per class (boost_from_average), before any tree.
     pub fn init_scores(&self, label: &[f64], weight: Option<&[f64]>, boost_from_average: bool) -> Vec<f64> {
         let k = self.num_scores();
-        if !boost_from_average || self.kind == ObjectiveKind::Multiclass || self.kind == ObjectiveKind::Custom {
+        if !boost_from_average || matches!(self.kind, ObjectiveKind::Multiclass | ObjectiveKind::Custom | ObjectiveKind::Lambdarank) {
             return vec![0.0; k];
         }
         let w = |i: usize| weight.map_or(1.0, |w| w[i]);
@@ -140,7 +162,7 @@ impl Objective {
                 let p = mean.clamp(1e-15, 1.0 - 1e-15);
                 (p / (1.0 - p)).ln()
             }
-            ObjectiveKind::Multiclass | ObjectiveKind::Custom => 0.0,
+            ObjectiveKind::Multiclass | ObjectiveKind::Custom | ObjectiveKind::Lambdarank => 0.0,
         };
         vec![s]
     }
@@ -190,6 +212,29 @@ impl Objective {
             });
             return;
         }
+        if self.kind == ObjectiveKind::Lambdarank {
+            // Queries are disjoint runs of rows: one task per query.
+            let mut tasks = Vec::with_capacity(self.queries.len());
+            let (mut g_rest, mut h_rest) = (grad, hess);
+            for w in self.queries.windows(2) {
+                let (g, gt) = g_rest.split_at_mut(w[1] - w[0]);
+                let (h, ht) = h_rest.split_at_mut(w[1] - w[0]);
+                tasks.push((w[0], g, h));
+                g_rest = gt;
+                h_rest = ht;
+            }
+            tasks.into_par_iter().for_each(|(start, g, h)| {
+                let end = start + g.len();
+                self.lambdarank_query(&scores[start..end], &label[start..end], g, h);
+                if let Some(w) = weight {
+                    for (k, (gv, hv)) in g.iter_mut().zip(h.iter_mut()).enumerate() {
+                        *gv *= w[start + k] as f32;
+                        *hv *= w[start + k] as f32;
+                    }
+                }
+            });
+            return;
+        }
         let this = self.clone();
         grad.par_chunks_mut(4096).zip(hess.par_chunks_mut(4096)).enumerate().for_each(|(c, (g, h))| {
             let start = c * 4096;
@@ -201,6 +246,59 @@ impl Objective {
                 h[r] = (hv * w) as f32;
             }
         });
+    }
+
+    /// LambdaRank gradients of one query: every pair of documents with different labels, one of
+    /// them ranked within the truncation level, weighted by the NDCG change of swapping them.
+    fn lambdarank_query(&self, scores: &[f64], label: &[f64], g: &mut [f32], h: &mut [f32]) {
+        let cnt = scores.len();
+        let mut order: Vec<usize> = (0..cnt).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        let gain = |i: usize| self.label_gain[label[i] as usize];
+        let mut ideal: Vec<f64> = (0..cnt).map(gain).collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let max_dcg: f64 = ideal.iter().take(self.truncation).enumerate().map(|(r, &gv)| gv / (2.0 + r as f64).log2()).sum();
+        let mut lambdas = vec![0.0f64; cnt];
+        let mut hess = vec![0.0f64; cnt];
+        if max_dcg > 0.0 {
+            let inv_max = 1.0 / max_dcg;
+            let (best, worst) = (scores[order[0]], scores[order[cnt - 1]]);
+            let mut sum_lambdas = 0.0;
+            for i in 0..cnt.min(self.truncation) {
+                for j in i + 1..cnt {
+                    let (a, b) = (order[i], order[j]);
+                    if label[a] == label[b] {
+                        continue;
+                    }
+                    let (high, low, hr, lr) = if label[a] > label[b] { (a, b, i, j) } else { (b, a, j, i) };
+                    let delta_score = scores[high] - scores[low];
+                    let discount = (1.0 / (2.0 + hr as f64).log2() - 1.0 / (2.0 + lr as f64).log2()).abs();
+                    let mut delta = (gain(high) - gain(low)) * discount * inv_max;
+                    if self.norm && best != worst {
+                        delta /= 0.01 + delta_score.abs();
+                    }
+                    let p = 1.0 / (1.0 + (self.sigmoid * delta_score).exp());
+                    let lam = -self.sigmoid * p * delta;
+                    let hes = self.sigmoid * self.sigmoid * p * (1.0 - p) * delta;
+                    lambdas[low] -= lam;
+                    hess[low] += hes;
+                    lambdas[high] += lam;
+                    hess[high] += hes;
+                    sum_lambdas -= 2.0 * lam;
+                }
+            }
+            if self.norm && sum_lambdas > 0.0 {
+                let f = (1.0 + sum_lambdas).log2() / sum_lambdas;
+                for (l, hv) in lambdas.iter_mut().zip(hess.iter_mut()) {
+                    *l *= f;
+                    *hv *= f;
+                }
+            }
+        }
+        for k in 0..cnt {
+            g[k] = lambdas[k] as f32;
+            h[k] = hess[k].max(1e-16) as f32;
+        }
     }
 
     #[inline]
@@ -233,7 +331,9 @@ impl Objective {
                 let p = 1.0 / (1.0 + (-s).exp());
                 (p - y, (p * (1.0 - p)).max(1e-16))
             }
-            ObjectiveKind::Multiclass => unreachable!("multiclass gradients are computed per row above"),
+            ObjectiveKind::Multiclass | ObjectiveKind::Lambdarank => {
+                unreachable!("multiclass and ranking gradients are computed above")
+            }
         }
     }
 
@@ -298,7 +398,7 @@ mod tests {
             ("cross_entropy", vec![0.0, 0.3, 1.0]),
         ] {
             let p = GbdtParams { objective: match obj { "regression" => ObjectiveKind::Regression, "binary" => ObjectiveKind::Binary, _ => ObjectiveKind::CrossEntropy }, ..Default::default() };
-            let o = Objective::new(&p, &ys, None).unwrap();
+            let o = Objective::new(&p, &ys, None, None).unwrap();
             for &y in &ys {
                 for s in [-2.0, 0.1, 1.7] {
                     let (g, h) = o.point(s, y);
@@ -313,19 +413,19 @@ mod tests {
     #[test]
     fn labels_outside_the_domain_name_the_row() {
         let p = GbdtParams { objective: ObjectiveKind::Binary, ..Default::default() };
-        let e = Objective::new(&p, &[0.0, 1.0, 2.0], None).unwrap_err();
+        let e = Objective::new(&p, &[0.0, 1.0, 2.0], None, None).unwrap_err();
         assert!(e.to_string().contains("row 2"), "{e}");
         let p = GbdtParams { objective: ObjectiveKind::Multiclass, num_class: 3, ..Default::default() };
-        assert!(Objective::new(&p, &[0.0, 3.0], None).unwrap_err().to_string().contains("row 1"));
+        assert!(Objective::new(&p, &[0.0, 3.0], None, None).unwrap_err().to_string().contains("row 1"));
         let p = GbdtParams { objective: ObjectiveKind::Poisson, ..Default::default() };
-        assert!(Objective::new(&p, &[1.0, -1.0], None).unwrap_err().to_string().contains("row 1"));
+        assert!(Objective::new(&p, &[1.0, -1.0], None, None).unwrap_err().to_string().contains("row 1"));
     }
 
     #[test]
     fn init_scores_boost_from_average() {
         let p = GbdtParams { objective: ObjectiveKind::Binary, ..Default::default() };
         let y = [1.0, 0.0, 0.0, 0.0];
-        let o = Objective::new(&p, &y, None).unwrap();
+        let o = Objective::new(&p, &y, None, None).unwrap();
         assert!((o.init_scores(&y, None, true)[0] - (0.25f64 / 0.75).ln()).abs() < 1e-12);
         assert_eq!(weighted_quantile(&[3.0, 1.0, 2.0], None, 0.5), 2.0);
     }

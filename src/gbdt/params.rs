@@ -43,6 +43,8 @@ pub enum ObjectiveKind {
     Multiclass,
     /// Cross-entropy on labels in [0, 1].
     CrossEntropy,
+    /// LambdaRank with NDCG, over query groups.
+    Lambdarank,
     /// A gradient and hessian supplied by the caller each iteration.
     Custom,
 }
@@ -61,6 +63,7 @@ impl ObjectiveKind {
             "binary" => ObjectiveKind::Binary,
             "multiclass" | "softmax" => ObjectiveKind::Multiclass,
             "cross_entropy" | "xentropy" => ObjectiveKind::CrossEntropy,
+            "lambdarank" => ObjectiveKind::Lambdarank,
             "custom" | "none" | "null" | "na" => ObjectiveKind::Custom,
             other => {
                 return Err(Error::param(format!(
@@ -84,6 +87,7 @@ impl ObjectiveKind {
             ObjectiveKind::Binary => "binary_logloss",
             ObjectiveKind::Multiclass => "multi_logloss",
             ObjectiveKind::CrossEntropy => "cross_entropy",
+            ObjectiveKind::Lambdarank => "ndcg",
             ObjectiveKind::Custom => "",
         }
     }
@@ -91,7 +95,7 @@ impl ObjectiveKind {
 
 const OBJECTIVES: &[&str] = &[
     "regression", "regression_l1", "huber", "quantile", "poisson", "tweedie", "binary", "multiclass",
-    "cross_entropy",
+    "cross_entropy", "lambdarank",
 ];
 
 /// Every setting of a training run.
@@ -134,6 +138,14 @@ pub struct GbdtParams {
     pub monotone_constraints: Vec<i8>,
     /// Groups of feature indices allowed to interact on one branch. Empty: no constraint.
     pub interaction_constraints: Vec<Vec<usize>>,
+    /// LambdaRank: only pairs with a document in the top this-many positions count.
+    pub lambdarank_truncation_level: usize,
+    /// LambdaRank: normalise each query's gradients.
+    pub lambdarank_norm: bool,
+    /// Gain of each relevance label (default 2^label - 1).
+    pub label_gain: Vec<f64>,
+    /// Cut-offs of the ndcg@k / map@k metrics.
+    pub eval_at: Vec<usize>,
     /// Gradient-based one-side sampling instead of bagging.
     pub goss: bool,
     /// GOSS: share of rows with the largest gradients kept.
@@ -179,6 +191,10 @@ impl Default for GbdtParams {
             min_data_per_group: 100,
             monotone_constraints: Vec::new(),
             interaction_constraints: Vec::new(),
+            lambdarank_truncation_level: 30,
+            lambdarank_norm: true,
+            label_gain: (0..31).map(|i| ((1u64 << i) - 1) as f64).collect(),
+            eval_at: vec![1, 2, 3, 4, 5],
             goss: false,
             top_rate: 0.2,
             other_rate: 0.1,
@@ -225,6 +241,10 @@ const NAMES: &[(&str, &[&str])] = &[
     ("monotone_constraints", &["mc", "monotone_constraint", "monotonic_cst"]),
     ("interaction_constraints", &[]),
     ("data_sample_strategy", &[]),
+    ("lambdarank_truncation_level", &[]),
+    ("lambdarank_norm", &[]),
+    ("label_gain", &[]),
+    ("eval_at", &["ndcg_eval_at", "ndcg_at", "map_eval_at", "map_at"]),
     ("top_rate", &[]),
     ("other_rate", &[]),
     ("max_bin", &["max_bins"]),
@@ -374,6 +394,21 @@ impl GbdtParams {
                     other => return Err(Error::param(format!("data_sample_strategy must be 'bagging' or 'goss', got {other:?}"))),
                 },
                 "top_rate" => p.top_rate = as_f64(n, value)?,
+                "lambdarank_truncation_level" => p.lambdarank_truncation_level = non_neg(n, as_i64(n, value)?)?,
+                "lambdarank_norm" => p.lambdarank_norm = as_bool(n, value)?,
+                "label_gain" => {
+                    p.label_gain = match value {
+                        ParamValue::List(items) => items.iter().map(|i| as_f64(n, i)).collect::<Result<_>>()?,
+                        ParamValue::Str(s) => s.split(',').map(|x| as_f64(n, &ParamValue::Str(x.to_string()))).collect::<Result<_>>()?,
+                        other => return Err(Error::param(format!("{n} must be a list of numbers, got {other:?}"))),
+                    }
+                }
+                "eval_at" => {
+                    p.eval_at = as_int_list(n, value)?.into_iter().map(|k| non_neg(n, k)).collect::<Result<_>>()?;
+                    if p.eval_at.contains(&0) {
+                        return Err(Error::param(format!("{n} positions must be >= 1")));
+                    }
+                }
                 "other_rate" => p.other_rate = as_f64(n, value)?,
                 "monotone_constraints" => {
                     p.monotone_constraints = as_int_list(n, value)?
