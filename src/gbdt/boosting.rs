@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::learner::{Learner, SplitRules};
+use super::learner::{Gradients, Learner, SplitRules, Sums};
 use super::metric::Metric;
 use super::objective::{weighted_quantile, Objective};
 use super::params::{GbdtParams, ObjectiveKind};
@@ -81,8 +81,39 @@ pub struct Trainer {
     model: Model,
     pool: rayon::ThreadPool,
     bag: Option<Vec<u32>>,
-    /// Trees that came with an initial model (continued training).
+    /// Set once no tree can split any more.
     finished: bool,
+    /// Quantized gradients of the current class (quantized training).
+    qg: Vec<i8>,
+    qh: Vec<u8>,
+}
+
+/// A uniform draw in [0, 1) from a seed and a row: the same for a row whatever thread handles it.
+#[inline]
+fn row_uniform(seed: u64, row: usize) -> f64 {
+    SplitMix64::new(seed ^ (row as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_f64()
+}
+
+/// Rounds gradients to integers in [-bins/2, bins/2] and hessians to [0, bins], stochastically
+/// (unbiased: E[rounded] = exact / scale). Returns the two scales.
+fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, qg: &mut Vec<i8>, qh: &mut Vec<u8>) -> (f64, f64) {
+    use rayon::prelude::*;
+    let max_g = g.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    let max_h = h.iter().fold(0f32, |m, v| m.max(*v)) as f64;
+    let half = (bins / 2) as f64;
+    let gs = if max_g > 0.0 { max_g / half } else { 1.0 };
+    let hs = if max_h > 0.0 { max_h / bins as f64 } else { 1.0 };
+    qg.resize(g.len(), 0);
+    qh.resize(h.len(), 0);
+    qg.par_chunks_mut(4096).zip(qh.par_chunks_mut(4096)).enumerate().for_each(|(c, (qgc, qhc))| {
+        for k in 0..qgc.len() {
+            let i = c * 4096 + k;
+            let u = row_uniform(seed, i);
+            qgc[k] = (g[i] as f64 / gs + u).floor().clamp(-half, half) as i8;
+            qhc[k] = (h[i] as f64 / hs + (1.0 - u)).floor().clamp(0.0, bins as f64) as u8;
+        }
+    });
+    (gs, hs)
 }
 
 fn need_label<'a>(d: &'a Dataset, what: &str) -> Result<&'a [f64]> {
@@ -200,6 +231,8 @@ impl Trainer {
             pool,
             bag: None,
             finished: false,
+            qg: Vec::new(),
+            qh: Vec::new(),
         })
     }
 
@@ -291,7 +324,28 @@ impl Trainer {
             let active = self.active_features(nf, it * k + c);
             let (g, h) = (&self.grad[c * n..(c + 1) * n], &self.hess[c * n..(c + 1) * n]);
             let bag = self.bag.as_deref();
-            let (mut tree, ranges) = self.pool.install(|| learner.grow(g, h, bag, &active));
+            let grads = if p.use_quantized_grad {
+                let seed = p.bagging_seed ^ ((it * k + c) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let (qg, qh) = (&mut self.qg, &mut self.qh);
+                let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qg, qh));
+                Gradients::Quantized { g: &self.qg, h: &self.qh, g_scale, h_scale }
+            } else {
+                Gradients::Float { g, h }
+            };
+            let (mut tree, ranges) = self.pool.install(|| learner.grow(grads, bag, &active));
+            if p.use_quantized_grad && p.quant_train_renew_leaf && p.monotone_constraints.iter().all(|&m| m == 0) {
+                // Leaf outputs from the exact gradients of each leaf's rows (in row order).
+                let rules = SplitRules::from_params(p);
+                for (leaf, &range) in ranges.iter().enumerate() {
+                    let mut s = Sums::default();
+                    for &r in learner.rows(range) {
+                        s.g += g[r as usize] as f64;
+                        s.h += h[r as usize] as f64;
+                        s.n += 1;
+                    }
+                    tree.leaf_value[leaf] = rules.unbounded_output(&s);
+                }
+            }
             if let Some(q) = self.objective.renews_leaves() {
                 for (leaf, &range) in ranges.iter().enumerate() {
                     let rows = learner.rows(range);

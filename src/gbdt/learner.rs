@@ -73,6 +73,16 @@ struct Leaf {
     parent: Option<(usize, bool)>,
 }
 
+/// The gradients a tree is grown from: floats, or small integers with one scale per round
+/// (quantized training: histograms then sum integers exactly, reading 2 bytes per row instead of 8).
+#[derive(Clone, Copy)]
+pub enum Gradients<'g> {
+    /// Gradient and hessian per row.
+    Float { g: &'g [f32], h: &'g [f32] },
+    /// Quantized gradient and hessian per row; true value = integer x scale.
+    Quantized { g: &'g [i8], h: &'g [u8], g_scale: f64, h_scale: f64 },
+}
+
 /// Per-dataset layout of the histogram: feature `f` has bins `offsets[f]..offsets[f + 1]`.
 pub struct HistLayout {
     offsets: Vec<usize>,
@@ -177,6 +187,11 @@ impl SplitRules {
             }
         }
         ok
+    }
+
+    /// The output of a leaf with these sums (before shrinkage), with no monotone bounds.
+    pub fn unbounded_output(&self, s: &Sums) -> f64 {
+        self.leaf_output(s, self.lambda_l2, Bounds::FREE)
     }
 
     /// The output of a leaf with these sums (before shrinkage), kept within `b`.
@@ -329,6 +344,8 @@ pub struct Learner<'a> {
     scratch: Vec<u32>,
     og: Vec<f32>,
     oh: Vec<f32>,
+    oqg: Vec<i8>,
+    oqh: Vec<u8>,
 }
 
 impl<'a> Learner<'a> {
@@ -340,57 +357,105 @@ impl<'a> Learner<'a> {
             rules,
             indices: Vec::with_capacity(n),
             scratch: vec![0; n],
-            og: vec![0.0; n],
-            oh: vec![0.0; n],
+            og: Vec::new(),
+            oh: Vec::new(),
+            oqg: Vec::new(),
+            oqh: Vec::new(),
         }
     }
 
     /// Fills the histogram of rows `indices[begin..end]` for the `active` features.
-    fn build_hist(&mut self, begin: usize, end: usize, grad: &[f32], hess: &[f32], active: &[bool], hist: &mut [Sums]) {
+    fn build_hist(&mut self, begin: usize, end: usize, grads: Gradients<'_>, active: &[bool], hist: &mut [Sums]) {
         let rows = &self.indices[begin..end];
         let full = rows.len() == self.data.num_data();
-        // Gradients in row order of this leaf, so every feature reads them sequentially.
-        let (og, oh) = if full {
-            (grad, hess)
-        } else {
-            let og = &mut self.og[..rows.len()];
-            let oh = &mut self.oh[..rows.len()];
-            for (k, &r) in rows.iter().enumerate() {
-                og[k] = grad[r as usize];
-                oh[k] = hess[r as usize];
-            }
-            (&self.og[..rows.len()] as &[f32], &self.oh[..rows.len()] as &[f32])
-        };
         let n = self.data.num_data();
-        let slices = per_feature(&self.layout, hist);
         let data = self.data;
-        slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, h)| {
-            h.fill(Sums::default());
-            macro_rules! accumulate {
-                ($col:expr) => {{
-                    let col = $col;
-                    if full {
-                        for ((&b, &g), &hv) in col.iter().zip(og).zip(oh) {
-                            let e = &mut h[b as usize];
-                            e.g += g as f64;
-                            e.h += hv as f64;
-                            e.n += 1;
-                        }
-                    } else {
-                        for ((&r, &g), &hv) in rows.iter().zip(og).zip(oh) {
-                            let e = &mut h[col[r as usize] as usize];
-                            e.g += g as f64;
-                            e.h += hv as f64;
-                            e.n += 1;
-                        }
+        let slices = per_feature(&self.layout, hist);
+        // Gradients gathered into this leaf's row order, so every feature reads them sequentially.
+        fn gather<T: Copy + Default>(buf: &mut Vec<T>, src: &[T], rows: &[u32]) {
+            buf.resize(rows.len(), T::default());
+            for (o, &r) in buf.iter_mut().zip(rows) {
+                *o = src[r as usize];
+            }
+        }
+        match grads {
+            Gradients::Float { g, h } => {
+                let (og, oh): (&[f32], &[f32]) = if full {
+                    (g, h)
+                } else {
+                    gather(&mut self.og, g, rows);
+                    gather(&mut self.oh, h, rows);
+                    (&self.og, &self.oh)
+                };
+                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
+                    hs.fill(Sums::default());
+                    macro_rules! accumulate {
+                        ($col:expr) => {{
+                            let col = $col;
+                            if full {
+                                for ((&b, &gv), &hv) in col.iter().zip(og).zip(oh) {
+                                    let e = &mut hs[b as usize];
+                                    e.g += gv as f64;
+                                    e.h += hv as f64;
+                                    e.n += 1;
+                                }
+                            } else {
+                                for ((&r, &gv), &hv) in rows.iter().zip(og).zip(oh) {
+                                    let e = &mut hs[col[r as usize] as usize];
+                                    e.g += gv as f64;
+                                    e.h += hv as f64;
+                                    e.n += 1;
+                                }
+                            }
+                        }};
                     }
-                }};
+                    match &data.bins {
+                        BinMatrix::U8(d) => accumulate!(&d[f * n..(f + 1) * n]),
+                        BinMatrix::U16(d) => accumulate!(&d[f * n..(f + 1) * n]),
+                    }
+                });
             }
-            match &data.bins {
-                BinMatrix::U8(d) => accumulate!(&d[f * n..(f + 1) * n]),
-                BinMatrix::U16(d) => accumulate!(&d[f * n..(f + 1) * n]),
+            Gradients::Quantized { g, h, g_scale, h_scale } => {
+                let (og, oh): (&[i8], &[u8]) = if full {
+                    (g, h)
+                } else {
+                    gather(&mut self.oqg, g, rows);
+                    gather(&mut self.oqh, h, rows);
+                    (&self.oqg, &self.oqh)
+                };
+                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
+                    // Exact integer sums, scaled once per bin at the end.
+                    let mut acc = vec![(0i64, 0i64, 0u32); hs.len()];
+                    macro_rules! accumulate {
+                        ($col:expr) => {{
+                            let col = $col;
+                            if full {
+                                for ((&b, &gv), &hv) in col.iter().zip(og).zip(oh) {
+                                    let e = &mut acc[b as usize];
+                                    e.0 += gv as i64;
+                                    e.1 += hv as i64;
+                                    e.2 += 1;
+                                }
+                            } else {
+                                for ((&r, &gv), &hv) in rows.iter().zip(og).zip(oh) {
+                                    let e = &mut acc[col[r as usize] as usize];
+                                    e.0 += gv as i64;
+                                    e.1 += hv as i64;
+                                    e.2 += 1;
+                                }
+                            }
+                        }};
+                    }
+                    match &data.bins {
+                        BinMatrix::U8(d) => accumulate!(&d[f * n..(f + 1) * n]),
+                        BinMatrix::U16(d) => accumulate!(&d[f * n..(f + 1) * n]),
+                    }
+                    for (o, &(gs, hsum, c)) in hs.iter_mut().zip(&acc) {
+                        *o = Sums { g: gs as f64 * g_scale, h: hsum as f64 * h_scale, n: c };
+                    }
+                });
             }
-        });
+        }
     }
 
     fn find_best(&self, hist: &[Sums], sums: &Sums, active: &[bool], bounds: Bounds, used: &[usize]) -> Option<Split> {
@@ -426,7 +491,7 @@ impl<'a> Learner<'a> {
 
     /// Grows one tree on rows `bag` (ascending; all rows when None). Returns the tree (outputs not
     /// yet shrunk) and the rows of each leaf, for updating scores without traversal.
-    pub fn grow(&mut self, grad: &[f32], hess: &[f32], bag: Option<&[u32]>, active: &[bool]) -> (Tree, Vec<(usize, usize)>) {
+    pub fn grow(&mut self, grads: Gradients<'_>, bag: Option<&[u32]>, active: &[bool]) -> (Tree, Vec<(usize, usize)>) {
         self.indices.clear();
         match bag {
             Some(b) => self.indices.extend_from_slice(b),
@@ -435,7 +500,7 @@ impl<'a> Learner<'a> {
         let total_bins = self.layout.total();
         let mut root_hist = vec![Sums::default(); total_bins];
         let n_rows = self.indices.len();
-        self.build_hist(0, n_rows, grad, hess, active, &mut root_hist);
+        self.build_hist(0, n_rows, grads, active, &mut root_hist);
         // Root sums from the first active feature's histogram (every row lands in one of its bins).
         let f0 = active.iter().position(|&a| a).unwrap_or(0);
         let mut root = Sums::default();
@@ -504,7 +569,7 @@ impl<'a> Learner<'a> {
             let left_small = split.left.n <= split.right.n;
             let (sb, se) = if left_small { (begin, mid) } else { (mid, end) };
             let mut small_hist = vec![Sums::default(); total_bins];
-            self.build_hist(sb, se, grad, hess, active, &mut small_hist);
+            self.build_hist(sb, se, grads, active, &mut small_hist);
             for (f, (p, s)) in per_feature(&self.layout, &mut parent_hist)
                 .into_iter()
                 .zip(per_feature(&self.layout, &mut small_hist))

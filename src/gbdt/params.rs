@@ -146,6 +146,12 @@ pub struct GbdtParams {
     pub label_gain: Vec<f64>,
     /// Cut-offs of the ndcg@k / map@k metrics.
     pub eval_at: Vec<usize>,
+    /// Quantized training: gradients rounded (stochastically) to a few integer levels per round.
+    pub use_quantized_grad: bool,
+    /// Levels of quantized gradients.
+    pub num_grad_quant_bins: usize,
+    /// Refit leaf outputs from the exact gradients after a quantized tree is grown.
+    pub quant_train_renew_leaf: bool,
     /// Gradient-based one-side sampling instead of bagging.
     pub goss: bool,
     /// GOSS: share of rows with the largest gradients kept.
@@ -195,6 +201,9 @@ impl Default for GbdtParams {
             lambdarank_norm: true,
             label_gain: (0..31).map(|i| ((1u64 << i) - 1) as f64).collect(),
             eval_at: vec![1, 2, 3, 4, 5],
+            use_quantized_grad: false,
+            num_grad_quant_bins: 4,
+            quant_train_renew_leaf: false,
             goss: false,
             top_rate: 0.2,
             other_rate: 0.1,
@@ -246,6 +255,10 @@ const NAMES: &[(&str, &[&str])] = &[
     ("label_gain", &[]),
     ("eval_at", &["ndcg_eval_at", "ndcg_at", "map_eval_at", "map_at"]),
     ("top_rate", &[]),
+    ("use_quantized_grad", &[]),
+    ("num_grad_quant_bins", &[]),
+    ("quant_train_renew_leaf", &[]),
+    ("stochastic_rounding", &[]),
     ("other_rate", &[]),
     ("max_bin", &["max_bins"]),
     ("verbosity", &["verbose"]),
@@ -394,6 +407,14 @@ impl GbdtParams {
                     other => return Err(Error::param(format!("data_sample_strategy must be 'bagging' or 'goss', got {other:?}"))),
                 },
                 "top_rate" => p.top_rate = as_f64(n, value)?,
+                "use_quantized_grad" => p.use_quantized_grad = as_bool(n, value)?,
+                "num_grad_quant_bins" => p.num_grad_quant_bins = non_neg(n, as_i64(n, value)?)?,
+                "quant_train_renew_leaf" => p.quant_train_renew_leaf = as_bool(n, value)?,
+                "stochastic_rounding" => {
+                    if !as_bool(n, value)? {
+                        return Err(Error::param("stochastic_rounding=false is not supported: quantized gradients are always rounded stochastically (deterministically seeded)"));
+                    }
+                }
                 "lambdarank_truncation_level" => p.lambdarank_truncation_level = non_neg(n, as_i64(n, value)?)?,
                 "lambdarank_norm" => p.lambdarank_norm = as_bool(n, value)?,
                 "label_gain" => {
@@ -538,6 +559,9 @@ impl GbdtParams {
             if self.bagging_freq > 0 && self.bagging_fraction < 1.0 {
                 return Err(Error::param("GOSS and bagging (bagging_fraction < 1 with bagging_freq > 0) cannot be combined"));
             }
+        }
+        if self.use_quantized_grad && !(2..=64).contains(&self.num_grad_quant_bins) {
+            return bad("num_grad_quant_bins", "in 2..=64", self.num_grad_quant_bins.to_string());
         }
         if !(self.sigmoid > 0.0) {
             return bad("sigmoid", "> 0", self.sigmoid.to_string());

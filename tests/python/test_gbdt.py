@@ -327,3 +327,21 @@ def test_init_score_is_the_starting_point(rng):
     assert abs(resid.mean()) < 0.1
     with pytest.raises(DataError, match="init_score has"):
         fx.Dataset(X, label=z, init_score=np.zeros(5))
+
+
+def test_quantized_gradients_keep_accuracy(rng):
+    X, z = make_data(rng)
+    y = (z > 0.5).astype(float)
+    tr, te = slice(0, 15_000), slice(15_000, None)
+    base = {"objective": "binary", **QUIET}
+    quant = {**base, "use_quantized_grad": True, "num_grad_quant_bins": 4}
+    exact = auc(y[te], fx.train(base, fx.Dataset(X[tr], label=y[tr]), 100).predict(X[te]))
+    a = fx.train(quant, fx.Dataset(X[tr], label=y[tr]), 100)
+    b = fx.train({**quant, "num_threads": 1}, fx.Dataset(X[tr], label=y[tr]), 100)
+    assert a.to_bytes() == b.to_bytes()
+    ours = auc(y[te], a.predict(X[te]))
+    theirs = auc(y[te], lgb.train(quant, lgb.Dataset(X[tr], label=y[tr]), 100).predict(X[te]))
+    assert ours >= theirs - 0.003, (ours, theirs)
+    assert ours >= exact - 0.005, (ours, exact)
+    renewed = fx.train({**quant, "quant_train_renew_leaf": True}, fx.Dataset(X[tr], label=y[tr]), 100)
+    assert auc(y[te], renewed.predict(X[te])) >= exact - 0.005
