@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -162,6 +163,38 @@ class Booster:
         return f"<ferrox.Booster: {self.current_iteration()} rounds, {self.num_trees()} trees, {self.num_feature()} features>"
 
 
+class _NotebookProgress:
+    """A one-line progress display, updated in place, for training inside a Jupyter kernel."""
+
+    def __init__(self, total: int) -> None:
+        from IPython.display import display  # type: ignore[import-not-found]
+
+        self.total = total
+        self.handle = display(self._text(0, []), display_id=True)
+
+    def _text(self, done: int, results: list[EvalResult]) -> Any:
+        from IPython.display import Pretty  # type: ignore[import-not-found]
+
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        metrics = "  ".join(f"{d} {m}: {v:.6g}" for d, m, v, _ in results[:4])
+        return Pretty(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {metrics}")
+
+    def update(self, done: int, results: list[EvalResult]) -> None:
+        if self.handle is not None:
+            self.handle.update(self._text(done, results))
+
+
+def _progress(total: int, verbosity: Any) -> _NotebookProgress | None:
+    """A progress display when verbose and running in a notebook kernel; None elsewhere."""
+    if not isinstance(verbosity, int) or verbosity < 1 or "ipykernel" not in sys.modules:
+        return None
+    try:
+        return _NotebookProgress(total)
+    except ImportError:
+        return None
+
+
 def _pop_alias(params: dict[str, Any], aliases: Iterable[str]) -> Any:
     found = None
     for a in aliases:
@@ -249,6 +282,7 @@ def train(
     best_iter = 0
     best_results: list[EvalResult] = []
     results: list[EvalResult] = []
+    bar = _progress(int(num_boost_round), verbosity)
     for it in range(begin, end):
         env = CallbackEnv(None, params, it, begin, end, [])
         for cb in before:
@@ -260,6 +294,8 @@ def train(
         if finished:
             break
         results = [(name, m, v, hb) for name, idx in reported for (m, v, hb) in trainer.eval(idx)]
+        if bar is not None:
+            bar.update(it - begin + 1, results)
         env = CallbackEnv(None, params, it, begin, end, results)
         try:
             for cb in after:

@@ -345,3 +345,28 @@ def test_quantized_gradients_keep_accuracy(rng):
     assert ours >= exact - 0.005, (ours, exact)
     renewed = fx.train({**quant, "quant_train_renew_leaf": True}, fx.Dataset(X[tr], label=y[tr]), 100)
     assert auc(y[te], renewed.predict(X[te])) >= exact - 0.005
+
+
+def test_progress_bar_in_notebooks(rng, monkeypatch):
+    import sys
+    import types
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj.data)
+
+    display_mod = types.ModuleType("IPython.display")
+    display_mod.display = lambda obj, display_id=False: (shown.append(obj.data), Handle())[1]
+    display_mod.Pretty = type("Pretty", (), {"__init__": lambda self, data: setattr(self, "data", data)})
+    monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+    monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    X, z = make_data(rng, n=1_000)
+    ds = fx.Dataset(X, label=z)
+    fx.train({"num_threads": 1}, ds, 5, valid_sets=[ds])
+    assert len(shown) == 6 and shown[-1].startswith("[" + "#" * 30 + "] 5/5") and "training l2" in shown[-1]
+    shown.clear()
+    fx.train({"verbosity": -1, "num_threads": 1}, ds, 5)
+    assert shown == []
