@@ -147,6 +147,34 @@ class Booster:
         """Reads a model written by :meth:`save_model`, verifying its SHA-256 first."""
         return cls._wrap(_ferrox.BoosterModel.load(os.fspath(filename)))
 
+    @classmethod
+    def from_lightgbm(cls, model: Any) -> Booster:
+        """A LightGBM model, evaluated by ferrox with the same predictions.
+
+        ``model`` is a ``lightgbm.Booster``, a model string (``model_to_string()``), or the path of a
+        file written by LightGBM's ``save_model``. Every node index is checked while reading: a corrupted
+        or hostile file raises :class:`ferrox.ModelIntegrityError`.
+
+        >>> import numpy as np, lightgbm as lgb, ferrox as fx
+        >>> X = np.random.default_rng(0).normal(size=(300, 3)); y = X[:, 0] > 0
+        >>> lgb_model = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, label=y), 5)
+        >>> ours = fx.Booster.from_lightgbm(lgb_model)
+        >>> float(np.abs(ours.predict(X) - lgb_model.predict(X)).max()) < 1e-12
+        True
+        """
+        if type(model).__module__.split(".", 1)[0] == "lightgbm":
+            text = model.model_to_string()
+        elif isinstance(model, str) and model.startswith("tree\n"):
+            text = model
+        elif isinstance(model, (str, os.PathLike)):
+            with open(os.fspath(model), encoding="utf-8") as f:
+                text = f.read()
+        else:
+            raise ParameterError(
+                f"from_lightgbm takes a lightgbm.Booster, a model string or a path, got {type(model).__name__}"
+            )
+        return cls._wrap(_ferrox.BoosterModel.from_lightgbm_string(text))
+
     def to_bytes(self) -> bytes:
         """The model as artifact bytes."""
         return self._model.to_bytes()

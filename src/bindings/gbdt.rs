@@ -290,6 +290,13 @@ impl PyBoosterModel {
         Ok(PyBoosterModel::new(m))
     }
 
+    /// A model from LightGBM's text format (verified node by node).
+    #[staticmethod]
+    fn from_lightgbm_string(py: Python<'_>, text: String) -> PyResult<Self> {
+        let m = detach(py, move || crate::predict::lightgbm::parse(&text))?;
+        Ok(PyBoosterModel::new(m))
+    }
+
     /// The whole model as JSON, for people to read.
     fn dump_json(&self, py: Python<'_>) -> PyResult<String> {
         artifact::to_json(self.model.as_ref()).map_err(|e| to_py(py, e))

@@ -36,6 +36,9 @@ pub struct Model {
     pub best_iteration: usize,
     /// The parameters trained with.
     pub params: GbdtParams,
+    /// Raw scores are the mean, not the sum, of the trees (random-forest models imported from LightGBM).
+    #[serde(default)]
+    pub average_output: bool,
 }
 
 impl Model {
@@ -203,6 +206,7 @@ impl Trainer {
             // The thread count is how a model was computed, not part of it: models trained with any
             // number of threads are byte-identical.
             params: GbdtParams { num_threads: 0, ..params.clone() },
+            average_output: false,
         };
         if let Some(m) = init_model {
             pool.install(|| {

@@ -20,6 +20,10 @@ pub struct TreeNode {
     pub threshold: f64,
     /// Where missing values (NaN, null) go.
     pub default_left: bool,
+    /// Numeric missing-value rule: 0 NaN is missing; 1 zero (and NaN) is missing (LightGBM's
+    /// zero_as_missing); 2 nothing is missing, NaN reads as 0 (LightGBM's missing_type None).
+    #[serde(default)]
+    pub missing: u8,
     /// Categorical: bitset over the feature's bins (categories, then the missing/other bin) that go
     /// left. Empty for numeric splits.
     pub cat_left: Vec<u32>,

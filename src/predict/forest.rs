@@ -25,6 +25,8 @@ pub struct Node {
     pub right: i32,
     /// Where a missing numeric value goes.
     pub default_left: bool,
+    /// Missing-value rule of a numeric node (see `gbdt::tree::TreeNode::missing`).
+    pub missing: u8,
     /// Categorical: bitset words `cat_start..cat_start + cat_len` of the tree's `cat_words`; 0 = numeric.
     pub cat_len: u32,
     /// See `cat_len`.
@@ -54,12 +56,30 @@ impl FlatTree {
             let n = &self.nodes[at as usize];
             let x = row[n.feature as usize];
             let left = if n.cat_len > 0 {
-                let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
-                bit(set, x as u32)
-            } else if x.is_nan() {
-                n.default_left
+                // Categories are whole numbers >= 0; NaN and negatives are in no set.
+                !x.is_nan() && x >= 0.0 && {
+                    let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
+                    bit(set, x as u32)
+                }
             } else {
-                x <= n.threshold
+                match n.missing {
+                    0 => {
+                        if x.is_nan() {
+                            n.default_left
+                        } else {
+                            x <= n.threshold
+                        }
+                    }
+                    1 => {
+                        let x = if x.is_nan() { 0.0 } else { x };
+                        if x.abs() <= ZERO_THRESHOLD {
+                            n.default_left
+                        } else {
+                            x <= n.threshold
+                        }
+                    }
+                    _ => (if x.is_nan() { 0.0 } else { x }) <= n.threshold,
+                }
             };
             at = if left { n.left } else { n.right };
         }
@@ -82,7 +102,12 @@ pub struct Forest {
     pub feature_names: Vec<String>,
     /// Bin rules (categorical features map their values to bins through these).
     pub mappers: Vec<BinMapper>,
+    /// Predictions average the trees' outputs over rounds (LightGBM random forests).
+    pub average_output: bool,
 }
+
+/// Values this close to zero count as zero for zero-as-missing nodes (LightGBM's kZeroThreshold).
+pub const ZERO_THRESHOLD: f64 = 1e-35;
 
 /// Rows evaluated together.
 const BLOCK: usize = 256;
@@ -114,6 +139,7 @@ impl Forest {
                             left: n.left,
                             right: n.right,
                             default_left: n.default_left,
+                            missing: n.missing,
                             cat_len,
                             cat_start,
                         }
@@ -129,6 +155,7 @@ impl Forest {
             transform: m.transform,
             feature_names: m.feature_names.clone(),
             mappers: m.mappers.clone(),
+            average_output: m.average_output,
         }
     }
 
@@ -223,6 +250,7 @@ impl Forest {
                 for (t, tree) in trees.iter().enumerate() {
                     o[t % k] += tree.leaf_values[tree.leaf(row)];
                 }
+
             }
         };
         if n >= PARALLEL_MIN_ROWS && crate::parallel::resolve_threads(num_threads) > 1 {
@@ -237,6 +265,14 @@ impl Forest {
     pub fn predict(&self, frame: &Frame<'_>, n_trees: usize, raw_score: bool, num_threads: i64) -> Result<Vec<f64>> {
         let mut out = self.predict_raw(frame, n_trees, num_threads)?;
         if !raw_score {
+            if self.average_output {
+                // As LightGBM: random-forest outputs are averaged before the transform (raw scores
+                // stay summed).
+                let rounds = (n_trees.min(self.trees.len()) / self.num_scores.max(1)).max(1) as f64;
+                for v in out.iter_mut() {
+                    *v /= rounds;
+                }
+            }
             for row in out.chunks_mut(self.num_scores) {
                 self.transform.apply_row(row);
             }

@@ -2,6 +2,7 @@
 //! later, imported models) are compiled into a [`Forest`] of flat node arrays.
 
 pub mod forest;
+pub mod lightgbm;
 
 pub use forest::{Forest, FlatTree, Node};
 
@@ -18,6 +19,10 @@ pub enum OutputTransform {
     Exp,
     /// Softmax across the classes of a row.
     Softmax,
+    /// An independent sigmoid per class (one-vs-all multiclass).
+    SigmoidEach(f64),
+    /// log(1 + exp(raw)) (LightGBM's cross_entropy_lambda).
+    Log1pExp,
 }
 
 impl OutputTransform {
@@ -26,8 +31,9 @@ impl OutputTransform {
     pub fn apply1(self, raw: f64) -> f64 {
         match self {
             OutputTransform::Identity | OutputTransform::Softmax => raw,
-            OutputTransform::Sigmoid(s) => 1.0 / (1.0 + (-s * raw).exp()),
+            OutputTransform::Sigmoid(s) | OutputTransform::SigmoidEach(s) => 1.0 / (1.0 + (-s * raw).exp()),
             OutputTransform::Exp => raw.exp(),
+            OutputTransform::Log1pExp => raw.exp().ln_1p(),
         }
     }
 

@@ -1,0 +1,88 @@
+"""LightGBM models imported into ferrox predict exactly what LightGBM predicts."""
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+import ferrox as fx
+from ferrox import ModelIntegrityError
+
+
+def data(rng, n=6_000, nf=6, nan=0.1, zeros=0.0):
+    X = rng.normal(size=(n, nf))
+    if zeros:
+        X[rng.random(X.shape) < zeros] = 0.0
+    X[rng.random(X.shape) < nan] = np.nan
+    z = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2 + 0.3 * rng.normal(size=n)
+    return X, z
+
+
+CASES = [
+    ({"objective": "binary"}, lambda z: (z > 1).astype(float)),
+    ({"objective": "regression"}, lambda z: z),
+    ({"objective": "multiclass", "num_class": 3}, lambda z: np.digitize(z, [0.5, 1.5]).astype(float)),
+    ({"objective": "multiclassova", "num_class": 3}, lambda z: np.digitize(z, [0.5, 1.5]).astype(float)),
+    ({"objective": "poisson"}, lambda z: np.floor(np.exp(z / 3))),
+    ({"objective": "cross_entropy"}, lambda z: 1 / (1 + np.exp(-z))),
+    ({"objective": "regression", "zero_as_missing": True}, lambda z: z),
+    ({"objective": "regression", "use_missing": False}, lambda z: z),
+    ({"objective": "binary", "boosting": "rf", "bagging_fraction": 0.7, "bagging_freq": 1}, lambda z: (z > 1).astype(float)),
+]
+
+
+@pytest.mark.parametrize("params, make_label", CASES, ids=[str(c[0]) for c in CASES])
+def test_predictions_equal_lightgbm(rng, params, make_label):
+    X, z = data(rng, zeros=0.1 if params.get("zero_as_missing") else 0.0)
+    y = make_label(z)
+    model = lgb.train({**params, "verbose": -1, "num_leaves": 31}, lgb.Dataset(X, label=y), 40)
+    ours = fx.Booster.from_lightgbm(model)
+    Xt, _ = data(rng, n=20_000, zeros=0.1)
+    for inp in (Xt, Xt.astype(np.float32)):
+        for raw in (False, True):
+            np.testing.assert_allclose(ours.predict(inp, raw_score=raw), model.predict(inp, raw_score=raw), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(Xt, num_iteration=7), model.predict(Xt, num_iteration=7), rtol=0, atol=1e-9)
+
+
+def test_categorical_splits_equal_lightgbm(rng):
+    X, z = data(rng)
+    X[:, 5] = rng.integers(0, 40, size=len(X))
+    X[rng.random(len(X)) < 0.05, 5] = np.nan
+    y = z + np.isin(X[:, 5], [3, 7, 11, 30]) * 2.0
+    model = lgb.train({"verbose": -1, "max_cat_to_onehot": 4}, lgb.Dataset(X, label=y, categorical_feature=[5]), 30)
+    text = model.model_to_string()
+    assert any(line.startswith("num_cat=") and line != "num_cat=0" for line in text.splitlines()), "no categorical split"
+
+    ours = fx.Booster.from_lightgbm(model)
+    Xt = X.copy()
+    Xt[:50, 5] = -3  # negative categories go right, as in LightGBM
+    Xt[50:100, 5] = 1000  # unseen
+    np.testing.assert_allclose(ours.predict(Xt), model.predict(Xt), rtol=0, atol=1e-9)
+
+
+def test_sources_files_and_round_trip(rng, tmp_path):
+    X, z = data(rng, n=2_000)
+    model = lgb.train({"verbose": -1}, lgb.Dataset(X, label=z), 10)
+    path = tmp_path / "model.txt"
+    model.save_model(str(path))
+    expect = model.predict(X)
+    for src in (model, model.model_to_string(), str(path), path):
+        np.testing.assert_allclose(fx.Booster.from_lightgbm(src).predict(X), expect, rtol=0, atol=1e-9)
+    ours = fx.Booster.from_lightgbm(model)
+    assert ours.feature_name() == model.feature_name()
+    np.testing.assert_array_equal(fx.Booster.from_bytes(ours.to_bytes()).predict(X), ours.predict(X))
+    np.testing.assert_array_equal(ours.feature_importance(), model.feature_importance())
+
+
+def test_corrupted_model_text_is_refused(rng):
+    X, z = data(rng, n=1_000)
+    text = lgb.train({"verbose": -1}, lgb.Dataset(X, label=z), 3).model_to_string()
+    broken = [
+        text[: len(text) // 2],
+        text.replace("split_feature=", "split_feature=99 ", 1),
+        text.replace("left_child=", "left_child=-77 ", 1),
+        text.replace("max_feature_idx=5", "max_feature_idx=-2"),
+        "hello",
+    ]
+    for b in broken:
+        with pytest.raises(ModelIntegrityError):
+            fx.Booster.from_lightgbm(b if b.startswith("tree\n") else "tree\n" + b)
