@@ -104,9 +104,15 @@ class BoosterModel:
         raw_score: bool = False,
         num_iteration: int | None = None,
         num_threads: int = 0,
+        contrib: bool = False,
     ) -> npt.NDArray[np.float64]: ...
     def predict_arrow(
-        self, data: Any, raw_score: bool = False, num_iteration: int | None = None, num_threads: int = 0
+        self,
+        data: Any,
+        raw_score: bool = False,
+        num_iteration: int | None = None,
+        num_threads: int = 0,
+        contrib: bool = False,
     ) -> npt.NDArray[np.float64]: ...
     def feature_importance(self, gain: bool = False, num_iteration: int | None = None) -> npt.NDArray[np.float64]: ...
     def num_trees(self) -> int: ...

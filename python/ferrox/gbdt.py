@@ -89,18 +89,35 @@ class Booster:
         ``(n,)``, or ``(n, num_class)`` for multiclass. ``num_iteration`` None or <= 0 uses the best
         round when early stopping recorded one, else every round.
         """
+        out = self._predict(data, raw_score, num_iteration, num_threads, contrib=False)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def predict_contrib(self, data: Any, num_iteration: int | None = None, num_threads: int = 0) -> np.ndarray:
+        """SHAP values (path-dependent TreeSHAP) in LightGBM's ``pred_contrib`` layout.
+
+        Shape ``(n, features + 1)``: one column per feature, then the expected value; each row sums to
+        the raw score. Multiclass models give ``(n, classes * (features + 1))``, class by class.
+
+        >>> import numpy as np, ferrox as fx
+        >>> X = np.random.default_rng(3).normal(size=(400, 3)); y = X[:, 0] * 2 + X[:, 1]
+        >>> b = fx.train({"verbosity": -1, "min_data_in_leaf": 5}, fx.Dataset(X, label=y), 10)
+        >>> phi = b.predict_contrib(X)
+        >>> phi.shape, bool(np.allclose(phi.sum(axis=1), b.predict(X, raw_score=True)))
+        ((400, 4), True)
+        """
+        return self._predict(data, True, num_iteration, num_threads, contrib=True)
+
+    def _predict(self, data: Any, raw_score: bool, num_iteration: int | None, num_threads: int, contrib: bool) -> np.ndarray:
         kind, payload, names = as_table_or_matrix(data)
         it = None if num_iteration is None or num_iteration <= 0 else int(num_iteration)
         if kind == "numpy":
-            out = self._model.predict_numpy(payload, names, bool(raw_score), it, int(num_threads))
-        else:
-            try:
-                out = self._model.predict_arrow(payload, bool(raw_score), it, int(num_threads))
-            except DataError:
-                raise
-            except (ValueError, TypeError) as e:
-                raise DataError(f"cannot read {type(data).__name__} through the Arrow interface: {e}") from e
-        return out[:, 0] if out.shape[1] == 1 else out
+            return self._model.predict_numpy(payload, names, bool(raw_score), it, int(num_threads), contrib)
+        try:
+            return self._model.predict_arrow(payload, bool(raw_score), it, int(num_threads), contrib)
+        except DataError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise DataError(f"cannot read {type(data).__name__} through the Arrow interface: {e}") from e
 
     # -- introspection ---------------------------------------------------------------------------
     @property

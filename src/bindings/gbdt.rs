@@ -140,7 +140,7 @@ impl PyBoosterModel {
     }
 
     fn output<'py>(&self, py: Python<'py>, out: Vec<f64>, n: usize) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let k = self.model.num_scores;
+        let k = if n == 0 { self.model.num_scores } else { out.len() / n };
         let arr = Array2::from_shape_vec((n, k), out).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
         Ok(PyArray2::from_owned_array(py, arr))
     }
@@ -149,7 +149,8 @@ impl PyBoosterModel {
 #[pymethods]
 impl PyBoosterModel {
     /// Predictions for a 2-D float32/float64 numpy array: (rows, scores).
-    #[pyo3(signature = (data, feature_names=None, raw_score=false, num_iteration=None, num_threads=0))]
+    #[pyo3(signature = (data, feature_names=None, raw_score=false, num_iteration=None, num_threads=0, contrib=false))]
+    #[allow(clippy::too_many_arguments)]
     fn predict_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -158,12 +159,17 @@ impl PyBoosterModel {
         raw_score: bool,
         num_iteration: Option<usize>,
         num_threads: i64,
+        contrib: bool,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let forest = self.forest.clone();
         let n_trees = self.model.trees_for(num_iteration);
         let run = move |m: DenseMatrix<'_>| {
             let frame = Frame::from_dense(m, feature_names, &[])?;
-            forest.predict(&frame, n_trees, raw_score, num_threads)
+            if contrib {
+                forest.predict_contrib(&frame, n_trees, num_threads)
+            } else {
+                forest.predict(&frame, n_trees, raw_score, num_threads)
+            }
         };
         let (out, n) = if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
             let v = a.as_array();
@@ -180,7 +186,7 @@ impl PyBoosterModel {
     }
 
     /// Predictions for an Arrow table or record batch: (rows, scores).
-    #[pyo3(signature = (data, raw_score=false, num_iteration=None, num_threads=0))]
+    #[pyo3(signature = (data, raw_score=false, num_iteration=None, num_threads=0, contrib=false))]
     fn predict_arrow<'py>(
         &self,
         py: Python<'py>,
@@ -188,6 +194,7 @@ impl PyBoosterModel {
         raw_score: bool,
         num_iteration: Option<usize>,
         num_threads: i64,
+        contrib: bool,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
             data.extract::<PyTable>()?.into_inner()
@@ -205,7 +212,11 @@ impl PyBoosterModel {
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         let out = detach(py, move || {
             let frame = Frame::from_arrow(&batches, &schema, &cats)?;
-            forest.predict(&frame, n_trees, raw_score, num_threads)
+            if contrib {
+                forest.predict_contrib(&frame, n_trees, num_threads)
+            } else {
+                forest.predict(&frame, n_trees, raw_score, num_threads)
+            }
         })?;
         self.output(py, out, n)
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OutputTransform;
 use crate::data::frame::{default_names, ColumnSource, Frame};
-use crate::data::BinMapper;
+use crate::data::{BinMapper, CatKey};
 use crate::error::{Error, Result};
 use crate::gbdt::boosting::Model;
 use crate::gbdt::tree::bit;
@@ -42,9 +42,44 @@ pub struct FlatTree {
     pub leaf_values: Vec<f64>,
     /// Category bitsets of categorical nodes.
     pub cat_words: Vec<u32>,
+    /// Training rows that reached each node and each leaf (TreeSHAP's cover).
+    pub node_cover: Vec<f64>,
+    /// See `node_cover`.
+    pub leaf_cover: Vec<f64>,
 }
 
 impl FlatTree {
+    /// Whether value `x` goes left at node `n`.
+    #[inline]
+    pub fn goes_left(&self, n: &Node, x: f64) -> bool {
+        if n.cat_len > 0 {
+            // Categories are whole numbers >= 0; NaN and negatives are in no set.
+            !x.is_nan() && x >= 0.0 && {
+                let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
+                bit(set, x as u32)
+            }
+        } else {
+            match n.missing {
+                0 => {
+                    if x.is_nan() {
+                        n.default_left
+                    } else {
+                        x <= n.threshold
+                    }
+                }
+                1 => {
+                    let x = if x.is_nan() { 0.0 } else { x };
+                    if x.abs() <= ZERO_THRESHOLD {
+                        n.default_left
+                    } else {
+                        x <= n.threshold
+                    }
+                }
+                _ => (if x.is_nan() { 0.0 } else { x }) <= n.threshold,
+            }
+        }
+    }
+
     /// The leaf of one row (`row[f]` = value of feature f; categorical features as bin index).
     #[inline]
     pub fn leaf(&self, row: &[f64]) -> usize {
@@ -54,34 +89,7 @@ impl FlatTree {
         let mut at = 0i32;
         while at >= 0 {
             let n = &self.nodes[at as usize];
-            let x = row[n.feature as usize];
-            let left = if n.cat_len > 0 {
-                // Categories are whole numbers >= 0; NaN and negatives are in no set.
-                !x.is_nan() && x >= 0.0 && {
-                    let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
-                    bit(set, x as u32)
-                }
-            } else {
-                match n.missing {
-                    0 => {
-                        if x.is_nan() {
-                            n.default_left
-                        } else {
-                            x <= n.threshold
-                        }
-                    }
-                    1 => {
-                        let x = if x.is_nan() { 0.0 } else { x };
-                        if x.abs() <= ZERO_THRESHOLD {
-                            n.default_left
-                        } else {
-                            x <= n.threshold
-                        }
-                    }
-                    _ => (if x.is_nan() { 0.0 } else { x }) <= n.threshold,
-                }
-            };
-            at = if left { n.left } else { n.right };
+            at = if self.goes_left(n, row[n.feature as usize]) { n.left } else { n.right };
         }
         !at as usize
     }
@@ -145,7 +153,13 @@ impl Forest {
                         }
                     })
                     .collect();
-                FlatTree { nodes, leaf_values: t.leaf_value.clone(), cat_words }
+                FlatTree {
+                    nodes,
+                    leaf_values: t.leaf_value.clone(),
+                    cat_words,
+                    node_cover: t.nodes.iter().map(|n| n.count as f64).collect(),
+                    leaf_cover: t.leaf_count.iter().map(|&c| c as f64).collect(),
+                }
             })
             .collect();
         Forest {
@@ -182,12 +196,15 @@ impl Forest {
         Ok(())
     }
 
-    /// Raw scores (before the output transform), row-major `n_rows x num_scores`, from the first
-    /// `n_trees` trees.
-    pub fn predict_raw(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
+    /// Runs `per_row(row, out)` for every row of `frame`, where `row` holds the row's feature values
+    /// (categorical features as their bin index) and `out` is that row's `width` outputs. Blocks of
+    /// rows are read column by column; large inputs are split over a local pool.
+    fn map_rows<F>(&self, frame: &Frame<'_>, width: usize, num_threads: i64, per_row: F) -> Result<Vec<f64>>
+    where
+        F: Fn(&[f64], &mut [f64]) + Sync,
+    {
         self.check_frame(frame)?;
         let nf = self.num_features();
-        let k = self.num_scores;
         let n = frame.n_rows;
         // Categorical columns: code -> bin, once per column.
         let mut tables: Vec<Option<Vec<f64>>> = Vec::with_capacity(nf);
@@ -206,11 +223,10 @@ impl Forest {
                 _ => None,
             });
         }
-        let trees = &self.trees[..n_trees.min(self.trees.len())];
-        let mut out = vec![0.0; n * k];
+        let mut out = vec![0.0; n * width];
         let work = |(b, chunk): (usize, &mut [f64])| {
             let row0 = b * BLOCK;
-            let rows = chunk.len() / k;
+            let rows = chunk.len() / width;
             let mut buf = vec![0.0f64; rows * nf];
             let mut col = vec![0.0f64; rows];
             for (j, c) in frame.columns.iter().enumerate() {
@@ -221,10 +237,11 @@ impl Forest {
                         if let BinMapper::Categorical { .. } = m {
                             // Whole-number values name categories; anything else is missing.
                             let missing = m.missing_bin() as f64;
-                            let keys: Vec<crate::data::CatKey> =
-                                col.iter().map(|&v| crate::data::CatKey::Int(if v.is_finite() && v.fract() == 0.0 { v as i64 } else { i64::MIN })).collect();
-                            let table = m.category_table(&keys);
-                            for (r, bin) in table.into_iter().enumerate() {
+                            let keys: Vec<CatKey> = col
+                                .iter()
+                                .map(|&v| CatKey::Int(if v.is_finite() && v.fract() == 0.0 { v as i64 } else { i64::MIN }))
+                                .collect();
+                            for (r, bin) in m.category_table(&keys).into_iter().enumerate() {
                                 buf[r * nf + j] = if col[r].is_nan() { missing } else { bin as f64 };
                             }
                         } else {
@@ -244,21 +261,47 @@ impl Forest {
                 }
             }
             for r in 0..rows {
-                let row = &buf[r * nf..(r + 1) * nf];
-                let o = &mut chunk[r * k..(r + 1) * k];
-                o.copy_from_slice(&self.base_score);
-                for (t, tree) in trees.iter().enumerate() {
-                    o[t % k] += tree.leaf_values[tree.leaf(row)];
-                }
-
+                per_row(&buf[r * nf..(r + 1) * nf], &mut chunk[r * width..(r + 1) * width]);
             }
         };
         if n >= PARALLEL_MIN_ROWS && crate::parallel::resolve_threads(num_threads) > 1 {
-            run_in_pool(num_threads, || out.par_chunks_mut(BLOCK * k).enumerate().for_each(work))?;
+            run_in_pool(num_threads, || out.par_chunks_mut(BLOCK * width).enumerate().for_each(work))?;
         } else {
-            out.chunks_mut(BLOCK * k).enumerate().for_each(work);
+            out.chunks_mut(BLOCK * width).enumerate().for_each(work);
         }
         Ok(out)
+    }
+
+    /// Raw scores (before the output transform), row-major `n_rows x num_scores`, from the first
+    /// `n_trees` trees.
+    pub fn predict_raw(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
+        let k = self.num_scores;
+        let trees = &self.trees[..n_trees.min(self.trees.len())];
+        self.map_rows(frame, k, num_threads, |row, o| {
+            o.copy_from_slice(&self.base_score);
+            for (t, tree) in trees.iter().enumerate() {
+                o[t % k] += tree.leaf_values[tree.leaf(row)];
+            }
+        })
+    }
+
+    /// SHAP values (path-dependent TreeSHAP), row-major `n_rows x (num_scores * (features + 1))`:
+    /// per score, one column per feature and last the expected value, as LightGBM's pred_contrib.
+    /// Each row's values sum to its raw score.
+    pub fn predict_contrib(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
+        let k = self.num_scores;
+        let nf = self.num_features();
+        let trees = &self.trees[..n_trees.min(self.trees.len())];
+        self.map_rows(frame, k * (nf + 1), num_threads, |row, o| {
+            o.fill(0.0);
+            for c in 0..k {
+                o[c * (nf + 1) + nf] = self.base_score[c];
+            }
+            for (t, tree) in trees.iter().enumerate() {
+                let c = t % k;
+                super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)]);
+            }
+        })
     }
 
     /// Predictions (output transform applied), row-major `n_rows x num_scores`.

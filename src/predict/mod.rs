@@ -3,6 +3,7 @@
 
 pub mod forest;
 pub mod lightgbm;
+pub mod shap;
 
 pub use forest::{Forest, FlatTree, Node};
 

@@ -370,3 +370,18 @@ def test_progress_bar_in_notebooks(rng, monkeypatch):
     shown.clear()
     fx.train({"verbosity": -1, "num_threads": 1}, ds, 5)
     assert shown == []
+
+
+def test_shap_of_trained_models_sums_to_raw_scores(rng):
+    X, z = make_data(rng, n=3_000)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["cat"] = pd.Categorical(rng.choice(list("abcde"), size=len(z)))
+    y = z + frame["cat"].isin(["a", "d"]).to_numpy()
+    b = fx.train({"num_leaves": 15, "min_data_in_leaf": 10, **QUIET}, fx.Dataset(frame, label=y), 25)
+    phi = b.predict_contrib(frame)
+    assert phi.shape == (3_000, 10)
+    np.testing.assert_allclose(phi.sum(axis=1), b.predict(frame, raw_score=True), rtol=0, atol=1e-9)
+    # Unused features get exactly zero; the expected value column is constant.
+    used = b.feature_importance() > 0
+    assert (phi[:, :-1][:, ~used] == 0).all()
+    assert np.ptp(phi[:, -1]) < 1e-12

@@ -86,3 +86,23 @@ def test_corrupted_model_text_is_refused(rng):
     for b in broken:
         with pytest.raises(ModelIntegrityError):
             fx.Booster.from_lightgbm(b if b.startswith("tree\n") else "tree\n" + b)
+
+
+@pytest.mark.parametrize("objective", ["regression", "binary", "multiclass"])
+def test_shap_equals_lightgbm_pred_contrib(rng, objective):
+    X, z = data(rng, n=4_000)
+    X[:, 4] = rng.integers(0, 10, size=len(X))
+    y = {"regression": z, "binary": (z > 1).astype(float), "multiclass": np.digitize(z, [0.5, 1.5]).astype(float)}[objective]
+    params = {"objective": objective, "verbose": -1, "num_leaves": 15}
+    if objective == "multiclass":
+        params["num_class"] = 3
+    model = lgb.train(params, lgb.Dataset(X, label=y, categorical_feature=[4]), 20)
+    ours = fx.Booster.from_lightgbm(model)
+    Xt, _ = data(rng, n=500)
+    Xt[:, 4] = rng.integers(0, 12, size=len(Xt))
+    phi = ours.predict_contrib(Xt)
+    theirs = model.predict(Xt, pred_contrib=True)
+    np.testing.assert_allclose(phi, theirs, rtol=0, atol=1e-9)
+    k = 3 if objective == "multiclass" else 1
+    sums = phi.reshape(len(Xt), k, -1).sum(axis=2)
+    np.testing.assert_allclose(sums, ours.predict(Xt, raw_score=True).reshape(len(Xt), k), rtol=0, atol=1e-9)
