@@ -106,6 +106,9 @@ class BoosterModel:
         num_threads: int = 0,
         contrib: bool = False,
     ) -> npt.NDArray[np.float64]: ...
+    def predict_row(
+        self, row: npt.NDArray[np.float64], raw_score: bool = False, num_iteration: int | None = None
+    ) -> npt.NDArray[np.float64]: ...
     def predict_arrow(
         self,
         data: Any,

@@ -185,6 +185,24 @@ impl PyBoosterModel {
         self.output(py, out, n)
     }
 
+    /// Predictions for one row of float64 values: (scores,). Runs on the calling thread, without
+    /// releasing the GIL (the work is shorter than releasing it).
+    #[pyo3(signature = (row, raw_score=false, num_iteration=None))]
+    fn predict_row<'py>(
+        &self,
+        py: Python<'py>,
+        row: PyReadonlyArray1<'py, f64>,
+        raw_score: bool,
+        num_iteration: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let n_trees = self.model.trees_for(num_iteration);
+        let values = row.as_slice()?;
+        let mut out = vec![0.0; self.model.num_scores];
+        let mut scratch = if self.forest.has_categorical() { vec![0.0; values.len()] } else { Vec::new() };
+        self.forest.predict_one(values, &mut scratch, n_trees, raw_score, &mut out).map_err(|e| to_py(py, e))?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
     /// Predictions for an Arrow table or record batch: (rows, scores).
     #[pyo3(signature = (data, raw_score=false, num_iteration=None, num_threads=0, contrib=false))]
     fn predict_arrow<'py>(

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::compiled::Compiled;
 use super::OutputTransform;
 use crate::data::frame::{default_names, ColumnSource, Frame};
 use crate::data::{BinMapper, CatKey};
@@ -96,8 +97,10 @@ impl FlatTree {
 }
 
 /// A whole model, ready to evaluate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Forest {
+    /// The evaluation layout of `trees`.
+    pub compiled: Compiled,
     /// Trees, round by round, one per score within a round.
     pub trees: Vec<FlatTree>,
     /// Scores per row.
@@ -125,7 +128,7 @@ const PARALLEL_MIN_ROWS: usize = 4096;
 impl Forest {
     /// Compiles a trained model.
     pub fn from_model(m: &Model) -> Forest {
-        let trees = m
+        let trees: Vec<FlatTree> = m
             .trees
             .iter()
             .map(|t| {
@@ -163,6 +166,7 @@ impl Forest {
             })
             .collect();
         Forest {
+            compiled: Compiled::new(&trees),
             trees,
             num_scores: m.num_scores,
             base_score: m.base_score.clone(),
@@ -196,12 +200,12 @@ impl Forest {
         Ok(())
     }
 
-    /// Runs `per_row(row, out)` for every row of `frame`, where `row` holds the row's feature values
-    /// (categorical features as their bin index) and `out` is that row's `width` outputs. Blocks of
-    /// rows are read column by column; large inputs are split over a local pool.
-    fn map_rows<F>(&self, frame: &Frame<'_>, width: usize, num_threads: i64, per_row: F) -> Result<Vec<f64>>
+    /// Runs `per_block(buf, rows, out)` over blocks of `frame`: `buf` holds the block's rows, row-major
+    /// (categorical features as their bin index), `out` their `width` outputs each. Blocks are read
+    /// column by column; large inputs are split over a local pool.
+    fn map_rows<F>(&self, frame: &Frame<'_>, width: usize, num_threads: i64, per_block: F) -> Result<Vec<f64>>
     where
-        F: Fn(&[f64], &mut [f64]) + Sync,
+        F: Fn(&[f64], usize, &mut [f64]) + Sync,
     {
         self.check_frame(frame)?;
         let nf = self.num_features();
@@ -260,9 +264,7 @@ impl Forest {
                     }
                 }
             }
-            for r in 0..rows {
-                per_row(&buf[r * nf..(r + 1) * nf], &mut chunk[r * width..(r + 1) * width]);
-            }
+            per_block(&buf, rows, chunk);
         };
         if n >= PARALLEL_MIN_ROWS && crate::parallel::resolve_threads(num_threads) > 1 {
             run_in_pool(num_threads, || out.par_chunks_mut(BLOCK * width).enumerate().for_each(work))?;
@@ -276,12 +278,12 @@ impl Forest {
     /// `n_trees` trees.
     pub fn predict_raw(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
         let k = self.num_scores;
-        let trees = &self.trees[..n_trees.min(self.trees.len())];
-        self.map_rows(frame, k, num_threads, |row, o| {
-            o.copy_from_slice(&self.base_score);
-            for (t, tree) in trees.iter().enumerate() {
-                o[t % k] += tree.leaf_values[tree.leaf(row)];
+        let nf = self.num_features();
+        self.map_rows(frame, k, num_threads, |buf, rows, out| {
+            for o in out.chunks_mut(k) {
+                o.copy_from_slice(&self.base_score);
             }
+            self.compiled.add_block(buf, nf, rows, n_trees, k, out);
         })
     }
 
@@ -292,16 +294,66 @@ impl Forest {
         let k = self.num_scores;
         let nf = self.num_features();
         let trees = &self.trees[..n_trees.min(self.trees.len())];
-        self.map_rows(frame, k * (nf + 1), num_threads, |row, o| {
-            o.fill(0.0);
-            for c in 0..k {
-                o[c * (nf + 1) + nf] = self.base_score[c];
-            }
-            for (t, tree) in trees.iter().enumerate() {
-                let c = t % k;
-                super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)]);
+        let width = k * (nf + 1);
+        self.map_rows(frame, width, num_threads, |buf, rows, out| {
+            for r in 0..rows {
+                let row = &buf[r * nf..(r + 1) * nf];
+                let o = &mut out[r * width..(r + 1) * width];
+                o.fill(0.0);
+                for c in 0..k {
+                    o[c * (nf + 1) + nf] = self.base_score[c];
+                }
+                for (t, tree) in trees.iter().enumerate() {
+                    let c = t % k;
+                    super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)]);
+                }
             }
         })
+    }
+
+    /// Whether some feature is categorical (its values must be mapped to bins before evaluation).
+    pub fn has_categorical(&self) -> bool {
+        self.mappers.iter().any(|m| m.is_categorical())
+    }
+
+    /// One row, without threads or allocation: `row` holds the feature values (for categorical
+    /// features, whole-number category values), `scratch` receives the mapped row when the model has
+    /// categorical features (as long as `row`; else it may be empty), `out` the `num_scores` predictions.
+    pub fn predict_one(&self, row: &[f64], scratch: &mut [f64], n_trees: usize, raw_score: bool, out: &mut [f64]) -> Result<()> {
+        let nf = self.num_features();
+        if row.len() != nf {
+            return Err(Error::data(format!("the model expects {nf} features but the row has {}", row.len())));
+        }
+        if out.len() != self.num_scores || (self.has_categorical() && scratch.len() != nf) {
+            return Err(Error::Internal("predict_one buffers of the wrong size".into()));
+        }
+        let row = if self.has_categorical() {
+            for (j, (s, &v)) in scratch.iter_mut().zip(row).enumerate() {
+                *s = match &self.mappers[j] {
+                    m @ BinMapper::Categorical { categories, .. } => {
+                        let key = if v.is_finite() && v.fract() == 0.0 { Some(v as i64) } else { None };
+                        let bin = key.and_then(|k| categories.iter().position(|c| *c == CatKey::Int(k)));
+                        bin.unwrap_or(m.missing_bin() as usize) as f64
+                    }
+                    BinMapper::Numeric { .. } => v,
+                };
+            }
+            &*scratch
+        } else {
+            row
+        };
+        out.copy_from_slice(&self.base_score);
+        self.compiled.add_block(row, nf, 1, n_trees, self.num_scores, out);
+        if !raw_score {
+            if self.average_output {
+                let rounds = (n_trees.min(self.trees.len()) / self.num_scores.max(1)).max(1) as f64;
+                for v in out.iter_mut() {
+                    *v /= rounds;
+                }
+            }
+            self.transform.apply_row(out);
+        }
+        Ok(())
     }
 
     /// Predictions (output transform applied), row-major `n_rows x num_scores`.

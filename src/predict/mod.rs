@@ -1,6 +1,7 @@
 //! Inference: the one place trees are evaluated on raw feature values. Boosters trained here (and,
 //! later, imported models) are compiled into a [`Forest`] of flat node arrays.
 
+pub mod compiled;
 pub mod forest;
 pub mod lightgbm;
 pub mod shap;
