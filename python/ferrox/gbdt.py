@@ -197,6 +197,36 @@ class Booster:
             )
         return cls._wrap(_ferrox.BoosterModel.from_lightgbm_string(text))
 
+    @classmethod
+    def from_xgboost(cls, model: Any) -> Booster:
+        """An XGBoost gbtree model, evaluated by ferrox with the same predictions.
+
+        ``model`` is an ``xgboost.Booster`` (or sklearn-API model), the bytes of ``save_raw()`` (UBJSON or
+        JSON), or the path of a ``.json`` / ``.ubj`` model file. XGBoost compares float32 values; ferrox
+        turns each threshold into the float64 one that decides the same for float32 and float64 input.
+        ``multi:softmax`` models predict class probabilities here (take ``argmax`` for the label).
+
+        >>> import numpy as np, xgboost as xgb, ferrox as fx
+        >>> X = np.random.default_rng(0).normal(size=(300, 3)); y = X[:, 0] > 0
+        >>> bst = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 5)
+        >>> ours = fx.Booster.from_xgboost(bst)
+        >>> float(np.abs(ours.predict(X) - bst.inplace_predict(X)).max()) < 1e-6
+        True
+        """
+        if type(model).__module__.split(".", 1)[0] == "xgboost":
+            booster = model.get_booster() if hasattr(model, "get_booster") else model
+            data = bytes(booster.save_raw("ubj"))
+        elif isinstance(model, (bytes, bytearray, memoryview)):
+            data = bytes(model)
+        elif isinstance(model, (str, os.PathLike)):
+            with open(os.fspath(model), "rb") as f:
+                data = f.read()
+        else:
+            raise ParameterError(
+                f"from_xgboost takes an xgboost.Booster, model bytes or a path, got {type(model).__name__}"
+            )
+        return cls._wrap(_ferrox.BoosterModel.from_xgboost_bytes(data))
+
     def to_bytes(self) -> bytes:
         """The model as artifact bytes."""
         return self._model.to_bytes()

@@ -326,6 +326,13 @@ impl PyBoosterModel {
         Ok(PyBoosterModel::new(m))
     }
 
+    /// A model from XGBoost's JSON or UBJSON format (verified node by node).
+    #[staticmethod]
+    fn from_xgboost_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
+        let m = detach(py, move || crate::predict::xgboost::parse(&data))?;
+        Ok(PyBoosterModel::new(m))
+    }
+
     /// The whole model as JSON, for people to read.
     fn dump_json(&self, py: Python<'_>) -> PyResult<String> {
         artifact::to_json(self.model.as_ref()).map_err(|e| to_py(py, e))

@@ -39,6 +39,9 @@ pub struct Model {
     /// Raw scores are the mean, not the sum, of the trees (random-forest models imported from LightGBM).
     #[serde(default)]
     pub average_output: bool,
+    /// Scores are summed in float32, as the source library did (XGBoost models).
+    #[serde(default)]
+    pub accumulate_f32: bool,
 }
 
 impl Model {
@@ -207,6 +210,7 @@ impl Trainer {
             // number of threads are byte-identical.
             params: GbdtParams { num_threads: 0, ..params.clone() },
             average_output: false,
+            accumulate_f32: false,
         };
         if let Some(m) = init_model {
             pool.install(|| {

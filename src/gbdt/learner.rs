@@ -550,6 +550,7 @@ impl<'a> Learner<'a> {
                 threshold,
                 default_left: split.default_left,
                 missing: 0,
+                cat_inverted: false,
                 cat_left: split.cat_left.clone(),
                 left: !(li as Child),
                 right: !(leaves.len() as Child),
@@ -639,6 +640,7 @@ impl<'a> Learner<'a> {
             leaf_value: leaves.iter().map(|l| self.rules.leaf_output(&l.sums, l2, l.bounds)).collect(),
             leaf_count: leaves.iter().map(|l| l.sums.n).collect(),
             leaf_hess: leaves.iter().map(|l| l.sums.h).collect(),
+            cover_is_hessian: false,
         };
         (tree, leaves.iter().map(|l| (l.begin, l.end)).collect())
     }
@@ -654,6 +656,7 @@ impl<'a> Learner<'a> {
             threshold: 0.0,
             default_left: split.default_left,
             missing: 0,
+            cat_inverted: false,
             cat_left: split.cat_left.clone(),
             left: 0,
             right: 0,

@@ -24,6 +24,10 @@ pub struct TreeNode {
     /// zero_as_missing); 2 nothing is missing, NaN reads as 0 (LightGBM's missing_type None).
     #[serde(default)]
     pub missing: u8,
+    /// Categorical: `cat_left` lists the categories that go right instead (XGBoost's convention;
+    /// then NaN follows `default_left` and any other value goes left).
+    #[serde(default)]
+    pub cat_inverted: bool,
     /// Categorical: bitset over the feature's bins (categories, then the missing/other bin) that go
     /// left. Empty for numeric splits.
     pub cat_left: Vec<u32>,
@@ -52,6 +56,9 @@ pub struct Tree {
     pub leaf_count: Vec<u32>,
     /// Hessian sum per leaf.
     pub leaf_hess: Vec<f64>,
+    /// The cover of nodes (TreeSHAP's background weight) is their hessian sum, not their row count.
+    #[serde(default)]
+    pub cover_is_hessian: bool,
 }
 
 /// Whether bit `b` is set in a bitset.
@@ -65,7 +72,7 @@ impl TreeNode {
     #[inline]
     pub fn bin_goes_left(&self, b: u32, missing_bin: u32) -> bool {
         if !self.cat_left.is_empty() {
-            bit(&self.cat_left, b)
+            bit(&self.cat_left, b) != self.cat_inverted
         } else if b == missing_bin {
             self.default_left
         } else {

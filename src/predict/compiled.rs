@@ -9,7 +9,8 @@ use crate::gbdt::tree::bit;
 const LEAF: u32 = 1 << 31;
 const DEFAULT_LEFT: u32 = 1 << 30;
 const CATEGORICAL: u32 = 1 << 29;
-const FEATURE: u32 = (1 << 29) - 1;
+const CAT_INVERTED: u32 = 1 << 28;
+const FEATURE: u32 = (1 << 28) - 1;
 
 /// Rows walked through a tree together.
 pub const LANES: usize = 8;
@@ -36,13 +37,15 @@ pub struct Compiled {
     missing: Vec<u8>,
     cats: Vec<(u32, u32)>,
     cat_words: Vec<u32>,
+    /// Sum tree outputs in float32, as XGBoost does (its models then predict bit for bit alike).
+    f32_sum: bool,
 }
 
 impl Compiled {
-    /// Lays out `trees`.
-    pub fn new(trees: &[FlatTree]) -> Compiled {
+    /// Lays out `trees`; with `f32_sum`, scores accumulate in float32.
+    pub fn new(trees: &[FlatTree], f32_sum: bool) -> Compiled {
         let simple = trees.iter().all(|t| t.nodes.iter().all(|n| n.cat_len == 0 && n.missing == 0));
-        let mut c = Compiled { simple, ..Default::default() };
+        let mut c = Compiled { simple, f32_sum, ..Default::default() };
         for t in trees {
             c.add(t);
         }
@@ -83,6 +86,9 @@ impl Compiled {
             let mut cat = (0, 0);
             if n.cat_len > 0 {
                 flags |= CATEGORICAL;
+                if n.cat_inverted {
+                    flags |= CAT_INVERTED;
+                }
                 let start = self.cat_words.len() as u32;
                 self.cat_words.extend_from_slice(&t.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize]);
                 cat = (start, n.cat_len);
@@ -97,6 +103,15 @@ impl Compiled {
         }
     }
 
+    #[inline]
+    fn acc(&self, o: &mut f64, v: f64) {
+        if self.f32_sum {
+            *o = (*o as f32 + v as f32) as f64;
+        } else {
+            *o += v;
+        }
+    }
+
     /// Whether `x` goes left at node `i` (general rules: categories, zero or no missing values).
     #[inline]
     fn goes_left_general(&self, i: usize, x: f64) -> bool {
@@ -104,11 +119,20 @@ impl Compiled {
         if n.feature & LEAF != 0 {
             return true;
         }
+        let dl = n.feature & DEFAULT_LEFT != 0;
         if n.feature & CATEGORICAL != 0 {
             let (s, l) = self.cats[i];
-            return !x.is_nan() && x >= 0.0 && bit(&self.cat_words[s as usize..(s + l) as usize], x as u32);
+            let in_set = !x.is_nan() && x >= 0.0 && bit(&self.cat_words[s as usize..(s + l) as usize], x as u32);
+            return if n.feature & CAT_INVERTED != 0 {
+                if x.is_nan() {
+                    dl
+                } else {
+                    !in_set
+                }
+            } else {
+                in_set
+            };
         }
-        let dl = n.feature & DEFAULT_LEFT != 0;
         match self.missing[i] {
             0 => {
                 if x.is_nan() {
@@ -155,7 +179,7 @@ impl Compiled {
                         let n = self.nodes[at];
                         at = n.child as usize + (!self.goes_left_general(at, row[(n.feature & FEATURE) as usize])) as usize;
                     }
-                    out[r * k + c] += self.nodes[at].value;
+                    self.acc(&mut out[r * k + c], self.nodes[at].value);
                 }
             }
         }
@@ -187,7 +211,7 @@ impl Compiled {
                 }
             }
             for (l, &a) in at.iter().enumerate().take(lanes) {
-                out[(t0 + l) % k] += nodes[a].value;
+                self.acc(&mut out[(t0 + l) % k], nodes[a].value);
             }
             t0 += lanes;
         }
@@ -223,7 +247,7 @@ impl Compiled {
                 }
             }
             for l in 0..LANES {
-                out[(g + l) * k + c] += nodes[at[l]].value;
+                self.acc(&mut out[(g + l) * k + c], nodes[at[l]].value);
             }
         }
     }
@@ -259,6 +283,7 @@ mod tests {
                 right: !(parents.len() as i32),
                 default_left: rng.next_f64() < 0.5,
                 missing: if general { (rng.next_u64() % 3) as u8 } else { 0 },
+                cat_inverted: cat && rng.next_f64() < 0.5,
                 cat_len,
                 cat_start,
             });
@@ -282,7 +307,7 @@ mod tests {
         let nf = 5;
         for general in [false, true] {
             let trees: Vec<FlatTree> = (0..20).map(|i| random_tree(&mut rng, 1 + i * 3, nf, general)).collect();
-            let c = Compiled::new(&trees);
+            let c = Compiled::new(&trees, false);
             assert_eq!(c.simple, !general);
             let rows = 37;
             let buf: Vec<f64> = (0..rows * nf)

@@ -28,6 +28,8 @@ pub struct Node {
     pub default_left: bool,
     /// Missing-value rule of a numeric node (see `gbdt::tree::TreeNode::missing`).
     pub missing: u8,
+    /// The category set lists the categories that go right (NaN then follows `default_left`).
+    pub cat_inverted: bool,
     /// Categorical: bitset words `cat_start..cat_start + cat_len` of the tree's `cat_words`; 0 = numeric.
     pub cat_len: u32,
     /// See `cat_len`.
@@ -55,9 +57,18 @@ impl FlatTree {
     pub fn goes_left(&self, n: &Node, x: f64) -> bool {
         if n.cat_len > 0 {
             // Categories are whole numbers >= 0; NaN and negatives are in no set.
-            !x.is_nan() && x >= 0.0 && {
+            let in_set = !x.is_nan() && x >= 0.0 && {
                 let set = &self.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
                 bit(set, x as u32)
+            };
+            if n.cat_inverted {
+                if x.is_nan() {
+                    n.default_left
+                } else {
+                    !in_set
+                }
+            } else {
+                in_set
             }
         } else {
             match n.missing {
@@ -115,6 +126,8 @@ pub struct Forest {
     pub mappers: Vec<BinMapper>,
     /// Predictions average the trees' outputs over rounds (LightGBM random forests).
     pub average_output: bool,
+    /// Scores accumulate in float32 (XGBoost models).
+    pub accumulate_f32: bool,
 }
 
 /// Values this close to zero count as zero for zero-as-missing nodes (LightGBM's kZeroThreshold).
@@ -151,6 +164,7 @@ impl Forest {
                             right: n.right,
                             default_left: n.default_left,
                             missing: n.missing,
+                            cat_inverted: n.cat_inverted,
                             cat_len,
                             cat_start,
                         }
@@ -160,13 +174,17 @@ impl Forest {
                     nodes,
                     leaf_values: t.leaf_value.clone(),
                     cat_words,
-                    node_cover: t.nodes.iter().map(|n| n.count as f64).collect(),
-                    leaf_cover: t.leaf_count.iter().map(|&c| c as f64).collect(),
+                    node_cover: t.nodes.iter().map(|n| if t.cover_is_hessian { n.hess } else { n.count as f64 }).collect(),
+                    leaf_cover: if t.cover_is_hessian {
+                        t.leaf_hess.clone()
+                    } else {
+                        t.leaf_count.iter().map(|&c| c as f64).collect()
+                    },
                 }
             })
             .collect();
         Forest {
-            compiled: Compiled::new(&trees),
+            compiled: Compiled::new(&trees, m.accumulate_f32),
             trees,
             num_scores: m.num_scores,
             base_score: m.base_score.clone(),
@@ -174,6 +192,7 @@ impl Forest {
             feature_names: m.feature_names.clone(),
             mappers: m.mappers.clone(),
             average_output: m.average_output,
+            accumulate_f32: m.accumulate_f32,
         }
     }
 
@@ -282,6 +301,11 @@ impl Forest {
         self.map_rows(frame, k, num_threads, |buf, rows, out| {
             for o in out.chunks_mut(k) {
                 o.copy_from_slice(&self.base_score);
+                if self.accumulate_f32 {
+                    for v in o.iter_mut() {
+                        *v = *v as f32 as f64;
+                    }
+                }
             }
             self.compiled.add_block(buf, nf, rows, n_trees, k, out);
         })
@@ -343,6 +367,11 @@ impl Forest {
             row
         };
         out.copy_from_slice(&self.base_score);
+        if self.accumulate_f32 {
+            for v in out.iter_mut() {
+                *v = *v as f32 as f64;
+            }
+        }
         self.compiled.add_block(row, nf, 1, n_trees, self.num_scores, out);
         if !raw_score {
             if self.average_output {

@@ -89,7 +89,7 @@ fn parse_tree(block: &str, t: usize, num_features: usize) -> Result<Tree> {
     let leaf_hess: Vec<f64> =
         if f.contains_key("leaf_weight") { list(&f, "leaf_weight", num_leaves, t)? } else { vec![0.0; num_leaves] };
     if num_leaves == 1 {
-        return Ok(Tree { nodes: Vec::new(), leaf_value, leaf_count, leaf_hess });
+        return Ok(Tree { nodes: Vec::new(), leaf_value, leaf_count, leaf_hess, cover_is_hessian: false });
     }
     if f.get("is_linear").is_some_and(|v| *v != "0") {
         return Err(bad(format!("tree {t} is a linear tree (linear_tree=true), which ferrox does not import")));
@@ -164,6 +164,7 @@ fn parse_tree(block: &str, t: usize, num_features: usize) -> Result<Tree> {
             threshold: if categorical { 0.0 } else { threshold[i] },
             default_left: dt & 2 == 2,
             missing,
+            cat_inverted: false,
             cat_left: if categorical && cat_left.is_empty() { vec![0] } else { cat_left },
             left: left[i],
             right: right[i],
@@ -176,7 +177,7 @@ fn parse_tree(block: &str, t: usize, num_features: usize) -> Result<Tree> {
     if seen_leaf.iter().any(|s| !s) {
         return Err(bad(format!("tree {t}: some leaves are not reachable")));
     }
-    Ok(Tree { nodes, leaf_value, leaf_count, leaf_hess })
+    Ok(Tree { nodes, leaf_value, leaf_count, leaf_hess, cover_is_hessian: false })
 }
 
 /// Parses a LightGBM model in its text format (`model_to_string()` / `save_model()` output).
@@ -233,6 +234,7 @@ pub fn parse(text: &str) -> Result<Model> {
         best_iteration: 0,
         params: GbdtParams { num_class: per_iter.max(1), ..GbdtParams::default() },
         average_output,
+        accumulate_f32: false,
     })
 }
 

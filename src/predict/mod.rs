@@ -5,6 +5,8 @@ pub mod compiled;
 pub mod forest;
 pub mod lightgbm;
 pub mod shap;
+pub mod ubjson;
+pub mod xgboost;
 
 pub use forest::{Forest, FlatTree, Node};
 

@@ -132,6 +132,7 @@ mod tests {
             right,
             default_left: true,
             missing: 0,
+            cat_inverted: false,
             cat_len: 0,
             cat_start: 0,
         };
