@@ -93,7 +93,7 @@ class Booster:
             # One row: straight to the core, no threads, no frame.
             it = None if num_iteration is None or num_iteration <= 0 else int(num_iteration)
             one = self._model.predict_row(data[0], bool(raw_score), it)
-            return one if one.shape[0] > 1 else one[:1]
+            return one if one.shape[0] == 1 else one.reshape(1, -1)
         out = self._predict(data, raw_score, num_iteration, num_threads, contrib=False)
         return out[:, 0] if out.shape[1] == 1 else out
 

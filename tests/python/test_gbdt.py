@@ -385,3 +385,14 @@ def test_shap_of_trained_models_sums_to_raw_scores(rng):
     used = b.feature_importance() > 0
     assert (phi[:, :-1][:, ~used] == 0).all()
     assert np.ptp(phi[:, -1]) < 1e-12
+
+
+def test_one_row_predictions_keep_their_shape(rng):
+    X, z = make_data(rng, n=2_000)
+    y3 = np.digitize(z, [-0.5, 0.8]).astype(float)
+    multi = fx.train({"objective": "multiclass", "num_class": 3, **QUIET}, fx.Dataset(X, label=y3), 10)
+    assert multi.predict(X[:1]).shape == (1, 3)
+    np.testing.assert_allclose(multi.predict(X[:1]), multi.predict(X[:2])[:1], rtol=0, atol=1e-15)
+    reg = fx.train(QUIET, fx.Dataset(X, label=z), 10)
+    assert reg.predict(X[:1]).shape == (1,)
+    np.testing.assert_allclose(reg.predict(X[:1]), reg.predict(X[:2])[:1], rtol=0, atol=1e-15)
