@@ -240,23 +240,30 @@ fn best_split_for_feature(
     let parent_gain = rules.gain_at(total, l2, rules.leaf_output(total, l2, bounds));
     let mono = if mapper.is_categorical() { 0 } else { rules.monotone_of(feature) };
     let mut best: Option<Split> = None;
+    // Without output limits the gain has a closed form, and outputs are needed only for the winner.
+    let constrained =
+        rules.max_delta_step > 0.0 || mono != 0 || bounds.lo > f64::NEG_INFINITY || bounds.hi < f64::INFINITY;
     let consider = |left: Sums, right: Sums, bin: u32, default_left: bool, cat: Vec<u32>, l2: f64, best: &mut Option<Split>| {
         if !rules.admissible(&left, &right) {
             return;
         }
-        let lo = rules.leaf_output(&left, l2, bounds);
-        let ro = rules.leaf_output(&right, l2, bounds);
-        if (mono > 0 && lo > ro) || (mono < 0 && lo < ro) {
+        let (gain, outs) = if constrained {
+            let lo = rules.leaf_output(&left, l2, bounds);
+            let ro = rules.leaf_output(&right, l2, bounds);
+            if (mono > 0 && lo > ro) || (mono < 0 && lo < ro) {
+                return;
+            }
+            (rules.gain_at(&left, l2, lo) + rules.gain_at(&right, l2, ro) - parent_gain, Some((lo, ro)))
+        } else {
+            let a = threshold_l1(left.g, rules.lambda_l1);
+            let b = threshold_l1(right.g, rules.lambda_l1);
+            (a * a / (left.h + l2) + b * b / (right.h + l2) - parent_gain, None)
+        };
+        if gain <= rules.min_gain_to_split || !gain.is_finite() || best.as_ref().is_some_and(|b| gain <= b.gain) {
             return;
         }
-        let gain = rules.gain_at(&left, l2, lo) + rules.gain_at(&right, l2, ro) - parent_gain;
-        if gain <= rules.min_gain_to_split || !gain.is_finite() {
-            return;
-        }
-        let s = Split { feature, threshold_bin: bin, default_left, gain, left, right, cat_left: cat, left_out: lo, right_out: ro };
-        if better(best, &s) {
-            *best = Some(s);
-        }
+        let (lo, ro) = outs.unwrap_or_else(|| (rules.leaf_output(&left, l2, bounds), rules.leaf_output(&right, l2, bounds)));
+        *best = Some(Split { feature, threshold_bin: bin, default_left, gain, left, right, cat_left: cat, left_out: lo, right_out: ro });
     };
     let missing = mapper.missing_bin() as usize;
     match mapper {
