@@ -12,3 +12,4 @@ pub mod parallel;
 mod bindings;
 
 pub use error::{Error, Result};
+pub mod transform;

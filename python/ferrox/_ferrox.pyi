@@ -6,13 +6,51 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "FORMAT_VERSION", "BinnedDataset", "artifact_header", "default_num_threads"]
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "BinnedDataset",
+    "artifact_header",
+    "default_num_threads",
+    "moments_update",
+    "column_min_max",
+    "column_percentiles",
+    "column_most_frequent",
+    "column_missing_counts",
+    "affine_transform",
+    "impute_transform",
+    "quantile_transform",
+]
 
 __version__: str
 FORMAT_VERSION: int
 
 def artifact_header(data: bytes) -> dict[str, Any]: ...
 def default_num_threads() -> int: ...
+
+_F64 = npt.NDArray[np.float64]
+_Matrix = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def moments_update(
+    x: _Matrix, count: _F64, mean: _F64, var: _F64, n_threads: int = 0
+) -> tuple[_F64, _F64, _F64]: ...
+def column_min_max(x: _Matrix, n_threads: int = 0) -> tuple[_F64, _F64]: ...
+def column_percentiles(
+    x: _Matrix, q: _F64, rows: npt.NDArray[np.int64] | None = None, n_threads: int = 0
+) -> _F64: ...
+def column_most_frequent(x: _Matrix, n_threads: int = 0) -> _F64: ...
+def column_missing_counts(x: _Matrix, n_threads: int = 0) -> list[int]: ...
+def affine_transform(
+    x: _Matrix,
+    sub: _F64,
+    div: _F64,
+    mul: _F64,
+    add: _F64,
+    clip: tuple[float, float] | None = None,
+    n_threads: int = 0,
+) -> _F64: ...
+def impute_transform(x: _Matrix, fill: _F64, n_threads: int = 0) -> _F64: ...
+def quantile_transform(x: _Matrix, quantiles: _F64, references: _F64, normal: bool, n_threads: int = 0) -> _F64: ...
 @final
 class BinnedDataset:
     @staticmethod

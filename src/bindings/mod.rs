@@ -4,6 +4,7 @@
 mod artifact;
 mod dataset;
 mod errors;
+mod transform;
 
 use pyo3::prelude::*;
 
@@ -15,5 +16,13 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::PyDataset>()?;
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_most_frequent, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_missing_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::affine_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::impute_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::quantile_transform, m)?)?;
     Ok(())
 }

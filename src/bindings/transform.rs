@@ -1,0 +1,179 @@
+//! Feature-transform kernels for `ferrox.preprocessing`: per-column statistics and element-wise maps.
+
+use ndarray::Array2;
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+
+use super::errors::{detach, to_py};
+use crate::data::frame::DenseMatrix;
+use crate::error::Error;
+use crate::transform::apply::{impute, Affine, QuantileMap};
+use crate::transform::stats::{self, Moments};
+
+/// Runs `f` on the 2-D float32/float64 array `x` with the GIL released.
+fn with_matrix<T: Send>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    f: impl for<'a> FnOnce(DenseMatrix<'a>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
+        let v = a.as_array();
+        detach(py, move || f(DenseMatrix::F64(v)))
+    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+        let v = a.as_array();
+        detach(py, move || f(DenseMatrix::F32(v)))
+    } else {
+        Err(to_py(py, Error::data("X must be a 2-D float32 or float64 numpy array")))
+    }
+}
+
+fn matrix_out<'py>(py: Python<'py>, rows: usize, cols: usize, data: Vec<f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let a = Array2::from_shape_vec((rows, cols), data).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
+    Ok(PyArray2::from_owned_array(py, a))
+}
+
+type Vec3<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// Folds the rows of X into running per-column (count, mean, var); NaN skipped.
+#[pyfunction]
+#[pyo3(signature = (x, count, mean, var, n_threads=0))]
+pub fn moments_update<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    count: PyReadonlyArray1<'py, f64>,
+    mean: PyReadonlyArray1<'py, f64>,
+    var: PyReadonlyArray1<'py, f64>,
+    n_threads: i64,
+) -> PyResult<Vec3<'py>> {
+    let mut m = Moments { count: count.as_array().to_vec(), mean: mean.as_array().to_vec(), var: var.as_array().to_vec() };
+    let m = with_matrix(py, x, move |d| {
+        if m.count.len() != d.dim().1 || m.mean.len() != d.dim().1 || m.var.len() != d.dim().1 {
+            return Err(Error::data(format!("X has {} features, but the running moments have {}", d.dim().1, m.count.len())));
+        }
+        m.update(&d, n_threads)?;
+        Ok(m)
+    })?;
+    Ok((PyArray1::from_vec(py, m.count), PyArray1::from_vec(py, m.mean), PyArray1::from_vec(py, m.var)))
+}
+
+/// Per-column (min, max) over non-missing values.
+#[pyfunction]
+#[pyo3(signature = (x, n_threads=0))]
+pub fn column_min_max<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_threads: i64,
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    let mm = with_matrix(py, x, move |d| stats::min_max(&d, n_threads))?;
+    let (lo, hi): (Vec<f64>, Vec<f64>) = mm.into_iter().unzip();
+    Ok((PyArray1::from_vec(py, lo), PyArray1::from_vec(py, hi)))
+}
+
+/// Per-column percentiles (0..100) of non-missing values: a (len(q), n_features) array.
+#[pyfunction]
+#[pyo3(signature = (x, q, rows=None, n_threads=0))]
+pub fn column_percentiles<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    q: PyReadonlyArray1<'py, f64>,
+    rows: Option<PyReadonlyArray1<'py, i64>>,
+    n_threads: i64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let q = q.as_array().to_vec();
+    if let Some(bad) = q.iter().find(|v| !(0.0..=100.0).contains(*v)) {
+        return Err(to_py(py, Error::param(format!("percentiles must be in [0, 100], got {bad}"))));
+    }
+    let rows: Option<Vec<usize>> = rows.map(|r| r.as_array().iter().map(|&v| v.max(0) as usize).collect());
+    let nq = q.len();
+    let cols = with_matrix(py, x, move |d| {
+        if let Some(r) = &rows {
+            if let Some(&bad) = r.iter().find(|&&v| v >= d.dim().0) {
+                return Err(Error::data(format!("row index {bad} is out of range for {} rows", d.dim().0)));
+            }
+        }
+        stats::percentiles(&d, &q, rows.as_deref(), n_threads)
+    })?;
+    let n_cols = cols.len();
+    let mut out = vec![0.0; nq * n_cols];
+    for (j, c) in cols.iter().enumerate() {
+        for (k, v) in c.iter().enumerate() {
+            out[k * n_cols + j] = *v;
+        }
+    }
+    matrix_out(py, nq, n_cols, out)
+}
+
+/// Per-column most frequent non-missing value (smallest among ties; NaN when none).
+#[pyfunction]
+#[pyo3(signature = (x, n_threads=0))]
+pub fn column_most_frequent<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, n_threads: i64) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let v = with_matrix(py, x, move |d| stats::most_frequent(&d, n_threads))?;
+    Ok(PyArray1::from_vec(py, v))
+}
+
+/// Per-column count of missing values (NaN).
+#[pyfunction]
+#[pyo3(signature = (x, n_threads=0))]
+pub fn column_missing_counts(py: Python<'_>, x: &Bound<'_, PyAny>, n_threads: i64) -> PyResult<Vec<usize>> {
+    with_matrix(py, x, move |d| stats::missing_counts(&d, n_threads))
+}
+
+/// ((X - sub) / div) * mul + add per column, clipped to `clip` when given; NaN passes through.
+#[pyfunction]
+#[pyo3(signature = (x, sub, div, mul, add, clip=None, n_threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub fn affine_transform<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    sub: PyReadonlyArray1<'py, f64>,
+    div: PyReadonlyArray1<'py, f64>,
+    mul: PyReadonlyArray1<'py, f64>,
+    add: PyReadonlyArray1<'py, f64>,
+    clip: Option<(f64, f64)>,
+    n_threads: i64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let a = Affine {
+        sub: sub.as_array().to_vec(),
+        div: div.as_array().to_vec(),
+        mul: mul.as_array().to_vec(),
+        add: add.as_array().to_vec(),
+        clip,
+    };
+    let (out, r, c) = with_matrix(py, x, move |d| Ok((a.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
+    matrix_out(py, r, c, out)
+}
+
+/// X with missing values of column j replaced by fill[j].
+#[pyfunction]
+#[pyo3(signature = (x, fill, n_threads=0))]
+pub fn impute_transform<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    fill: PyReadonlyArray1<'py, f64>,
+    n_threads: i64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let fill = fill.as_array().to_vec();
+    let (out, r, c) = with_matrix(py, x, move |d| Ok((impute(&d, &fill, n_threads)?, d.dim().0, d.dim().1)))?;
+    matrix_out(py, r, c, out)
+}
+
+/// Maps X through per-column quantiles (an (n_quantiles, n_features) array) to uniform or normal.
+#[pyfunction]
+#[pyo3(signature = (x, quantiles, references, normal, n_threads=0))]
+pub fn quantile_transform<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    quantiles: PyReadonlyArray2<'py, f64>,
+    references: PyReadonlyArray1<'py, f64>,
+    normal: bool,
+    n_threads: i64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let q = quantiles.as_array();
+    let refs = references.as_array().to_vec();
+    if q.nrows() != refs.len() || refs.is_empty() {
+        return Err(to_py(py, Error::data("quantiles must have one row per reference")));
+    }
+    let map = QuantileMap { quantiles: (0..q.ncols()).map(|j| q.column(j).to_vec()).collect(), references: refs, normal };
+    let (out, r, c) = with_matrix(py, x, move |d| Ok((map.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
+    matrix_out(py, r, c, out)
+}
