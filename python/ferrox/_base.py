@@ -196,7 +196,8 @@ class FerroxEstimator:
             transformer_tags=TransformerTags(preserves_dtype=["float64"]) if kind is None else None,
             classifier_tags=ClassifierTags(multi_class=o.get("multi_class", True)) if kind == "classifier" else None,
             regressor_tags=RegressorTags() if kind == "regressor" else None,
-            input_tags=InputTags(allow_nan=o.get("allow_nan", False), sparse=False),
+            input_tags=InputTags(allow_nan=o.get("allow_nan", False), sparse=False,
+                                 categorical=o.get("categorical", False)),
             non_deterministic=o.get("non_deterministic", False),
             requires_fit=True,
         )

@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "FORMAT_VERSION",
     "BinnedDataset",
+    "CategoryTable",
     "artifact_header",
     "default_num_threads",
     "moments_update",
@@ -99,3 +100,40 @@ class BinnedDataset:
     @staticmethod
     def load(path: str | PathLike[str]) -> BinnedDataset: ...
     def describe_json(self) -> str: ...
+
+@final
+class CategoryTable:
+    @staticmethod
+    def fit(data: Any, n_threads: int = 0) -> CategoryTable: ...
+    def n_features(self) -> int: ...
+    def categories(self, j: int) -> tuple[_F64 | list[str], bool, bool]: ...
+    def counts(self, j: int) -> list[int]: ...
+    def ordinal(
+        self,
+        data: Any,
+        names: Sequence[str],
+        unknown_value: float | None = None,
+        missing_value: float = ...,
+        n_threads: int = 0,
+    ) -> _F64: ...
+    def onehot_layout(
+        self,
+        min_frequency: float | None = None,
+        max_categories: int | None = None,
+        drop: str | None = None,
+        infrequent_if_exist: bool = False,
+    ) -> list[dict[str, Any]]: ...
+    def onehot(
+        self,
+        data: Any,
+        names: Sequence[str],
+        error: bool,
+        min_frequency: float | None = None,
+        max_categories: int | None = None,
+        drop: str | None = None,
+        infrequent_if_exist: bool = False,
+        n_threads: int = 0,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> CategoryTable: ...

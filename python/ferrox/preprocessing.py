@@ -24,9 +24,17 @@ import numpy as np
 
 from . import _ferrox
 from ._base import FerroxEstimator, TransformerMixin, check_is_fitted
-from .exceptions import ParameterError
+from .exceptions import DataError, ParameterError
 
-__all__ = ["StandardScaler", "MinMaxScaler", "RobustScaler", "QuantileTransformer", "SimpleImputer"]
+__all__ = [
+    "StandardScaler",
+    "MinMaxScaler",
+    "RobustScaler",
+    "QuantileTransformer",
+    "SimpleImputer",
+    "OrdinalEncoder",
+    "OneHotEncoder",
+]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -448,4 +456,294 @@ class SimpleImputer(_Transform):
         out = list(names[self._valid()])
         if self.add_indicator and self.indicator_features_ is not None:
             out += [f"missingindicator_{n}" for n in names[self.indicator_features_]]
+        return np.asarray(out, dtype=object)
+
+
+# ---------------------------------------------------------------------------------------------
+# Categorical encoders: the category table lives in Rust; strings are read through Arrow.
+
+
+def _encoder_input(est: FerroxEstimator, X: Any, reset: bool) -> tuple[Any, int, int]:
+    """X as a float numpy matrix or an Arrow table the core reads; (data, rows, columns).
+
+    Sets ``est._int_input`` when a numpy matrix of integers was given (categories stay integers)."""
+    est._int_input = False
+    est._check_names(X, reset)
+    mod = type(X).__module__.split(".", 1)[0]
+    data: Any
+    if mod == "scipy" or hasattr(X, "tocsr"):
+        raise TypeError("Sparse data was passed, but dense data is required; use X.toarray() to convert")
+    if mod == "pandas" and hasattr(X, "columns"):
+        from ._frames import _pandas_to_arrow
+
+        if X.shape[1] == 0:
+            data, shape = None, X.shape
+        else:
+            converted, names = _pandas_to_arrow(X)
+            data = np.ascontiguousarray(converted, dtype=np.float64) if names is not None else converted
+            shape = X.shape
+    elif mod in ("polars", "pyarrow") and (hasattr(X, "__arrow_c_stream__") or hasattr(X, "__arrow_c_array__")):
+        data = X
+        shape = (X.shape[0], X.shape[1]) if mod == "polars" else (X.num_rows, X.num_columns)
+    else:
+        arr = np.asarray(X)
+        if np.iscomplexobj(arr):
+            raise DataError("Complex data not supported")
+        if arr.ndim != 2:
+            raise DataError(
+                f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data either using "
+                "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a "
+                "single sample."
+            )
+        shape = arr.shape
+        if arr.dtype.kind in "biuf" and arr.dtype != np.float16:
+            data = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+            est._int_input = arr.dtype.kind in "biu"
+        else:
+            try:
+                data = arr.astype(np.float64)
+            except ValueError:
+                data = _strings_to_arrow(arr)
+    n, m = shape
+    if n < 1:
+        raise DataError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if m < 1:
+        raise DataError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if reset:
+        est.n_features_in_ = m
+    elif m != est.n_features_in_:
+        raise DataError(f"X has {m} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input.")
+    return data, n, m
+
+
+def _strings_to_arrow(arr: np.ndarray) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    df = pd.DataFrame(arr, columns=[str(i) for i in range(arr.shape[1])])
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise TypeError(
+            f"Encoders require their input argument must be uniformly strings or numbers, per column: {e}"
+        ) from e
+
+
+class _Encoder(_Transform):
+    _fitted_attr = "categories_"
+
+    def _tag_overrides(self) -> dict[str, Any]:
+        return {"allow_nan": True, "categorical": True}
+
+    def _fit_table(self, X: Any) -> tuple[Any, int]:
+        if self.categories != "auto":
+            raise ParameterError("categories must be 'auto' in ferrox (given lists are not supported yet)")
+        data, n, _ = _encoder_input(self, X, reset=True)
+        table = _ferrox.CategoryTable.fit(data, _threads(self.n_jobs))
+        self._table = table
+        cats = []
+        for j in range(table.n_features()):  # per-column metadata (the categories), not data
+            values, has_missing, integer = table.categories(j)
+            if isinstance(values, list):
+                arr = np.array(values + ([np.nan] if has_missing else []), dtype=object)
+            elif has_missing:
+                arr = np.append(values, np.nan)
+            elif integer or self._int_input:
+                arr = values.astype(np.int64)
+            else:
+                arr = values
+            cats.append(arr)
+        self.categories_ = cats
+        return data, n
+
+    def _names(self) -> list[str]:
+        return [str(n) for n in self._input_feature_names()]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "_table" in state:
+            state["_table"] = state["_table"].to_bytes()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_table" in state:
+            state["_table"] = _ferrox.CategoryTable.from_bytes(state["_table"])
+        self.__dict__.update(state)
+
+
+class OrdinalEncoder(_Encoder):
+    """Encode categorical features as integers 0..n_categories-1 (``sklearn.preprocessing.OrdinalEncoder``).
+
+    Categories are sorted (numbers ascending, strings in code-point order, the missing value last), so
+    codes equal scikit-learn's. Strings are read from pandas/polars/Arrow through Arrow, without Python loops.
+    ``handle_unknown="use_encoded_value"`` maps unseen values to ``unknown_value``; missing values map
+    to ``encoded_missing_value``.
+
+    >>> import numpy as np
+    >>> from ferrox.preprocessing import OrdinalEncoder
+    >>> enc = OrdinalEncoder().fit(np.array([["b", "x"], ["a", "y"], ["b", "y"]], dtype=object))
+    >>> enc.categories_[0].tolist(), enc.transform(np.array([["a", "y"]], dtype=object)).tolist()
+    (['a', 'b'], [[0.0, 1.0]])
+    """
+
+    def __init__(self, *, categories: Any = "auto", dtype: Any = np.float64, handle_unknown: str = "error",
+                 unknown_value: Any = None, encoded_missing_value: Any = np.nan, min_frequency: Any = None,
+                 max_categories: Any = None, n_jobs: int | None = None):
+        self.categories = categories
+        self.dtype = dtype
+        self.handle_unknown = handle_unknown
+        self.unknown_value = unknown_value
+        self.encoded_missing_value = encoded_missing_value
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.n_jobs = n_jobs
+
+    def fit(self, X: Any, y: Any = None) -> OrdinalEncoder:
+        """Learns the sorted categories of each column."""
+        if self.handle_unknown not in ("error", "use_encoded_value"):
+            raise ParameterError(f"handle_unknown must be 'error' or 'use_encoded_value', got {self.handle_unknown!r}")
+        if self.handle_unknown == "use_encoded_value":
+            uv = self.unknown_value
+            if not (isinstance(uv, numbers.Integral) or (isinstance(uv, float) and np.isnan(uv))):
+                raise TypeError(
+                    "unknown_value should be an integer or np.nan when handle_unknown is 'use_encoded_value', "
+                    f"got {uv!r}."
+                )
+        elif self.unknown_value is not None:
+            raise TypeError(
+                "unknown_value should only be set when handle_unknown is 'use_encoded_value', "
+                f"got {self.unknown_value!r}."
+            )
+        if self.min_frequency is not None or self.max_categories is not None:
+            raise ParameterError("OrdinalEncoder: min_frequency and max_categories are not supported by ferrox yet")
+        self._fit_table(X)
+        if self.handle_unknown == "use_encoded_value" and not np.isnan(float(self.unknown_value)):
+            for j, cats in enumerate(self.categories_):
+                n_known = len(cats) - int(self._table.categories(j)[1])
+                if 0 <= self.unknown_value < n_known:
+                    raise ValueError(
+                        f"The used value for unknown_value {self.unknown_value} is one of the values already used "
+                        f"for encoding the seen categories."
+                    )
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Category codes; DataError (naming column and value) for an unseen value unless told otherwise."""
+        self._check_fitted()
+        data, _, _ = _encoder_input(self, X, reset=False)
+        unknown = float(self.unknown_value) if self.handle_unknown == "use_encoded_value" else None
+        out = self._table.ordinal(data, self._names(), unknown, float(self.encoded_missing_value), _threads(self.n_jobs))
+        return self._wrap(out.astype(self.dtype, copy=False), X)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Codes back to categories (an object array)."""
+        self._check_fitted()
+        codes = np.asarray(X, dtype=np.float64)
+        out = np.empty(codes.shape, dtype=object)
+        for j, cats in enumerate(self.categories_):  # one vectorised take per column (metadata-sized loop)
+            col = codes[:, j]
+            known = (col >= 0) & (col < len(cats)) & ~np.isnan(col)
+            out[:, j] = None
+            out[known, j] = np.asarray(cats, dtype=object)[col[known].astype(np.int64)]
+        return out
+
+
+class OneHotEncoder(_Encoder):
+    """Encode categorical features as a one-hot matrix (``sklearn.preprocessing.OneHotEncoder``).
+
+    ``handle_unknown``: "error" (DataError naming column and value), "ignore" (all zeros) or
+    "infrequent_if_exist" (the infrequent column). ``min_frequency`` / ``max_categories`` group rare
+    categories into one "infrequent_sklearn" column; ``drop``: None, "first" or "if_binary".
+    ``sparse_output=True`` returns a scipy CSR matrix, else a dense array.
+
+    >>> import numpy as np
+    >>> from ferrox.preprocessing import OneHotEncoder
+    >>> enc = OneHotEncoder(sparse_output=False).fit(np.array([["b"], ["a"], ["b"]], dtype=object))
+    >>> enc.transform(np.array([["a"], ["b"]], dtype=object)).tolist(), list(enc.get_feature_names_out())
+    ([[1.0, 0.0], [0.0, 1.0]], ['x0_a', 'x0_b'])
+    """
+
+    def __init__(self, *, categories: Any = "auto", drop: Any = None, sparse_output: bool = True,
+                 dtype: Any = np.float64, handle_unknown: str = "error", min_frequency: Any = None,
+                 max_categories: Any = None, feature_name_combiner: Any = "concat", n_jobs: int | None = None):
+        self.categories = categories
+        self.drop = drop
+        self.sparse_output = sparse_output
+        self.dtype = dtype
+        self.handle_unknown = handle_unknown
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.feature_name_combiner = feature_name_combiner
+        self.n_jobs = n_jobs
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "min_frequency": self._min_count,
+            "max_categories": None if self.max_categories is None else int(self.max_categories),
+            "drop": self.drop,
+            "infrequent_if_exist": self.handle_unknown in ("infrequent_if_exist", "warn"),
+        }
+
+    def fit(self, X: Any, y: Any = None) -> OneHotEncoder:
+        """Learns the sorted categories of each column, the infrequent groups and the dropped ones."""
+        if self.handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
+            raise ParameterError(
+                f"handle_unknown must be 'error', 'ignore', 'infrequent_if_exist' or 'warn', got {self.handle_unknown!r}"
+            )
+        if self.drop not in (None, "first", "if_binary"):
+            raise ParameterError(f"drop must be None, 'first' or 'if_binary' in ferrox, got {self.drop!r}")
+        if self.max_categories is not None and (isinstance(self.max_categories, bool) or int(self.max_categories) < 1):
+            raise ParameterError(f"max_categories must be an integer >= 1, got {self.max_categories!r}")
+        _, n = self._fit_table(X)
+        mf = self.min_frequency
+        if mf is None:
+            self._min_count = None
+        elif isinstance(mf, numbers.Integral) and not isinstance(mf, bool) and mf >= 1:
+            self._min_count = float(mf)
+        elif isinstance(mf, float) and 0.0 < mf < 1.0:
+            self._min_count = mf * n
+        else:
+            raise ParameterError(f"min_frequency must be an int >= 1 or a float in (0, 1), got {mf!r}")
+        self._layout = self._table.onehot_layout(**self._options())
+        infreq = [np.asarray(self.categories_[j], dtype=self.categories_[j].dtype)[lay["infrequent"]] if lay["infrequent"] else None
+                  for j, lay in enumerate(self._layout)]
+        self.infrequent_categories_ = infreq
+        if self.drop is None:
+            self.drop_idx_ = None
+        else:
+            d = [lay["dropped"] for lay in self._layout]
+            self.drop_idx_ = np.array(d, dtype=object)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """The one-hot matrix (CSR when ``sparse_output``)."""
+        self._check_fitted()
+        data, n, _ = _encoder_input(self, X, reset=False)
+        indptr, indices, width = self._table.onehot(
+            data, self._names(), self.handle_unknown == "error", n_threads=_threads(self.n_jobs), **self._options()
+        )
+        if self.sparse_output:
+            if getattr(self, "_ferrox_output", "default") != "default":
+                raise ValueError("Pandas output does not support sparse data. Set sparse_output=False to output pandas dataframes or disable Pandas output via `ohe.set_output(transform='default')`.")
+            import scipy.sparse as sp
+
+            values = np.ones(len(indices), dtype=self.dtype)
+            return sp.csr_matrix((values, indices, indptr), shape=(n, width))
+        out = np.zeros((n, width), dtype=self.dtype)
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        out[rows, indices] = 1
+        return self._wrap(out, X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``<feature>_<category>`` per output column (``infrequent_sklearn`` for the grouped one)."""
+        self._check_fitted()
+        names = self._input_feature_names(input_features)
+        out: list[str] = []
+        for j, lay in enumerate(self._layout):
+            labels = [""] * lay["width"]
+            cats = self.categories_[j]
+            for k, s in enumerate(lay["slot"]):
+                if s >= 0:
+                    labels[s] = "infrequent_sklearn" if k in lay["infrequent"] else str(cats[k])
+            out += [f"{names[j]}_{label}" for label in labels]
         return np.asarray(out, dtype=object)

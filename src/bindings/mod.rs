@@ -16,6 +16,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::PyDataset>()?;
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
+    m.add_class::<transform::PyCategoryTable>()?;
     m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;

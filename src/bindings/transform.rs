@@ -177,3 +177,189 @@ pub fn quantile_transform<'py>(
     let (out, r, c) = with_matrix(py, x, move |d| Ok((map.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
     matrix_out(py, r, c, out)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Categorical encoders.
+
+use arrow_schema::DataType;
+use pyo3::types::{PyBytes, PyList};
+use pyo3_arrow::{PyRecordBatch, PyTable};
+
+use crate::artifact;
+use crate::data::frame::{FeatureRef, Frame};
+use crate::transform::encode::{self, CatValues, ColumnCategories, OneHotOptions};
+
+const ENCODER_KIND: &str = "category_table";
+
+/// Reads `data` (2-D float numpy array, or an Arrow table/batch: non-float columns are categories)
+/// into a frame and runs `f` on it with the GIL released.
+fn with_frame<T: Send>(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    f: impl for<'a, 'b> FnOnce(&'b Frame<'a>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f64>>() {
+        let v = a.as_array();
+        return detach(py, move || f(&Frame::from_dense(DenseMatrix::F64(v), None, &[])?));
+    }
+    if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
+        let v = a.as_array();
+        return detach(py, move || f(&Frame::from_dense(DenseMatrix::F32(v), None, &[])?));
+    }
+    let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
+        data.extract::<PyTable>()?.into_inner()
+    } else if data.hasattr("__arrow_c_array__")? {
+        let b = data.extract::<PyRecordBatch>()?.into_inner();
+        let s = b.schema();
+        (vec![b], s)
+    } else {
+        return Err(to_py(py, Error::data("data must be a 2-D float numpy array or an Arrow table")));
+    };
+    detach(py, move || {
+        let cats: Vec<FeatureRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, fld)| !matches!(fld.data_type(), DataType::Float32 | DataType::Float64))
+            .map(|(j, _)| FeatureRef::Index(j))
+            .collect();
+        f(&Frame::from_arrow(&batches, &schema, &cats)?)
+    })
+}
+
+/// The fitted categories of each column of a categorical encoder.
+#[pyclass(frozen, name = "CategoryTable", module = "ferrox._ferrox")]
+pub struct PyCategoryTable {
+    inner: Vec<ColumnCategories>,
+}
+
+fn onehot_options(min_frequency: Option<f64>, max_categories: Option<usize>, drop: Option<String>, infrequent_if_exist: bool) -> OneHotOptions {
+    OneHotOptions { min_frequency, max_categories, drop, infrequent_if_exist }
+}
+
+#[pymethods]
+impl PyCategoryTable {
+    /// Fits the sorted categories of every column (numbers or strings; the missing value last).
+    #[staticmethod]
+    #[pyo3(signature = (data, n_threads=0))]
+    fn fit(py: Python<'_>, data: &Bound<'_, PyAny>, n_threads: i64) -> PyResult<Self> {
+        let inner = with_frame(py, data, move |f| encode::fit_categories(f, n_threads))?;
+        Ok(PyCategoryTable { inner })
+    }
+
+    /// Number of columns.
+    fn n_features(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Column j's categories: (float64 array or list of str, whether the missing value is one, whether
+    /// the numbers came from an integer column).
+    fn categories<'py>(&self, py: Python<'py>, j: usize) -> PyResult<(Bound<'py, PyAny>, bool, bool)> {
+        let c = self.inner.get(j).ok_or_else(|| to_py(py, Error::param(format!("column {j} out of range"))))?;
+        let v = match &c.values {
+            CatValues::Num(v) => PyArray1::from_slice(py, v).into_any(),
+            CatValues::Str(v) => PyList::new(py, v)?.into_any(),
+        };
+        Ok((v, c.has_missing, c.integer))
+    }
+
+    /// Column j's row count per category (the missing category last).
+    fn counts(&self, py: Python<'_>, j: usize) -> PyResult<Vec<u64>> {
+        let c = self.inner.get(j).ok_or_else(|| to_py(py, Error::param(format!("column {j} out of range"))))?;
+        Ok(c.counts.clone())
+    }
+
+    /// Ordinal codes (rows, columns): unknown values become `unknown_value` (None = DataError naming the
+    /// column and value); the fitted missing category becomes `missing_value`.
+    #[pyo3(signature = (data, names, unknown_value=None, missing_value=f64::NAN, n_threads=0))]
+    fn ordinal<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        names: Vec<String>,
+        unknown_value: Option<f64>,
+        missing_value: f64,
+        n_threads: i64,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let cats = &self.inner;
+        let (out, n) = with_frame(py, data, move |f| {
+            let (codes, unknown) = encode::lookup(f, cats, n_threads)?;
+            Ok((encode::ordinal(&codes, &unknown, cats, &names, unknown_value, missing_value)?, f.n_rows))
+        })?;
+        matrix_out(py, n, self.inner.len(), out)
+    }
+
+    /// The one-hot layout per column: dicts with slot, width, unknown_slot, infrequent, dropped.
+    #[pyo3(signature = (min_frequency=None, max_categories=None, drop=None, infrequent_if_exist=false))]
+    fn onehot_layout<'py>(
+        &self,
+        py: Python<'py>,
+        min_frequency: Option<f64>,
+        max_categories: Option<usize>,
+        drop: Option<String>,
+        infrequent_if_exist: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let opt = onehot_options(min_frequency, max_categories, drop, infrequent_if_exist);
+        let layout = encode::onehot_layout(&self.inner, &opt).map_err(|e| to_py(py, e))?;
+        let out = PyList::empty(py);
+        for l in layout {
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("slot", l.slot)?;
+            d.set_item("width", l.width)?;
+            d.set_item("unknown_slot", l.unknown_slot)?;
+            d.set_item("infrequent", l.infrequent)?;
+            d.set_item("dropped", l.dropped)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// One-hot rows as CSR parts (indptr, indices, n_columns); unknown values raise when `error`.
+    #[pyo3(signature = (data, names, error, min_frequency=None, max_categories=None, drop=None,
+        infrequent_if_exist=false, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn onehot<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        names: Vec<String>,
+        error: bool,
+        min_frequency: Option<f64>,
+        max_categories: Option<usize>,
+        drop: Option<String>,
+        infrequent_if_exist: bool,
+        n_threads: i64,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, usize)> {
+        let cats = &self.inner;
+        let opt = onehot_options(min_frequency, max_categories, drop, infrequent_if_exist);
+        let (indptr, indices, width) = with_frame(py, data, move |f| {
+            let layout = encode::onehot_layout(cats, &opt)?;
+            let (codes, unknown) = encode::lookup(f, cats, n_threads)?;
+            if error {
+                for (j, u) in unknown.iter().enumerate() {
+                    if let Some((row, v)) = u {
+                        if layout[j].unknown_slot < 0 {
+                            return Err(encode::unknown_error(&names, j, *row, v));
+                        }
+                    }
+                }
+            }
+            let (indptr, indices) = encode::onehot_csr(&codes, &layout);
+            Ok((indptr, indices, layout.iter().map(|l| l.width).sum::<usize>()))
+        })?;
+        Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), width))
+    }
+
+    /// The table as artifact bytes.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = artifact::encode(ENCODER_KIND, &self.inner).map_err(|e| to_py(py, e))?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// A table from artifact bytes (verified).
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
+        let inner = detach(py, move || artifact::decode::<Vec<ColumnCategories>>(&data, ENCODER_KIND))?;
+        Ok(PyCategoryTable { inner })
+    }
+}

@@ -7,6 +7,7 @@
 //! element by a pure function of its input.
 
 pub mod apply;
+pub mod encode;
 pub mod stats;
 
 use rayon::prelude::*;

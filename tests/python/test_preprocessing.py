@@ -138,7 +138,15 @@ def test_pickle_clone_and_frames(rng):
     assert isinstance(out, pl.DataFrame) and out.columns == list(df.columns)
 
 
-ESTIMATORS = [fxp.StandardScaler, fxp.MinMaxScaler, fxp.RobustScaler, fxp.QuantileTransformer, fxp.SimpleImputer]
+ESTIMATORS = [
+    fxp.StandardScaler,
+    fxp.MinMaxScaler,
+    fxp.RobustScaler,
+    fxp.QuantileTransformer,
+    fxp.SimpleImputer,
+    fxp.OrdinalEncoder,
+    fxp.OneHotEncoder,
+]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
@@ -150,3 +158,82 @@ def test_check_estimator(cls):
     assert failed == []
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
     assert skipped <= {"check_array_api_input"}
+
+
+def cat_frame(rng, n=3000):
+    return pd.DataFrame(
+        {
+            "city": rng.choice(["x", "y", "zz", "é", "B"], n, p=[0.5, 0.3, 0.15, 0.03, 0.02]),
+            "k": rng.integers(0, 6, n),
+            "f": rng.choice([0.5, 1.5, np.nan, -2.0], n, p=[0.6, 0.3, 0.05, 0.05]),
+            "s": rng.choice(["p", "q", None], n, p=[0.7, 0.2, 0.1]),
+            "cat": pd.Categorical(rng.choice(["lo", "hi", "mid"], n)),
+        }
+    )
+
+
+def same_categories(a, b):
+    assert len(a) == len(b)
+    for ca, cb in zip(a, b):
+        assert [str(v) for v in ca] == [str(v) for v in cb]
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"handle_unknown": "use_encoded_value", "unknown_value": -1}, {"encoded_missing_value": -7}]
+)
+def test_ordinal_encoder_matches_sklearn_exactly(rng, params):
+    df = cat_frame(rng)
+    a, b = fxp.OrdinalEncoder(**params).fit(df), skp.OrdinalEncoder(**params).fit(df)
+    same_categories(a.categories_, b.categories_)
+    np.testing.assert_array_equal(a.transform(df), b.transform(df))
+    for other in (pl.from_pandas(df), df.to_numpy()):
+        np.testing.assert_array_equal(fxp.OrdinalEncoder(**params).fit(other).transform(other), b.transform(df))
+
+
+ONEHOT = [
+    {},
+    {"min_frequency": 100},
+    {"min_frequency": 0.1, "drop": "if_binary"},
+    {"max_categories": 3, "handle_unknown": "infrequent_if_exist"},
+    {"drop": "first"},
+    {"handle_unknown": "ignore", "max_categories": 2, "drop": "first"},
+]
+
+
+@pytest.mark.parametrize("params", ONEHOT)
+def test_onehot_encoder_matches_sklearn_exactly(rng, params):
+    df = cat_frame(rng)
+    test = cat_frame(rng, n=500)
+    if params.get("handle_unknown", "error") != "error":
+        test.loc[3, "city"] = "never-seen"
+    a = fxp.OneHotEncoder(**params).fit(df)
+    b = skp.OneHotEncoder(**params).fit(df)
+    same_categories(a.categories_, b.categories_)
+    assert list(a.get_feature_names_out()) == list(b.get_feature_names_out())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sa, sb = a.transform(test), b.transform(test)
+    assert type(sa) is type(sb) and sa.shape == sb.shape and (sa != sb).nnz == 0
+    dense = fxp.OneHotEncoder(sparse_output=False, **params).fit(pl.from_pandas(df)).transform(pl.from_pandas(test))
+    np.testing.assert_array_equal(dense, sb.toarray())
+
+
+def test_unknown_category_error_names_column_and_value(rng):
+    df = cat_frame(rng, n=100)
+    bad = df.copy()
+    bad.loc[7, "city"] = "atlantis"
+    for enc in (fxp.OrdinalEncoder(), fxp.OneHotEncoder()):
+        enc.fit(df)
+        with pytest.raises(fx.DataError, match=r"\['atlantis'\] in column 0 \('city'\).*row 7"):
+            enc.transform(bad)
+
+
+def test_encoder_pickle_and_numeric_input(rng):
+    X = rng.integers(0, 4, size=(200, 3))
+    enc = fxp.OneHotEncoder(sparse_output=False).fit(X)
+    ref = skp.OneHotEncoder(sparse_output=False).fit(X)
+    assert list(enc.get_feature_names_out()) == list(ref.get_feature_names_out())
+    again = pickle.loads(pickle.dumps(enc))
+    np.testing.assert_array_equal(again.transform(X), ref.transform(X))
+    with pytest.raises(TypeError, match="uniformly strings or numbers"):
+        fxp.OrdinalEncoder().fit(np.array([["a", 1], [2, "b"]], dtype=object))
