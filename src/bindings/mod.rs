@@ -25,5 +25,6 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform::affine_transform, m)?)?;
     m.add_function(wrap_pyfunction!(transform::impute_transform, m)?)?;
     m.add_function(wrap_pyfunction!(transform::quantile_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::digitize, m)?)?;
     Ok(())
 }

@@ -69,16 +69,27 @@ pub fn column_min_max<'py>(
     Ok((PyArray1::from_vec(py, lo), PyArray1::from_vec(py, hi)))
 }
 
-/// Per-column percentiles (0..100) of non-missing values: a (len(q), n_features) array.
+/// Per-column percentiles (0..100) of non-missing values: a (len(q), n_features) array. `method` is
+/// numpy's: "linear" or "averaged_inverted_cdf".
 #[pyfunction]
-#[pyo3(signature = (x, q, rows=None, n_threads=0))]
+#[pyo3(signature = (x, q, rows=None, n_threads=0, method="linear"))]
 pub fn column_percentiles<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     q: PyReadonlyArray1<'py, f64>,
     rows: Option<PyReadonlyArray1<'py, i64>>,
     n_threads: i64,
+    method: &str,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let method = match method {
+        "linear" => stats::QuantileMethod::Linear,
+        "averaged_inverted_cdf" => stats::QuantileMethod::AveragedInvertedCdf,
+        other => {
+            return Err(to_py(py, Error::param(format!(
+                "quantile method must be 'linear' or 'averaged_inverted_cdf', got '{other}'"
+            ))))
+        }
+    };
     let q = q.as_array().to_vec();
     if let Some(bad) = q.iter().find(|v| !(0.0..=100.0).contains(*v)) {
         return Err(to_py(py, Error::param(format!("percentiles must be in [0, 100], got {bad}"))));
@@ -91,7 +102,7 @@ pub fn column_percentiles<'py>(
                 return Err(Error::data(format!("row index {bad} is out of range for {} rows", d.dim().0)));
             }
         }
-        stats::percentiles(&d, &q, rows.as_deref(), n_threads)
+        stats::percentiles_by(&d, &q, rows.as_deref(), method, n_threads)
     })?;
     let n_cols = cols.len();
     let mut out = vec![0.0; nq * n_cols];
@@ -140,6 +151,21 @@ pub fn affine_transform<'py>(
         clip,
     };
     let (out, r, c) = with_matrix(py, x, move |d| Ok((a.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
+    matrix_out(py, r, c, out)
+}
+
+/// Bin index of each value against per-column inner edges (searchsorted, side="right").
+#[pyfunction]
+#[pyo3(signature = (x, inner_edges, n_threads=0))]
+pub fn digitize<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    inner_edges: Vec<Vec<f64>>,
+    n_threads: i64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (out, r, c) = with_matrix(py, x, move |d| {
+        Ok((crate::transform::apply::digitize(&d, &inner_edges, n_threads)?, d.dim().0, d.dim().1))
+    })?;
     matrix_out(py, r, c, out)
 }
 

@@ -55,6 +55,21 @@ pub fn impute(m: &DenseMatrix<'_>, fill: &[f64], n_threads: i64) -> Result<Vec<f
     map_elements(m, n_threads, |x, j| if x.is_nan() { fill[j] } else { x })
 }
 
+/// Bin index of each value: the count of `inner[j]` edges <= x (numpy's `searchsorted(.., side="right")`).
+/// NaN is an error here (binning needs a value).
+pub fn digitize(m: &DenseMatrix<'_>, inner: &[Vec<f64>], n_threads: i64) -> Result<Vec<f64>> {
+    if inner.len() != m.dim().1 {
+        return Err(Error::data(format!("X has {} features, but the bins were fitted with {}", m.dim().1, inner.len())));
+    }
+    map_elements(m, n_threads, |x, j| {
+        if x.is_nan() {
+            f64::NAN
+        } else {
+            inner[j].partition_point(|&e| e <= x) as f64
+        }
+    })
+}
+
 /// numpy's `interp(x, xp, fp)` for increasing `xp` (ties allowed), without NaN in `x`.
 #[inline]
 pub fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {

@@ -91,21 +91,52 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
+/// How a percentile between two order statistics is taken (numpy's `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantileMethod {
+    /// numpy's default: linear interpolation (Hyndman and Fan type 7).
+    Linear,
+    /// The average of the inverted CDF at a jump (type 2).
+    AveragedInvertedCdf,
+}
+
 /// Percentiles (in 0..=100) of `values` (no NaN inside; reordered in place) as numpy's
 /// `nanpercentile(..., method="linear")` gives them. Few percentiles use selection, many a sort.
 pub fn percentiles_of(values: &mut [f64], qs: &[f64]) -> Vec<f64> {
+    percentiles_with(values, qs, QuantileMethod::Linear)
+}
+
+/// Percentiles as numpy computes them with `method`.
+pub fn percentiles_with(values: &mut [f64], qs: &[f64], method: QuantileMethod) -> Vec<f64> {
     let n = values.len();
     if n == 0 {
         return vec![f64::NAN; qs.len()];
     }
+    let last = (n - 1) as f64;
     let pos: Vec<(usize, f64)> = qs
         .iter()
         .map(|&q| {
             let q = q / 100.0;
-            let virt = (n as f64) * q + (1.0 - q) - 1.0;
-            let virt = virt.clamp(0.0, (n - 1) as f64);
-            let lo = virt.floor();
-            (lo as usize, virt - lo)
+            match method {
+                QuantileMethod::Linear => {
+                    let virt = ((n as f64) * q + (1.0 - q) - 1.0).clamp(0.0, last);
+                    let lo = virt.floor();
+                    (lo as usize, virt - lo)
+                }
+                QuantileMethod::AveragedInvertedCdf => {
+                    let virt = (n as f64) * q - 1.0;
+                    let prev = virt.floor();
+                    let gamma = if virt - prev == 0.0 { 0.5 } else { 1.0 };
+                    if prev < 0.0 {
+                        // Both neighbours clip to the first value.
+                        (0, if prev + 1.0 <= 0.0 { 0.0 } else { gamma })
+                    } else if prev >= last {
+                        (n - 1, 0.0)
+                    } else {
+                        (prev as usize, gamma)
+                    }
+                }
+            }
         })
         .collect();
     let mut ranks: Vec<usize> = pos.iter().flat_map(|&(lo, _)| [lo, (lo + 1).min(n - 1)]).collect();
@@ -138,13 +169,24 @@ pub fn percentiles(
     rows: Option<&[usize]>,
     n_threads: i64,
 ) -> Result<Vec<Vec<f64>>> {
+    percentiles_by(m, qs, rows, QuantileMethod::Linear, n_threads)
+}
+
+/// [`percentiles`] with a choice of numpy method.
+pub fn percentiles_by(
+    m: &DenseMatrix<'_>,
+    qs: &[f64],
+    rows: Option<&[usize]>,
+    method: QuantileMethod,
+    n_threads: i64,
+) -> Result<Vec<Vec<f64>>> {
     per_column(m, n_threads, |j, col| {
         check_finite(j, &col)?;
         let mut present: Vec<f64> = match rows {
             Some(rows) => rows.iter().map(|&r| col[r]).filter(|v| !v.is_nan()).collect(),
             None => col.into_iter().filter(|v| !v.is_nan()).collect(),
         };
-        Ok(percentiles_of(&mut present, qs))
+        Ok(percentiles_with(&mut present, qs, method))
     })
 }
 
