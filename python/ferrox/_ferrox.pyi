@@ -136,6 +136,21 @@ class CategoryTable:
         infrequent_if_exist: bool = False,
         n_threads: int = 0,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+    def target_fit(
+        self, data: Any, targets: _F64, smooth: float | None = None, n_threads: int = 0
+    ) -> tuple[list[_F64], _F64]: ...
+    def target_cross_fit(
+        self,
+        data: Any,
+        targets: _F64,
+        folds: Sequence[int],
+        n_folds: int,
+        smooth: float | None = None,
+        n_threads: int = 0,
+    ) -> _F64: ...
+    def target_apply(
+        self, data: Any, encodings: Sequence[Sequence[float]], means: Sequence[float], n_threads: int = 0
+    ) -> _F64: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> CategoryTable: ...

@@ -35,6 +35,7 @@ __all__ = [
     "OrdinalEncoder",
     "OneHotEncoder",
     "KBinsDiscretizer",
+    "TargetEncoder",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -859,3 +860,160 @@ class KBinsDiscretizer(_Transform):
         if self.encode == "ordinal":
             return names
         return np.asarray([f"{name}_{float(b)}" for name, k in zip(names, self.n_bins_) for b in range(k)], dtype=object)
+
+
+def _kfold_assignment(n: int, n_splits: int, shuffle: bool, random_state: Any) -> np.ndarray:
+    """Test-fold id of each row, as scikit-learn's KFold(n_splits, shuffle, random_state).split draws it."""
+    idx = np.arange(n)
+    if shuffle:
+        _random_state(random_state).shuffle(idx)
+    sizes = np.full(n_splits, n // n_splits, dtype=np.int64)
+    sizes[: n % n_splits] += 1
+    folds = np.empty(n, dtype=np.uint32)
+    folds[idx] = np.repeat(np.arange(n_splits, dtype=np.uint32), sizes)
+    return folds
+
+
+def _stratified_assignment(y: np.ndarray, n_splits: int, shuffle: bool, random_state: Any) -> np.ndarray:
+    """Test-fold id of each row, as scikit-learn's StratifiedKFold(n_splits, shuffle, random_state) draws it."""
+    rng = _random_state(random_state) if shuffle else None
+    _, y_idx, y_inv = np.unique(y, return_index=True, return_inverse=True)
+    _, class_perm = np.unique(y_idx, return_inverse=True)
+    y_enc = class_perm[y_inv.ravel()]
+    n_classes = len(y_idx)
+    counts = np.bincount(y_enc)
+    if np.all(n_splits > counts):
+        raise DataError(f"n_splits={n_splits} cannot be greater than the number of members in each class.")
+    if n_splits > counts.min():
+        warnings.warn(
+            f"The least populated class in y has only {counts.min()} members, which is less than n_splits={n_splits}."
+        )
+    y_order = np.sort(y_enc)
+    allocation = np.asarray([np.bincount(y_order[i::n_splits], minlength=n_classes) for i in range(n_splits)])
+    folds = np.empty(len(y), dtype=np.uint32)
+    for k in range(n_classes):  # per class (metadata), vectorised within
+        for_class = np.arange(n_splits, dtype=np.uint32).repeat(allocation[:, k])
+        if rng is not None:
+            rng.shuffle(for_class)
+        folds[y_enc == k] = for_class
+    return folds
+
+
+def _target_type(y: np.ndarray) -> str:
+    if y.dtype.kind in "fc" and np.any(y != np.round(y)):
+        return "continuous"
+    return "binary" if len(np.unique(y)) <= 2 else "multiclass"
+
+
+class TargetEncoder(_Encoder):
+    """Encode categories by shrunk target means, cross-fitted on training data (``sklearn.preprocessing``).
+
+    ``fit_transform`` encodes each row with statistics from the other ``cv`` folds (KFold for continuous
+    targets, StratifiedKFold otherwise, drawn exactly as scikit-learn draws them for the same
+    ``random_state``); ``transform`` uses ``encodings_`` fitted on all rows. ``smooth="auto"`` is the
+    empirical-Bayes shrinkage; a float is a fixed prior weight. Multiclass targets give one column per
+    feature and class. Fitted: ``categories_``, ``encodings_``, ``target_type_``, ``target_mean_``, ``classes_``.
+
+    >>> import numpy as np
+    >>> from ferrox.preprocessing import TargetEncoder
+    >>> X = np.array([["a"], ["a"], ["b"], ["b"]] * 5, dtype=object)
+    >>> y = np.array([1.5, 2.5, 10.5, 11.5] * 5)
+    >>> TargetEncoder(smooth=0.0).fit(X, y).transform(np.array([["a"], ["c"]], dtype=object)).ravel().tolist()
+    [2.0, 6.5]
+    """
+
+    def __init__(self, categories: Any = "auto", target_type: str = "auto", smooth: Any = "auto", cv: int = 5,
+                 shuffle: bool = True, random_state: Any = None, n_jobs: int | None = None):
+        self.categories = categories
+        self.target_type = target_type
+        self.smooth = smooth
+        self.cv = cv
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _tag_overrides(self) -> dict[str, Any]:
+        return {"allow_nan": True, "categorical": True}
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def _targets(self, y: Any, n: int) -> np.ndarray:
+        if y is None:
+            raise DataError("TargetEncoder requires y to be passed, but the target y is None: call fit(X, y)")
+        yv = np.asarray(y)
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            yv = yv.ravel()
+        if yv.ndim != 1 or yv.shape[0] != n:
+            raise DataError(f"y must be 1-D with one value per row of X ({n}), got shape {yv.shape}")
+        if yv.dtype.kind in "fc" and np.isnan(yv).any():
+            raise DataError(f"y contains NaN (first at row {int(np.flatnonzero(np.isnan(yv))[0])}); the target must be finite")
+        kind = _target_type(yv) if self.target_type == "auto" else self.target_type
+        if kind not in ("continuous", "binary", "multiclass"):
+            raise ParameterError(f"target_type must be 'auto', 'continuous', 'binary' or 'multiclass', got {kind!r}")
+        self.target_type_ = kind
+        self._y_raw = yv
+        if kind == "continuous":
+            self.classes_ = None
+            return np.asarray(yv, dtype=np.float64)[None, :]
+        classes, inv = np.unique(yv, return_inverse=True)
+        self.classes_ = classes
+        if kind == "binary":
+            if len(classes) > 2:
+                raise DataError(f"target_type='binary' but y has {len(classes)} classes")
+            return inv.astype(np.float64)[None, :]
+        return (inv[None, :] == np.arange(len(classes))[:, None]).astype(np.float64)
+
+    def _smooth(self) -> float | None:
+        if self.smooth == "auto":
+            return None
+        if isinstance(self.smooth, bool) or not isinstance(self.smooth, numbers.Real) or self.smooth < 0:
+            raise ParameterError(f"smooth must be 'auto' or a float >= 0, got {self.smooth!r}")
+        return float(self.smooth)
+
+    def fit(self, X: Any, y: Any = None) -> TargetEncoder:
+        """Learns categories and their encodings on all rows."""
+        self._fit_all(X, y)
+        return self
+
+    def _fit_all(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        smooth = self._smooth()
+        data, n = self._fit_table(X)
+        targets = self._targets(y, n)
+        enc, means = self._table.target_fit(data, np.ascontiguousarray(targets), smooth, _threads(self.n_jobs))
+        self.encodings_ = enc
+        self.target_mean_ = means[0] if self.target_type_ != "multiclass" else means
+        self._means = means
+        return data, targets
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fits, then returns cross-fitted encodings of X (each row from the other folds' statistics)."""
+        if isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
+            raise ParameterError(f"cv must be an integer >= 2, got {self.cv!r}")
+        data, targets = self._fit_all(X, y)
+        n = targets.shape[1]
+        if self.target_type_ == "continuous":
+            folds = _kfold_assignment(n, int(self.cv), self.shuffle, self.random_state)
+        else:
+            folds = _stratified_assignment(self._y_raw, int(self.cv), self.shuffle, self.random_state)
+        out = self._table.target_cross_fit(
+            data, np.ascontiguousarray(targets), folds.tolist(), int(self.cv), self._smooth(), _threads(self.n_jobs)
+        )
+        return self._wrap(out, X)
+
+    def transform(self, X: Any) -> Any:
+        """Encodings fitted on all rows; unseen categories get the target mean."""
+        self._check_fitted()
+        data, _, _ = _encoder_input(self, X, reset=False)
+        out = self._table.target_apply(data, [list(e) for e in self.encodings_], list(self._means), _threads(self.n_jobs))
+        return self._wrap(out, X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Input names, or ``<feature>_<class>`` per feature and class for multiclass targets."""
+        self._check_fitted()
+        names = self._input_feature_names(input_features)
+        if self.target_type_ != "multiclass":
+            return names
+        return np.asarray([f"{n}_{c}" for n in names for c in self.classes_], dtype=object)

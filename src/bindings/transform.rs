@@ -376,6 +376,73 @@ impl PyCategoryTable {
         Ok((PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), width))
     }
 
+    /// Target encodings fitted on all rows: (list of per-(feature, target column) arrays, target means).
+    /// `targets` is (k, rows); smooth None = "auto".
+    #[pyo3(signature = (data, targets, smooth=None, n_threads=0))]
+    fn target_fit<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        targets: PyReadonlyArray2<'py, f64>,
+        smooth: Option<f64>,
+        n_threads: i64,
+    ) -> PyResult<(Vec<Bound<'py, PyArray1<f64>>>, Bound<'py, PyArray1<f64>>)> {
+        let cats = &self.inner;
+        let t = targets_of(&targets);
+        let (enc, means) = with_frame(py, data, move |f| {
+            let (codes, _) = encode::lookup(f, cats, n_threads)?;
+            let n_cats: Vec<usize> = cats.iter().map(|c| c.n_categories()).collect();
+            target::fit(&codes, &n_cats, &t, smooth_of(smooth), n_threads)
+        })?;
+        Ok((enc.into_iter().map(|e| PyArray1::from_vec(py, e)).collect(), PyArray1::from_vec(py, means)))
+    }
+
+    /// Cross-fitted target encodings of the training rows: (rows, features * k).
+    #[pyo3(signature = (data, targets, folds, n_folds, smooth=None, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn target_cross_fit<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        targets: PyReadonlyArray2<'py, f64>,
+        folds: Vec<u32>,
+        n_folds: u32,
+        smooth: Option<f64>,
+        n_threads: i64,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let cats = &self.inner;
+        let t = targets_of(&targets);
+        let k = t.len();
+        let (out, n) = with_frame(py, data, move |f| {
+            let (codes, _) = encode::lookup(f, cats, n_threads)?;
+            let n_cats: Vec<usize> = cats.iter().map(|c| c.n_categories()).collect();
+            Ok((target::cross_fit(&codes, &n_cats, &t, &folds, n_folds, smooth_of(smooth), n_threads)?, f.n_rows))
+        })?;
+        matrix_out(py, n, self.inner.len() * k, out)
+    }
+
+    /// Applies fitted target encodings (unknown categories get the target mean): (rows, features * k).
+    #[pyo3(signature = (data, encodings, means, n_threads=0))]
+    fn target_apply<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        encodings: Vec<Vec<f64>>,
+        means: Vec<f64>,
+        n_threads: i64,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let cats = &self.inner;
+        let k = means.len();
+        if encodings.len() != cats.len() * k {
+            return Err(to_py(py, Error::data("encodings do not match the category table")));
+        }
+        let (out, n) = with_frame(py, data, move |f| {
+            let (codes, _) = encode::lookup(f, cats, n_threads)?;
+            Ok((target::apply(&codes, &encodings, &means), f.n_rows))
+        })?;
+        matrix_out(py, n, self.inner.len() * k, out)
+    }
+
     /// The table as artifact bytes.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let b = artifact::encode(ENCODER_KIND, &self.inner).map_err(|e| to_py(py, e))?;
@@ -389,3 +456,18 @@ impl PyCategoryTable {
         Ok(PyCategoryTable { inner })
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Target encoding over a category table.
+
+use crate::transform::target::{self, Smooth};
+
+fn smooth_of(smooth: Option<f64>) -> Smooth {
+    smooth.map_or(Smooth::Auto, Smooth::Fixed)
+}
+
+fn targets_of(t: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
+    let a = t.as_array();
+    (0..a.nrows()).map(|c| a.row(c).to_vec()).collect()
+}
+

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod encode;
 pub mod stats;
+pub mod target;
 
 use rayon::prelude::*;
 

@@ -147,6 +147,7 @@ ESTIMATORS = [
     fxp.OrdinalEncoder,
     fxp.OneHotEncoder,
     fxp.KBinsDiscretizer,
+    fxp.TargetEncoder,
 ]
 
 
@@ -266,3 +267,35 @@ def test_kbins_matches_sklearn_exactly(rng, params):
     for ea, eb in zip(a.bin_edges_, b.bin_edges_):
         close(ea, eb)
     assert list(a.get_feature_names_out()) == list(b.get_feature_names_out())
+
+
+@pytest.mark.parametrize("target", ["continuous", "binary", "multiclass"])
+@pytest.mark.parametrize("params", [{"random_state": 3}, {"smooth": 2.0, "cv": 3, "random_state": 1}])
+def test_target_encoder_cross_fitting_matches_sklearn(rng, target, params):
+    df = cat_frame(rng)
+    y = {
+        "continuous": rng.normal(size=len(df)) + (df.city == "x").to_numpy(),
+        "binary": (rng.random(len(df)) < 0.3).astype(int),
+        "multiclass": rng.choice(["u", "v", "w"], len(df)),
+    }[target]
+    test = cat_frame(rng, n=300)
+    test.loc[0, "city"] = "unseen"
+    a = fxp.TargetEncoder(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        b = skp.TargetEncoder(**params)
+        fb = b.fit_transform(df, y)
+    close(a.fit_transform(df, y), fb, rtol=1e-9)
+    close(a.transform(test), b.transform(test), rtol=1e-9)
+    assert a.target_type_ == b.target_type_
+    assert list(a.get_feature_names_out()) == list(b.get_feature_names_out())
+    again = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(again.transform(test), a.transform(test))
+
+
+def test_target_encoder_rejects_nan_target(rng):
+    df = cat_frame(rng, n=50)
+    y = rng.normal(size=50)
+    y[4] = np.nan
+    with pytest.raises(fx.DataError, match="NaN.*row 4"):
+        fxp.TargetEncoder().fit(df, y)
