@@ -36,6 +36,7 @@ __all__ = [
     "OneHotEncoder",
     "KBinsDiscretizer",
     "TargetEncoder",
+    "ColumnTransformer",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -1017,3 +1018,254 @@ class TargetEncoder(_Encoder):
         if self.target_type_ != "multiclass":
             return names
         return np.asarray([f"{n}_{c}" for n in names for c in self.classes_], dtype=object)
+
+
+def _clone(est: Any) -> Any:
+    """A new unfitted estimator with the same parameters (nested estimators cloned too)."""
+    if isinstance(est, str) or not hasattr(est, "get_params"):
+        return est
+    params = {k: _clone(v) for k, v in est.get_params(deep=False).items()}
+    return type(est)(**params)
+
+
+def _column_indices(X: Any, names: np.ndarray | None, n_cols: int, key: Any) -> np.ndarray:
+    if callable(key):
+        key = key(X)
+    if isinstance(key, slice):
+        if names is not None and (isinstance(key.start, str) or isinstance(key.stop, str)):
+            pos = {n: i for i, n in enumerate(names)}
+            start = pos[key.start] if key.start is not None else 0
+            stop = pos[key.stop] + 1 if key.stop is not None else n_cols
+            return np.arange(start, stop)
+        return np.arange(n_cols)[key]
+    if isinstance(key, (str, int, np.integer)):
+        key = [key]
+    arr = np.asarray(key)
+    if arr.dtype == bool:
+        return np.flatnonzero(arr)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind in "iu":
+        return np.where(arr < 0, arr + n_cols, arr).astype(np.int64)
+    if names is None:
+        raise DataError("columns can be given by name only when X is a DataFrame with column names")
+    pos = {n: i for i, n in enumerate(names)}
+    missing = [str(k) for k in arr if k not in pos]
+    if missing:
+        raise DataError(f"A given column is not a column of the dataframe: {missing[0]!r}")
+    return np.asarray([pos[k] for k in arr], dtype=np.int64)
+
+
+def _take_columns(X: Any, idx: np.ndarray) -> Any:
+    mod = type(X).__module__.split(".", 1)[0]
+    if mod == "pandas":
+        return X.iloc[:, idx]
+    if mod == "polars":
+        return X.select([X.columns[i] for i in idx])
+    if mod == "pyarrow":
+        return X.select(list(idx))
+    return np.asarray(X)[:, idx]
+
+
+class ColumnTransformer(TransformerMixin, FerroxEstimator):
+    """Apply transformers to column subsets and concatenate the results (``sklearn.compose``).
+
+    ``transformers`` is a list of ``(name, transformer, columns)``; columns are names, positions, a
+    slice, a boolean mask or a callable; a transformer may be "drop" or "passthrough". ``remainder``:
+    "drop" or "passthrough". Outputs are stacked side by side, sparse when any part is sparse and the
+    overall density is below ``sparse_threshold``. Output names are ``<name>__<feature>``.
+
+    >>> import numpy as np
+    >>> from ferrox.preprocessing import ColumnTransformer, StandardScaler, OneHotEncoder
+    >>> X = np.array([[0.0, 1.0], [2.0, 2.0], [4.0, 1.0]])
+    >>> ct = ColumnTransformer([("num", StandardScaler(), [0]), ("cat", OneHotEncoder(sparse_output=False), [1])])
+    >>> ct.fit_transform(X).round(2).tolist()
+    [[-1.22, 1.0, 0.0], [0.0, 0.0, 1.0], [1.22, 1.0, 0.0]]
+    >>> list(ct.get_feature_names_out())
+    ['num__x0', 'cat__x1_1.0', 'cat__x1_2.0']
+    """
+
+    def __init__(self, transformers: list[tuple[str, Any, Any]], *, remainder: Any = "drop",
+                 sparse_threshold: float = 0.3, n_jobs: int | None = None, transformer_weights: Any = None,
+                 verbose: bool = False, verbose_feature_names_out: bool = True):
+        self.transformers = transformers
+        self.remainder = remainder
+        self.sparse_threshold = sparse_threshold
+        self.n_jobs = n_jobs
+        self.transformer_weights = transformer_weights
+        self.verbose = verbose
+        self.verbose_feature_names_out = verbose_feature_names_out
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters; with ``deep``, each named transformer and its parameters too."""
+        out = super().get_params(deep=False)
+        if deep:
+            for name, trans, _ in self.transformers:
+                out[name] = trans
+                if hasattr(trans, "get_params"):
+                    out.update({f"{name}__{k}": v for k, v in trans.get_params(deep=True).items()})
+        return out
+
+    def set_params(self, **params: Any) -> ColumnTransformer:
+        """Sets parameters; ``<name>__<param>`` reaches the named transformer."""
+        try:
+            names = {t[0]: i for i, t in enumerate(self.transformers)}
+        except (TypeError, IndexError, KeyError):
+            names = {}
+        own = {}
+        for key, value in params.items():
+            head, _, sub = key.partition("__")
+            if head in names and sub:
+                self.transformers[names[head]][1].set_params(**{sub: value})
+            elif head in names:
+                t = list(self.transformers[names[head]])
+                t[1] = value
+                self.transformers[names[head]] = tuple(t)  # type: ignore[call-overload]
+            else:
+                own[key] = value
+        return super().set_params(**own) if own else self
+
+    def _tag_overrides(self) -> dict[str, Any]:
+        return {"allow_nan": True}
+
+    def _n_cols(self, X: Any) -> int:
+        if type(X).__module__.split(".", 1)[0] == "scipy" or hasattr(X, "tocsr"):
+            raise TypeError("Sparse data was passed, but ColumnTransformer needs dense data; use X.toarray()")
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) == 2:
+            return int(shape[1])
+        if hasattr(X, "num_columns"):
+            return int(X.num_columns)
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise DataError(
+                f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data either using "
+                "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a "
+                "single sample."
+            )
+        return int(arr.shape[1])
+
+    def fit(self, X: Any, y: Any = None) -> ColumnTransformer:
+        """Fits every transformer on its columns."""
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fits every transformer on its columns and stacks their outputs."""
+        if self.remainder not in ("drop", "passthrough"):
+            raise ParameterError(f"remainder must be 'drop' or 'passthrough' in ferrox, got {self.remainder!r}")
+        if type(X).__module__.split(".", 1)[0] == "scipy" or hasattr(X, "tocsr"):
+            raise TypeError("Sparse data was passed, but ColumnTransformer needs dense data; use X.toarray()")
+        if type(X).__module__.split(".", 1)[0] not in ("pandas", "polars", "pyarrow") and not isinstance(X, np.ndarray):
+            X = np.asarray(X)
+        self._check_names(X, reset=True)
+        m = self._n_cols(X)
+        n = self._n_rows(X)
+        if n < 1:
+            raise DataError(f"Found array with 0 sample(s) (shape=({n}, {m})) while a minimum of 1 is required.")
+        if m < 1:
+            raise DataError(f"Found array with 0 feature(s) (shape=({n}, {m})) while a minimum of 1 is required.")
+        self.n_features_in_ = m
+        names = getattr(self, "feature_names_in_", None)
+        used = np.zeros(m, dtype=bool)
+        fitted: list[tuple[str, Any, np.ndarray]] = []
+        for name, trans, cols in self.transformers:
+            idx = _column_indices(X, names, m, cols)
+            used[idx] = True
+            fitted.append((name, trans, idx))
+        rest = np.flatnonzero(~used)
+        if self.remainder == "passthrough" and rest.size:
+            fitted.append(("remainder", "passthrough", rest))
+        outs = []
+        self.transformers_ = []
+        for name, trans, idx in fitted:
+            if isinstance(trans, str):
+                self.transformers_.append((name, trans, idx))
+                if trans == "passthrough":
+                    outs.append(self._passthrough(X, idx))
+                continue
+            est = _clone(trans)
+            outs.append(est.fit_transform(_take_columns(X, idx), y))
+            self.transformers_.append((name, est, idx))
+        if self.remainder == "drop" and rest.size:
+            self.transformers_.append(("remainder", "drop", rest))
+        return self._stack(outs, X, fitting=True)
+
+    def _passthrough(self, X: Any, idx: np.ndarray) -> np.ndarray:
+        sub = _take_columns(X, idx)
+        mod = type(sub).__module__.split(".", 1)[0]
+        if mod == "pandas":
+            return sub.to_numpy(dtype=np.float64, na_value=np.nan)
+        if mod in ("polars", "pyarrow"):
+            return np.asarray(sub.to_numpy() if mod == "polars" else sub.to_pandas().to_numpy(), dtype=np.float64)
+        return np.asarray(sub, dtype=np.float64)
+
+    def _stack(self, outs: list[Any], X: Any, fitting: bool) -> Any:
+        widths = [o.shape[1] for o in outs]
+        self.output_indices_ = {}
+        at = 0
+        for (name, _, _), w in zip([t for t in self.transformers_ if t[1] != "drop"], widths):
+            self.output_indices_[name] = slice(at, at + w)
+            at += w
+        n = outs[0].shape[0] if outs else self._n_rows(X)
+        if not outs:
+            return np.zeros((n, 0))
+        sparse_parts = [hasattr(o, "tocsr") for o in outs]
+        if any(sparse_parts):
+            import scipy.sparse as sp
+
+            if fitting:
+                nnz = sum(o.nnz if s else np.count_nonzero(o) for o, s in zip(outs, sparse_parts))
+                total = sum(o.shape[0] * o.shape[1] for o in outs)
+                self.sparse_output_ = total > 0 and nnz / total < self.sparse_threshold
+            if self.sparse_output_:
+                return sp.hstack([sp.csr_matrix(o) for o in outs]).tocsr()
+            outs = [o.toarray() if s else o for o, s in zip(outs, sparse_parts)]
+        elif fitting:
+            self.sparse_output_ = False
+        dense = [np.asarray(o.to_numpy() if hasattr(o, "to_numpy") else o, dtype=np.float64) for o in outs]
+        return self._wrap(np.hstack(dense), X)
+
+    def _n_rows(self, X: Any) -> int:
+        return int(X.shape[0]) if hasattr(X, "shape") else int(X.num_rows)
+
+    def transform(self, X: Any) -> Any:
+        """Transforms each column subset with its fitted transformer and stacks the outputs."""
+        check_is_fitted(self, "transformers_")
+        if type(X).__module__.split(".", 1)[0] == "scipy" or hasattr(X, "tocsr"):
+            raise TypeError("Sparse data was passed, but ColumnTransformer needs dense data; use X.toarray()")
+        if type(X).__module__.split(".", 1)[0] not in ("pandas", "polars", "pyarrow") and not isinstance(X, np.ndarray):
+            X = np.asarray(X)
+        self._check_names(X, reset=False)
+        m = self._n_cols(X)
+        if m != self.n_features_in_:
+            raise DataError(
+                f"X has {m} features, but ColumnTransformer is expecting {self.n_features_in_} features as input."
+            )
+        outs = []
+        for _, est, idx in self.transformers_:
+            if est == "drop":
+                continue
+            if est == "passthrough":
+                outs.append(self._passthrough(X, idx))
+            else:
+                outs.append(est.transform(_take_columns(X, idx)))
+        return self._stack(outs, X, fitting=False)
+
+    @property
+    def named_transformers_(self) -> dict[str, Any]:
+        """The fitted transformers by name."""
+        check_is_fitted(self, "transformers_")
+        return {name: est for name, est, _ in self.transformers_}
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``<name>__<feature>`` for every output column (plain names without ``verbose_feature_names_out``)."""
+        check_is_fitted(self, "transformers_")
+        names = self._input_feature_names(input_features)
+        out: list[str] = []
+        for name, est, idx in self.transformers_:
+            if est == "drop":
+                continue
+            inner = list(names[idx]) if est == "passthrough" else list(est.get_feature_names_out(names[idx]))
+            out += [f"{name}__{f}" if self.verbose_feature_names_out else str(f) for f in inner]
+        return np.asarray(out, dtype=object)

@@ -299,3 +299,36 @@ def test_target_encoder_rejects_nan_target(rng):
     y[4] = np.nan
     with pytest.raises(fx.DataError, match="NaN.*row 4"):
         fxp.TargetEncoder().fit(df, y)
+
+
+@pytest.mark.parametrize("remainder", ["drop", "passthrough"])
+def test_column_transformer_matches_sklearn(rng, remainder):
+    from sklearn.compose import ColumnTransformer as SkColumnTransformer
+
+    df = cat_frame(rng, n=800)
+    df["x"] = rng.lognormal(size=len(df))
+    a = fxp.ColumnTransformer(
+        [("num", fxp.StandardScaler(), ["x", "f"]), ("cat", fxp.OneHotEncoder(handle_unknown="ignore"), ["city", "s"])],
+        remainder=remainder,
+    )
+    b = SkColumnTransformer(
+        [("num", skp.StandardScaler(), ["x", "f"]), ("cat", skp.OneHotEncoder(handle_unknown="ignore"), ["city", "s"])],
+        remainder=remainder,
+    )
+    df = df.drop(columns=["cat"])
+    ta, tb = a.fit_transform(df), b.fit_transform(df)
+    dense = lambda t: t.toarray() if hasattr(t, "toarray") else np.asarray(t, dtype=float)  # noqa: E731
+    close(dense(ta), dense(tb))
+    close(dense(a.transform(df)), dense(b.transform(df)))
+    assert list(a.get_feature_names_out()) == list(b.get_feature_names_out())
+    assert a.get_params()["num__with_mean"] is True
+    a.set_params(num__with_mean=False)
+    assert a.transformers[0][1].with_mean is False
+
+
+def test_column_transformer_check_estimator():
+    est = fxp.ColumnTransformer([("s", fxp.StandardScaler(), [0])], remainder="passthrough")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    assert [r["check_name"] for r in results if r["status"] == "failed"] == []
