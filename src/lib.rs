@@ -13,3 +13,4 @@ mod bindings;
 
 pub use error::{Error, Result};
 pub mod transform;
+pub mod linear;

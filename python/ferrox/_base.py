@@ -26,7 +26,14 @@ import numpy as np
 
 from .exceptions import DataError, NotFittedError, ParameterError
 
-__all__ = ["FerroxEstimator", "TransformerMixin", "check_is_fitted", "feature_names_of", "n_threads"]
+__all__ = [
+    "FerroxEstimator",
+    "TransformerMixin",
+    "check_is_fitted",
+    "feature_names_of",
+    "n_threads",
+    "not_fitted_error",
+]
 
 
 def n_threads(n_jobs: int | None) -> int:
@@ -78,6 +85,27 @@ def feature_names_of(X: Any) -> np.ndarray | None:
     return None
 
 
+_SKLEARN_COMPATIBLE_NOT_FITTED: dict[type, type] = {}
+
+
+def not_fitted_error(msg: str) -> NotFittedError:
+    """A :class:`NotFittedError`; when scikit-learn is loaded it also subclasses scikit-learn's, so
+    ``except sklearn.exceptions.NotFittedError`` catches it too (scikit-learn is never imported here).
+
+    >>> isinstance(not_fitted_error("x"), NotFittedError)
+    True
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "NotFittedError", None) if sk is not None else None
+    if base is None or issubclass(NotFittedError, base):
+        return NotFittedError(msg)
+    cls = _SKLEARN_COMPATIBLE_NOT_FITTED.get(base)
+    if cls is None:
+        cls = type("NotFittedError", (NotFittedError, base), {"__module__": "ferrox.exceptions"})
+        _SKLEARN_COMPATIBLE_NOT_FITTED[base] = cls
+    return cls(msg)
+
+
 def check_is_fitted(est: Any, attr: str) -> None:
     """Raises :class:`NotFittedError` unless ``est`` has the fitted attribute ``attr``.
 
@@ -89,7 +117,7 @@ def check_is_fitted(est: Any, attr: str) -> None:
     This MinMaxScaler instance is not f
     """
     if not hasattr(est, attr):
-        raise NotFittedError(
+        raise not_fitted_error(
             f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
             "before using this estimator."
         )

@@ -11,6 +11,10 @@ __all__ = [
     "FORMAT_VERSION",
     "BinnedDataset",
     "CategoryTable",
+    "LinearModel",
+    "ridge_fit",
+    "logistic_fit",
+    "enet_fit",
     "artifact_header",
     "default_num_threads",
     "moments_update",
@@ -154,3 +158,56 @@ class CategoryTable:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> CategoryTable: ...
+
+@final
+class LinearModel:
+    def __new__(cls, coef: _F64, intercept: Sequence[float], kind: str, meta: str = ...) -> LinearModel: ...
+    def decision(self, x: _Matrix, n_threads: int = 0) -> _F64: ...
+    def coef(self) -> _F64: ...
+    def intercept(self) -> _F64: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def meta(self) -> str: ...
+    def with_meta(self, meta: str) -> LinearModel: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> LinearModel: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> LinearModel: ...
+
+def ridge_fit(
+    x: _Matrix,
+    y: _F64,
+    alpha: float,
+    fit_intercept: bool,
+    sample_weight: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, bool]: ...
+def logistic_fit(
+    x: _Matrix,
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    c: float,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    solver: str,
+    sample_weight: _F64 | None = None,
+    init: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, int, bool, float]: ...
+def enet_fit(
+    x: _Matrix,
+    y: _F64,
+    alpha: float,
+    l1_ratio: float,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    positive: bool,
+    sample_weight: _F64 | None = None,
+    init: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, list[int], list[float], list[bool]]: ...

@@ -4,6 +4,7 @@
 mod artifact;
 mod dataset;
 mod errors;
+mod linear;
 mod transform;
 
 use pyo3::prelude::*;
@@ -17,6 +18,10 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
     m.add_class::<transform::PyCategoryTable>()?;
+    m.add_class::<linear::PyLinearModel>()?;
+    m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;
     m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;

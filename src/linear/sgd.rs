@@ -1,0 +1,1 @@
+//! SGD (placeholder module filled below).
