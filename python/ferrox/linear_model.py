@@ -28,7 +28,7 @@ from . import _ferrox
 from ._base import FerroxEstimator, check_is_fitted
 from .exceptions import DataError, ParameterError
 
-__all__ = ["Ridge", "LogisticRegression", "ElasticNet", "Lasso"]
+__all__ = ["Ridge", "LogisticRegression", "ElasticNet", "Lasso", "SGDClassifier", "SGDRegressor"]
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -348,12 +348,47 @@ class Lasso(ElasticNet):
                          random_state=random_state, selection=selection, n_jobs=n_jobs)
 
 
+class _Classifier(_Linear):
+    """Class labels in the artifact's metadata; the decision-based prediction methods."""
+
+    _estimator_type = "classifier"
+
+    def _meta(self) -> dict[str, Any]:
+        meta = super()._meta()
+        classes = self.classes_
+        meta["classes"] = classes.tolist()
+        meta["classes_dtype"] = classes.dtype.str if classes.dtype.kind != "O" else "O"
+        meta["params"] = {k: v for k, v in self.get_params(deep=False).items()
+                          if isinstance(v, (int, float, str, bool, type(None))) and not (isinstance(v, float) and np.isinf(v))}
+        return meta
+
+    def _restore(self, model: Any, meta: dict[str, Any]) -> None:
+        dt = meta.get("classes_dtype", "O")
+        self.classes_ = np.asarray(meta["classes"], dtype=object if dt == "O" else np.dtype(dt))
+        super()._restore(model, meta)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Signed scores: (rows,) for two classes, (rows, n_classes) otherwise."""
+        d = self._decision(X)
+        return d[:, 0] if d.shape[1] == 1 else d
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most likely class of each row."""
+        d = self._decision(X)
+        idx = (d[:, 0] > 0).astype(np.int64) if d.shape[1] == 1 else np.argmax(d, axis=1)
+        return self.classes_[idx]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy."""
+        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+
+
 def _convergence_warning() -> type[Warning]:
     sk = sys.modules.get("sklearn.exceptions")
     return getattr(sk, "ConvergenceWarning", UserWarning) if sk is not None else UserWarning
 
 
-class LogisticRegression(_Linear):
+class LogisticRegression(_Classifier):
     """Logistic regression (``sklearn.linear_model.LogisticRegression``): binary or multinomial, L2 or none.
 
     Minimises scikit-learn's objective ``(1/S) sum_i s_i loss_i + ||w||^2 / (2 C S)`` (``S`` = total sample
@@ -497,24 +532,6 @@ class LogisticRegression(_Linear):
         self.coef_ = np.asarray(self._model.coef())
         self.intercept_ = np.asarray(self._model.intercept()) if self.fit_intercept else np.zeros(self.coef_.shape[0])
 
-    def _meta(self) -> dict[str, Any]:
-        meta = super()._meta()
-        classes = self.classes_
-        meta["classes"] = classes.tolist()
-        meta["classes_dtype"] = classes.dtype.str if classes.dtype.kind != "O" else "O"
-        meta["params"] = {k: v for k, v in self.get_params(deep=False).items()
-                          if isinstance(v, (int, float, str, bool, type(None))) and not (isinstance(v, float) and np.isinf(v))}
-        return meta
-
-    def _restore(self, model: Any, meta: dict[str, Any]) -> None:
-        dt = meta.get("classes_dtype", "O")
-        self.classes_ = np.asarray(meta["classes"], dtype=object if dt == "O" else np.dtype(dt))
-        super()._restore(model, meta)
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Signed scores: (rows,) for two classes, (rows, n_classes) otherwise."""
-        d = self._decision(X)
-        return d[:, 0] if d.shape[1] == 1 else d
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, (rows, n_classes)."""
@@ -530,12 +547,316 @@ class LogisticRegression(_Linear):
         """Log of :meth:`predict_proba`."""
         return np.log(self.predict_proba(X))
 
-    def predict(self, X: Any) -> np.ndarray:
-        """The most likely class of each row."""
-        d = self._decision(X)
-        idx = (d[:, 0] > 0).astype(np.int64) if d.shape[1] == 1 else np.argmax(d, axis=1)
-        return self.classes_[idx]
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean accuracy."""
-        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+_CLASSIFIER_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron", "squared_error", "huber",
+                      "epsilon_insensitive", "squared_epsilon_insensitive")
+_REGRESSOR_LOSSES = ("squared_error", "huber", "epsilon_insensitive", "squared_epsilon_insensitive")
+
+
+class _SGD(_Linear):
+    """Shared SGD machinery: parameters, the Rust call, ``t_`` bookkeeping for ``partial_fit``."""
+
+    def _sgd_check(self, losses: tuple[str, ...]) -> None:
+        if self.loss not in losses:
+            raise ParameterError(f"loss must be one of {losses}, got {self.loss!r}")
+        if self.penalty not in ("l2", "l1", "elasticnet", None):
+            raise ParameterError(f"penalty must be 'l2', 'l1', 'elasticnet' or None, got {self.penalty!r}")
+        if self.learning_rate not in ("optimal", "constant", "invscaling", "adaptive"):
+            raise ParameterError(f"learning_rate must be 'optimal', 'constant', 'invscaling' or 'adaptive', got {self.learning_rate!r}")
+        if self.early_stopping or self.average:
+            raise ParameterError("early_stopping and average are not supported by ferrox's SGD yet")
+        if not 0 <= self.l1_ratio <= 1:
+            raise ParameterError(f"l1_ratio must be in [0, 1], got {self.l1_ratio}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise ParameterError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if self.alpha < 0 or (self.learning_rate == "optimal" and self.alpha == 0):
+            raise ParameterError(f"alpha must be >= 0 (> 0 with learning_rate='optimal'), got {self.alpha}")
+        if self.learning_rate != "optimal" and not self.eta0 > 0:
+            raise ParameterError(f"eta0 must be > 0 with learning_rate={self.learning_rate!r}, got {self.eta0}")
+
+    def _l1_ratio(self) -> float:
+        return {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), None: 0.0}[self.penalty]
+
+    def _run(self, arr: np.ndarray, targets: np.ndarray, wpos: list[float], wneg: list[float], coef: np.ndarray,
+             icpt: np.ndarray, sw: np.ndarray | None, max_iter: int, tol: float | None) -> tuple[np.ndarray, np.ndarray, int]:
+        seed = int(_rs(self.random_state).randint(2**31 - 1)) if self.shuffle else None
+        out, b, iters = _ferrox.sgd_fit(
+            arr, np.ascontiguousarray(targets), wpos, wneg, np.ascontiguousarray(coef, dtype=np.float64),
+            [float(v) for v in icpt], self.loss, float(self.epsilon), float(self.alpha), self._l1_ratio(),
+            self.penalty is not None, bool(self.fit_intercept), int(max_iter), tol, int(self.n_iter_no_change),
+            self.learning_rate, float(self.eta0), float(self.power_t), seed, float(self.t_), sw,
+            _threads(getattr(self, "n_jobs", None)),
+        )
+        n_iter = max(iters)
+        self.t_ += n_iter * arr.shape[0]
+        return np.asarray(out), np.asarray(b), n_iter
+
+    def _store(self, coef: np.ndarray, icpt: np.ndarray) -> None:
+        self._model = _ferrox.LinearModel(np.ascontiguousarray(coef), [float(v) for v in icpt], type(self).__name__)
+        self._set_from_model()
+
+    def _tol(self) -> float | None:
+        return None if self.tol is None else float(self.tol)
+
+
+def _rs(seed: Any) -> np.random.RandomState:
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ParameterError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+
+
+class SGDRegressor(_SGD, _Regressor):
+    """Linear regression by stochastic gradient descent (``sklearn.linear_model.SGDRegressor``), in Rust.
+
+    scikit-learn's update rules (scaled weights, L2 shrinkage, cumulative L1 clipping, "invscaling" /
+    "optimal" / "constant" / "adaptive" rates, stopping on the average objective). With ``shuffle=False``
+    the coefficients equal scikit-learn's; with shuffling, rows are permuted by ferrox's own seeded
+    generator. ``partial_fit`` runs one epoch on a batch, continuing the learning-rate schedule.
+
+    >>> import numpy as np
+    >>> from ferrox.linear_model import SGDRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> m = SGDRegressor(max_iter=200, tol=None, random_state=0).fit(X, 3 * X.ravel() + 1)
+    >>> bool(abs(m.coef_[0] - 3) < 0.1 and abs(m.intercept_[0] - 1) < 0.1)
+    True
+    """
+
+    def __init__(self, loss: str = "squared_error", *, penalty: Any = "l2", alpha: float = 0.0001,
+                 l1_ratio: float = 0.15, fit_intercept: bool = True, max_iter: int = 1000, tol: float | None = 1e-3,
+                 shuffle: bool = True, verbose: int = 0, epsilon: float = 0.1, random_state: Any = None,
+                 learning_rate: str = "invscaling", eta0: float = 0.01, power_t: float = 0.25,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 5,
+                 warm_start: bool = False, average: bool = False, n_jobs: int | None = None):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.epsilon = epsilon
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.average = average
+        self.n_jobs = n_jobs
+
+    def _tag_overrides(self) -> dict[str, Any]:
+        return {"multi_output": False, "non_deterministic": False}
+
+    def _set_from_model(self) -> None:
+        self.coef_ = np.asarray(self._model.coef())[0]
+        self.intercept_ = np.asarray(self._model.intercept())
+
+    def _fit_epochs(self, X: Any, y: Any, sample_weight: Any, reset: bool, max_iter: int, tol: float | None) -> None:
+        self._sgd_check(_REGRESSOR_LOSSES)
+        arr = self._x(X, reset=reset)
+        if y is None:
+            raise DataError("SGDRegressor requires y to be passed, but the target y is None")
+        yv = np.asarray(y, dtype=np.float64)
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y "
+                          "to (n_samples, ), for example using ravel().", _conversion_warning())
+            yv = yv.ravel()
+        if yv.ndim != 1 or yv.shape[0] != arr.shape[0]:
+            raise DataError(f"y must be 1-D with one value per row of X ({arr.shape[0]}), got shape {yv.shape}")
+        _check_y_values(yv)
+        sw = _sample_weight(sample_weight, arr.shape[0])
+        if hasattr(self, "_model") and not reset or (reset and self.warm_start and hasattr(self, "_model")):
+            coef = np.asarray(self._model.coef())
+            icpt = np.asarray(self._model.intercept())
+        else:
+            coef, icpt = np.zeros((1, arr.shape[1])), np.zeros(1)
+        if reset or not hasattr(self, "t_"):
+            self.t_ = 1.0
+        out, b, n_iter = self._run(arr, yv[None, :], [1.0], [1.0], coef, icpt, sw, max_iter, tol)
+        self.n_iter_ = n_iter
+        self._store(out, b)
+
+    def fit(self, X: Any, y: Any, coef_init: Any = None, intercept_init: Any = None, sample_weight: Any = None) -> SGDRegressor:
+        """Runs up to ``max_iter`` epochs from zeros (or the previous solution with ``warm_start``)."""
+        if coef_init is not None or intercept_init is not None:
+            raise ParameterError("coef_init/intercept_init are not supported by ferrox; use warm_start")
+        self._fit_epochs(X, y, sample_weight, reset=True, max_iter=int(self.max_iter), tol=self._tol())
+        if self.tol is not None and self.n_iter_ == self.max_iter:
+            warnings.warn("Maximum number of iteration reached before convergence. Consider increasing max_iter "
+                          "to improve the fit.", _convergence_warning())
+        return self
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> SGDRegressor:
+        """One epoch over this batch, continuing from the current model and learning-rate step."""
+        first = not hasattr(self, "_model")
+        self._fit_epochs(X, y, sample_weight, reset=first, max_iter=1, tol=None)
+        return self
+
+
+class SGDClassifier(_SGD, _Classifier):
+    """Linear classifiers by stochastic gradient descent (``sklearn.linear_model.SGDClassifier``), in Rust.
+
+    Binary problems use one coefficient vector; several classes are fitted one-vs-all in parallel
+    (``n_jobs``). Losses: hinge, log_loss, modified_huber, squared_hinge, perceptron and the regression
+    losses. With ``shuffle=False`` the coefficients equal scikit-learn's. ``partial_fit(X, y, classes=...)``
+    learns online, one epoch per call.
+
+    >>> import numpy as np
+    >>> from ferrox.linear_model import SGDClassifier
+    >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]] * 10)
+    >>> SGDClassifier(random_state=0).fit(X, [0, 0, 1, 1] * 10).predict([[-3.0], [3.0]]).tolist()
+    [0, 1]
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, loss: str = "hinge", *, penalty: Any = "l2", alpha: float = 0.0001, l1_ratio: float = 0.15,
+                 fit_intercept: bool = True, max_iter: int = 1000, tol: float | None = 1e-3, shuffle: bool = True,
+                 verbose: int = 0, epsilon: float = 0.1, n_jobs: int | None = None, random_state: Any = None,
+                 learning_rate: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 5,
+                 class_weight: Any = None, warm_start: bool = False, average: bool = False):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.epsilon = epsilon
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.average = average
+
+    def _set_from_model(self) -> None:
+        self.coef_ = np.asarray(self._model.coef())
+        self.intercept_ = np.asarray(self._model.intercept())
+
+    def _targets(self, codes: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
+        k = len(self.classes_)
+        neg = 0.0 if self.loss == "log_loss" else -1.0
+        cw = self._class_weights(codes)
+        if k == 2:
+            t = np.where(codes == 1, 1.0, neg)[None, :]
+            return t, [cw[1]], [cw[0]]
+        t = np.where(codes[None, :] == np.arange(k)[:, None], 1.0, neg)
+        return t, [cw[i] for i in range(k)], [1.0] * k
+
+    def _class_weights(self, codes: np.ndarray) -> np.ndarray:
+        k = len(self.classes_)
+        cw = self.class_weight
+        if cw is None:
+            return np.ones(k)
+        if cw == "balanced":
+            counts = np.bincount(codes, minlength=k).astype(np.float64)
+            return len(codes) / (k * counts)
+        if isinstance(cw, dict):
+            out = np.ones(k)
+            for label, w in cw.items():
+                hit = np.flatnonzero(self.classes_ == label)
+                if hit.size == 0:
+                    raise DataError(f"class_weight names the label {label!r}, which is not in y")
+                out[hit[0]] = float(w)
+            return out
+        raise ParameterError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
+
+    def _labels(self, y: Any, n: int, classes: Any) -> np.ndarray:
+        if y is None:
+            raise DataError("SGDClassifier requires y to be passed, but the target y is None")
+        yv = np.asarray(y)
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y "
+                          "to (n_samples, ), for example using ravel().", _conversion_warning())
+            yv = yv.ravel()
+        if yv.ndim != 1 or yv.shape[0] != n:
+            raise DataError(f"y must be 1-D with one label per row of X ({n}), got shape {yv.shape}")
+        _check_y_values(yv)
+        if yv.dtype.kind == "f" and np.any(yv != np.round(yv)):
+            raise DataError("Unknown label type: continuous. Maybe you are trying to fit a classifier, which expects "
+                            "discrete classes on a regression target with continuous values.")
+        if classes is not None:
+            self.classes_ = np.unique(np.asarray(classes))
+        elif not hasattr(self, "classes_") or not hasattr(self, "_model"):
+            self.classes_ = np.unique(yv)
+        unseen = ~np.isin(yv, self.classes_)
+        if unseen.any():
+            raise DataError(f"y holds the label {yv[np.flatnonzero(unseen)[0]]!r}, unseen at fit (classes: {list(self.classes_)})")
+        if len(self.classes_) < 2:
+            raise DataError(f"The number of classes has to be greater than one; got {len(self.classes_)} class")
+        return np.searchsorted(self.classes_, yv)
+
+    def _fit_epochs(self, X: Any, y: Any, sample_weight: Any, reset: bool, max_iter: int, tol: float | None,
+                    classes: Any = None) -> None:
+        self._sgd_check(_CLASSIFIER_LOSSES)
+        arr = self._x(X, reset=reset)
+        codes = self._labels(y, arr.shape[0], classes)
+        targets, wpos, wneg = self._targets(codes)
+        sw = _sample_weight(sample_weight, arr.shape[0])
+        k = targets.shape[0]
+        keep = hasattr(self, "_model") and (not reset or self.warm_start)
+        if keep and np.asarray(self._model.coef()).shape == (k, arr.shape[1]):
+            coef, icpt = np.asarray(self._model.coef()), np.asarray(self._model.intercept())
+        else:
+            coef, icpt = np.zeros((k, arr.shape[1])), np.zeros(k)
+        if reset or not hasattr(self, "t_"):
+            self.t_ = 1.0
+        out, b, n_iter = self._run(arr, targets, wpos, wneg, coef, icpt, sw, max_iter, tol)
+        self.n_iter_ = n_iter
+        self._store(out, b)
+
+    def fit(self, X: Any, y: Any, coef_init: Any = None, intercept_init: Any = None, sample_weight: Any = None) -> SGDClassifier:
+        """Runs up to ``max_iter`` epochs (one-vs-all for several classes)."""
+        if coef_init is not None or intercept_init is not None:
+            raise ParameterError("coef_init/intercept_init are not supported by ferrox; use warm_start")
+        if hasattr(self, "classes_") and not self.warm_start:
+            del self.classes_
+        self._fit_epochs(X, y, sample_weight, reset=True, max_iter=int(self.max_iter), tol=self._tol())
+        if self.tol is not None and self.n_iter_ == self.max_iter:
+            warnings.warn("Maximum number of iteration reached before convergence. Consider increasing max_iter "
+                          "to improve the fit.", _convergence_warning())
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> SGDClassifier:
+        """One epoch over this batch; ``classes`` (all labels) is required on the first call."""
+        first = not hasattr(self, "_model")
+        if first and classes is None:
+            raise DataError("classes must be passed on the first call to partial_fit.")
+        self._fit_epochs(X, y, sample_weight, reset=first, max_iter=1, tol=None, classes=classes if first else None)
+        return self
+
+    @property
+    def predict_proba(self) -> Any:
+        """Probabilities (log_loss: logistic; modified_huber: clipped), one-vs-all normalised; only for
+        those two losses (the attribute is absent otherwise, as in scikit-learn)."""
+        if self.loss not in ("log_loss", "modified_huber"):
+            raise AttributeError(f"probability estimates are not available for loss={self.loss!r}")
+        return self._predict_proba
+
+    def _predict_proba(self, X: Any) -> np.ndarray:
+        d = self._decision(X)
+        if self.loss == "log_loss":
+            p = 1.0 / (1.0 + np.exp(-d))
+        else:
+            p = (np.clip(d, -1, 1) + 1) / 2
+        if p.shape[1] == 1:
+            return np.column_stack([1 - p[:, 0], p[:, 0]])
+        s = p.sum(axis=1, keepdims=True)
+        return np.where(s > 0, p / np.where(s > 0, s, 1), 1.0 / p.shape[1])

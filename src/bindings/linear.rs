@@ -216,5 +216,96 @@ pub fn enet_fit(
     Ok((PyLinearModel { inner: r.model }, r.n_iter, r.dual_gap, r.converged))
 }
 
-#[allow(unused_imports)]
-use sgd as _sgd;
+/// SGD on k problems (rows of `targets`): returns (coef (k, m), intercepts, epochs per problem).
+#[pyfunction]
+#[pyo3(signature = (x, targets, weight_pos, weight_neg, coef, intercept, loss, epsilon, alpha, l1_ratio,
+    penalized, fit_intercept, max_iter, tol, n_iter_no_change, learning_rate, eta0, power_t, shuffle_seed,
+    t0, sample_weight=None, n_threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_fit<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    targets: PyReadonlyArray2<'py, f64>,
+    weight_pos: Vec<f64>,
+    weight_neg: Vec<f64>,
+    coef: PyReadonlyArray2<'py, f64>,
+    intercept: Vec<f64>,
+    loss: &str,
+    epsilon: f64,
+    alpha: f64,
+    l1_ratio: f64,
+    penalized: bool,
+    fit_intercept: bool,
+    max_iter: usize,
+    tol: Option<f64>,
+    n_iter_no_change: usize,
+    learning_rate: &str,
+    eta0: f64,
+    power_t: f64,
+    shuffle_seed: Option<u64>,
+    t0: f64,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    n_threads: i64,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Vec<f64>, Vec<usize>)> {
+    let loss = match loss {
+        "hinge" => sgd::Loss::Hinge(1.0),
+        "perceptron" => sgd::Loss::Hinge(0.0),
+        "squared_hinge" => sgd::Loss::SquaredHinge,
+        "modified_huber" => sgd::Loss::ModifiedHuber,
+        "log_loss" => sgd::Loss::Log,
+        "squared_error" => sgd::Loss::Squared,
+        "huber" => sgd::Loss::Huber(epsilon),
+        "epsilon_insensitive" => sgd::Loss::EpsilonInsensitive(epsilon),
+        "squared_epsilon_insensitive" => sgd::Loss::SquaredEpsilonInsensitive(epsilon),
+        other => return Err(to_py(py, Error::param(format!("unknown loss '{other}'")))),
+    };
+    let schedule = match learning_rate {
+        "optimal" => sgd::Schedule::Optimal,
+        "constant" => sgd::Schedule::Constant,
+        "invscaling" => sgd::Schedule::InvScaling,
+        "adaptive" => sgd::Schedule::Adaptive,
+        other => return Err(to_py(py, Error::param(format!("learning_rate must be 'optimal', 'constant', 'invscaling' or 'adaptive', got '{other}'")))),
+    };
+    let t = targets.as_array();
+    let c = coef.as_array();
+    let k = t.nrows();
+    if weight_pos.len() != k || weight_neg.len() != k || c.nrows() != k || intercept.len() != k {
+        return Err(to_py(py, Error::Internal("SGD problem arrays disagree".into())));
+    }
+    let m = c.ncols();
+    let problems: Vec<sgd::Problem> = (0..k)
+        .map(|p| sgd::Problem {
+            y: t.row(p).to_vec(),
+            weight_pos: weight_pos[p],
+            weight_neg: weight_neg[p],
+            coef: c.row(p).to_vec(),
+            intercept: intercept[p],
+        })
+        .collect();
+    let opt = sgd::Options {
+        loss,
+        alpha,
+        l1_ratio,
+        penalized,
+        fit_intercept,
+        max_iter,
+        tol,
+        n_iter_no_change,
+        schedule,
+        eta0,
+        power_t,
+        shuffle_seed,
+    };
+    let sw = vec_of(sample_weight);
+    let solved = with_x(py, x, move |d| sgd::fit(&d, &problems, sw.as_deref(), &opt, t0, n_threads))?;
+    let mut flat = Vec::with_capacity(k * m);
+    let mut icpt = Vec::with_capacity(k);
+    let mut iters = Vec::with_capacity(k);
+    for (w, b, it) in solved {
+        flat.extend(w);
+        icpt.push(b);
+        iters.push(it);
+    }
+    let a = Array2::from_shape_vec((k, m), flat).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
+    Ok((PyArray2::from_owned_array(py, a), icpt, iters))
+}

@@ -22,6 +22,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::sgd_fit, m)?)?;
     m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;

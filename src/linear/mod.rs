@@ -197,8 +197,19 @@ pub fn check_target(y: &[f64], what: &str) -> Result<()> {
 pub fn solve_spd(a: &Mat<f64>, b: &Mat<f64>) -> Result<(Mat<f64>, bool)> {
     use faer::linalg::solvers::Solve;
     if let Ok(llt) = a.llt(faer::Side::Lower) {
+        // A factor with a tiny pivot relative to the largest means A is numerically singular: the
+        // Cholesky solve would be dominated by rounding, so take the minimum-norm solution instead.
+        let l = llt.L();
+        let n = l.nrows();
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for i in 0..n {
+            let d = l[(i, i)].abs();
+            lo = lo.min(d);
+            hi = hi.max(d);
+        }
+        let well_conditioned = n == 0 || (lo / hi).powi(2) > 1e3 * f64::EPSILON * n as f64;
         let x = llt.solve(b);
-        if x.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
+        if well_conditioned && x.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
             return Ok((x, false));
         }
     }

@@ -172,3 +172,67 @@ def test_check_estimator(cls):
         results = check_estimator(cls(), on_fail=None)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
     assert failed == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"penalty": "elasticnet", "l1_ratio": 0.5, "alpha": 0.01},
+        {"loss": "huber", "learning_rate": "constant", "eta0": 0.001},
+        {"penalty": "l1", "alpha": 0.001, "learning_rate": "adaptive"},
+    ],
+)
+def test_sgd_regressor_matches_sklearn_in_order(rng, params):
+    X, y, _, sw = problem(rng, n=800, m=5)
+    X = (X - X.mean(0)) / X.std(0)
+    a = fxl.SGDRegressor(shuffle=False, **params).fit(X, y, sample_weight=sw)
+    b = skl.SGDRegressor(shuffle=False, **params).fit(X, y, sample_weight=sw)
+    assert a.n_iter_ == b.n_iter_
+    assert rel(a.coef_, b.coef_) < 1e-8 and rel(a.intercept_, b.intercept_) < 1e-8
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize(
+    "params", [{}, {"loss": "log_loss"}, {"loss": "modified_huber", "class_weight": "balanced", "penalty": "elasticnet"}]
+)
+def test_sgd_classifier_matches_sklearn_in_order(rng, n_classes, params):
+    X, y, w, _ = problem(rng, n=800, m=5)
+    X = (X - X.mean(0)) / X.std(0)
+    z = X @ w
+    yy = (z > 0).astype(int) if n_classes == 2 else np.digitize(z, np.quantile(z, [0.33, 0.66]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = fxl.SGDClassifier(shuffle=False, **params).fit(X, yy)
+        b = skl.SGDClassifier(shuffle=False, **params).fit(X, yy)
+    assert a.n_iter_ == b.n_iter_
+    assert rel(a.coef_, b.coef_) < 1e-8 and rel(a.intercept_, b.intercept_) < 1e-8
+    assert hasattr(a, "predict_proba") == hasattr(b, "predict_proba")
+
+
+def test_sgd_partial_fit_matches_sklearn(rng):
+    X, y, w, _ = problem(rng, n=1000, m=5)
+    X = (X - X.mean(0)) / X.std(0)
+    yy = np.digitize(X @ w, [-1, 1])
+    a, b = fxl.SGDClassifier(shuffle=False), skl.SGDClassifier(shuffle=False)
+    ra, rb = fxl.SGDRegressor(shuffle=False), skl.SGDRegressor(shuffle=False)
+    for k in range(0, 1000, 100):
+        a.partial_fit(X[k : k + 100], yy[k : k + 100], classes=[0, 1, 2])
+        b.partial_fit(X[k : k + 100], yy[k : k + 100], classes=[0, 1, 2])
+        ra.partial_fit(X[k : k + 100], y[k : k + 100])
+        rb.partial_fit(X[k : k + 100], y[k : k + 100])
+    assert rel(a.coef_, b.coef_) < 1e-8 and a.t_ == b.t_
+    assert rel(ra.coef_, rb.coef_) < 1e-8
+    with pytest.raises(fx.DataError, match="classes must be passed"):
+        fxl.SGDClassifier().partial_fit(X, yy)
+    with pytest.raises(fx.DataError, match="unseen"):
+        a.partial_fit(X[:10], np.full(10, 7))
+
+
+def test_sgd_round_trip(rng, tmp_path):
+    X, y, _, _ = problem(rng, n=300, m=4)
+    clf = fxl.SGDClassifier(loss="log_loss", random_state=0).fit(X, y > 0)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    clf.save(tmp_path / "sgd.frx")
+    np.testing.assert_array_equal(fxl.SGDClassifier.load(tmp_path / "sgd.frx").predict(X), clf.predict(X))
