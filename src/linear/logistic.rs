@@ -48,8 +48,9 @@ pub struct LogisticFit {
     pub objective: f64,
 }
 
-struct Problem<'a, 'd> {
-    x: &'a DenseMatrix<'d>,
+struct Problem<'a> {
+    /// The rows as transposed blocks (features [+1], rows), built once: every evaluation reads them.
+    blocks: Vec<Mat<f64>>,
     y: &'a [u32],
     sw: Option<&'a [f64]>,
     /// outputs (1 for binary)
@@ -57,7 +58,6 @@ struct Problem<'a, 'd> {
     /// parameters per output (features [+ intercept])
     p: usize,
     m: usize,
-    intercept: bool,
     s_total: f64,
     lambda: f64,
 }
@@ -81,19 +81,19 @@ fn sigmoid(z: f64) -> f64 {
     }
 }
 
-impl Problem<'_, '_> {
+impl Problem<'_> {
     /// Objective, gradient (p*k, output-major) and optionally the Hessian ((p*k)^2).
     fn eval(&self, theta: &[f64], hess: bool) -> Result<(f64, Vec<f64>, Option<Mat<f64>>)> {
         let (p, k, m) = (self.p, self.k, self.m);
-        let n = self.x.dim().0;
+        let n = self.y.len();
         let mut th = Mat::<f64>::zeros(p, k);
         for c in 0..k {
             for j in 0..p {
                 th[(j, c)] = theta[c * p + j];
             }
         }
-        let parts = over_blocks(n, |_, rows| {
-            let bt = block_t(self.x, rows.clone(), None, None, self.intercept)?;
+        let parts = over_blocks(n, |b, rows| {
+            let bt = &self.blocks[b];
             let r = rows.len();
             let mut z = Mat::<f64>::zeros(r, k);
             matmul(z.as_mut(), Accum::Replace, bt.transpose(), th.as_ref(), 1.0, Par::Seq);
@@ -252,15 +252,18 @@ pub fn fit(
     let p = m + opt.fit_intercept as usize;
     let s_total = sample_weight.map_or(n as f64, |w| w.iter().sum());
     let lambda = if opt.c.is_infinite() { 0.0 } else { 1.0 / (opt.c * s_total) };
-    let prob = Problem { x, y, sw: sample_weight, k, p, m, intercept: opt.fit_intercept, s_total, lambda };
     let mut theta = match init {
         Some(t) if t.len() == p * k => t.to_vec(),
         Some(t) => return Err(Error::param(format!("warm start has {} coefficients, expected {}", t.len(), p * k))),
         None => vec![0.0; p * k],
     };
-    let (theta, n_iter, converged, f) = crate::parallel::run_in_pool(n_threads, || match opt.solver {
-        Solver::Lbfgs => lbfgs(&prob, &mut theta, opt),
-        Solver::NewtonCholesky => newton(&prob, &mut theta, opt),
+    let (theta, n_iter, converged, f) = crate::parallel::run_in_pool(n_threads, || {
+        let blocks = over_blocks(n, |_, rows| block_t(x, rows, None, None, opt.fit_intercept))?;
+        let prob = Problem { blocks, y, sw: sample_weight, k, p, m, s_total, lambda };
+        match opt.solver {
+            Solver::Lbfgs => lbfgs(&prob, &mut theta, opt),
+            Solver::NewtonCholesky => newton(&prob, &mut theta, opt),
+        }
     })??;
     let mut coef = vec![0.0; k * m];
     let mut intercept = vec![0.0; k];
@@ -288,7 +291,7 @@ pub fn fit(
 
 type Outcome = (Vec<f64>, usize, bool, f64);
 
-fn lbfgs(prob: &Problem<'_, '_>, theta: &mut Vec<f64>, opt: &Options) -> Result<Outcome> {
+fn lbfgs(prob: &Problem<'_>, theta: &mut Vec<f64>, opt: &Options) -> Result<Outcome> {
     const HISTORY: usize = 10;
     let ftol = 64.0 * f64::EPSILON;
     prob.center(theta);
@@ -367,7 +370,7 @@ fn lbfgs(prob: &Problem<'_, '_>, theta: &mut Vec<f64>, opt: &Options) -> Result<
     Ok((theta.clone(), it, converged, f))
 }
 
-fn newton(prob: &Problem<'_, '_>, theta: &mut Vec<f64>, opt: &Options) -> Result<Outcome> {
+fn newton(prob: &Problem<'_>, theta: &mut Vec<f64>, opt: &Options) -> Result<Outcome> {
     prob.center(theta);
     let dim = theta.len();
     let mut it = 0;

@@ -35,6 +35,68 @@ pub fn infinity_error(row: usize, col: usize) -> Error {
     ))
 }
 
+/// Columns read together by one task: a row of a C-ordered matrix then costs one cache line per group
+/// instead of one per column.
+const COLUMN_GROUP: usize = 8;
+
+/// Columns `cols` of `m`, as f64, reading row by row (cache-friendly for row-major input).
+pub fn column_group(m: &DenseMatrix<'_>, cols: std::ops::Range<usize>) -> Vec<Vec<f64>> {
+    let n = m.dim().0;
+    let width = cols.len();
+    let mut out: Vec<Vec<f64>> = (0..width).map(|_| vec![0.0; n]).collect();
+    macro_rules! read {
+        ($a:expr) => {{
+            let a = $a;
+            let (s0, s1) = (a.strides()[0], a.strides()[1]);
+            let base = a.as_ptr();
+            for (k, o) in out.iter_mut().enumerate() {
+                let j = (cols.start + k) as isize;
+                if n == 0 {
+                    continue;
+                }
+                // SAFETY: i < nrows and j < ncols index elements of the view, whose strides are its own.
+                unsafe {
+                    let col = base.offset(j * s1);
+                    for (i, v) in o.iter_mut().enumerate() {
+                        *v = *col.offset(i as isize * s0) as f64;
+                    }
+                }
+            }
+        }};
+    }
+    // Row-major input: read a tile of rows across all the group's columns at a time.
+    macro_rules! read_rows {
+        ($a:expr) => {{
+            let a = $a;
+            let (s0, s1) = (a.strides()[0], a.strides()[1]);
+            let base = a.as_ptr();
+            const TILE: usize = 256;
+            let mut i0 = 0;
+            while i0 < n {
+                let i1 = (i0 + TILE).min(n);
+                for (k, o) in out.iter_mut().enumerate() {
+                    let j = (cols.start + k) as isize;
+                    // SAFETY: as above; rows i0..i1 exist.
+                    unsafe {
+                        let col = base.offset(j * s1);
+                        for i in i0..i1 {
+                            *o.get_unchecked_mut(i) = *col.offset(i as isize * s0) as f64;
+                        }
+                    }
+                }
+                i0 = i1;
+            }
+        }};
+    }
+    match m {
+        DenseMatrix::F32(a) if a.strides()[1] == 1 => read_rows!(a),
+        DenseMatrix::F64(a) if a.strides()[1] == 1 => read_rows!(a),
+        DenseMatrix::F32(a) => read!(a),
+        DenseMatrix::F64(a) => read!(a),
+    }
+    out
+}
+
 /// Computes one statistic per column in parallel (column order kept).
 pub fn per_column<T: Send>(
     m: &DenseMatrix<'_>,
@@ -42,9 +104,18 @@ pub fn per_column<T: Send>(
     f: impl Fn(usize, Vec<f64>) -> Result<T> + Sync + Send,
 ) -> Result<Vec<T>> {
     let (_, n_cols) = m.dim();
-    crate::parallel::run_in_pool(n_threads, || {
-        (0..n_cols).into_par_iter().map(|j| f(j, column(m, j))).collect::<Result<Vec<T>>>()
-    })?
+    let groups: Vec<std::ops::Range<usize>> =
+        (0..n_cols).step_by(COLUMN_GROUP).map(|s| s..(s + COLUMN_GROUP).min(n_cols)).collect();
+    let per_group = crate::parallel::run_in_pool(n_threads, || {
+        groups
+            .par_iter()
+            .map(|g| {
+                let cols = column_group(m, g.clone());
+                cols.into_iter().enumerate().map(|(k, c)| f(g.start + k, c)).collect::<Result<Vec<T>>>()
+            })
+            .collect::<Result<Vec<Vec<T>>>>()
+    })??;
+    Ok(per_group.into_iter().flatten().collect())
 }
 
 /// Applies `f(value, column) -> output` to every element, writing a row-major (rows, cols) buffer.
