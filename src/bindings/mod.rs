@@ -5,6 +5,7 @@ mod artifact;
 mod dataset;
 mod errors;
 mod linear;
+mod pipeline;
 mod transform;
 
 use pyo3::prelude::*;
@@ -19,6 +20,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
     m.add_class::<transform::PyCategoryTable>()?;
     m.add_class::<linear::PyLinearModel>()?;
+    m.add_class::<pipeline::PyFeaturePipeline>()?;
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;

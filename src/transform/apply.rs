@@ -232,7 +232,7 @@ impl QuantileMap {
             } else {
                 (x == lo, x == hi)
             };
-            let mut y = 0.5 * (interp(x, q, refs) - interp_from_above(x, q, refs));
+            let mut y = quantile_cdf(x, q, refs);
             if at_hi {
                 y = 1.0;
             }
@@ -246,6 +246,58 @@ impl QuantileMap {
             }
         })
     }
+}
+
+/// scikit-learn's `0.5 * (interp(x, xp, fp) - interp(-x, -xp[::-1], -fp[::-1]))` with one binary search:
+/// the second interpolation needs the first index of the tie run the first one ends on.
+#[inline]
+pub fn quantile_cdf(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
+    let n = xp.len();
+    if x > xp[n - 1] || x < xp[0] {
+        return 0.5 * (interp(x, xp, fp) - interp_from_above(x, xp, fp));
+    }
+    // ub: first index with xp[ub] > x (>= 1 here).
+    let ub = xp.partition_point(|&v| v <= x);
+    let j = ub - 1;
+    let up = if j == n - 1 || x == xp[j] {
+        fp[j]
+    } else {
+        let slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+        let y = slope * (x - xp[j]) + fp[j];
+        if y.is_nan() {
+            let y2 = slope * (x - xp[j + 1]) + fp[j + 1];
+            if y2.is_nan() && fp[j] == fp[j + 1] {
+                fp[j]
+            } else {
+                y2
+            }
+        } else {
+            y
+        }
+    };
+    // i: first index with xp[i] >= x.
+    let mut i = ub;
+    while i > 0 && xp[i - 1] == x {
+        i -= 1;
+    }
+    let down = if i == 0 || x == xp[i] {
+        -fp[i]
+    } else {
+        let (x0, x1, f0, f1) = (-xp[i], -xp[i - 1], -fp[i], -fp[i - 1]);
+        let slope = (f1 - f0) / (x1 - x0);
+        let y = slope * (-x - x0) + f0;
+        if y.is_nan() {
+            let y2 = slope * (-x - x1) + f1;
+            if y2.is_nan() && f0 == f1 {
+                f0
+            } else {
+                y2
+            }
+        } else {
+            y
+        }
+    };
+    0.5 * (up - down)
 }
 
 /// numpy's `interp(-x, -xp[::-1], -fp[::-1])` computed on `xp`, `fp` directly (no reversed copies): the
@@ -299,6 +351,16 @@ mod tests {
             assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "ppf({p}) = {got}, want {want}");
         }
         assert_eq!(norm_ppf(0.0), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn one_search_cdf_equals_two_interpolations() {
+        let xp = [0.0, 1.0, 1.0, 1.0, 2.0, 5.0];
+        let fp = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+        for x in [-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 6.0] {
+            let two = 0.5 * (interp(x, &xp, &fp) - interp_from_above(x, &xp, &fp));
+            assert_eq!(quantile_cdf(x, &xp, &fp), two, "x = {x}");
+        }
     }
 
     #[test]

@@ -12,6 +12,53 @@ fn check_finite(j: usize, col: &[f64]) -> Result<()> {
     }
 }
 
+/// Rows per block of the row-wise reductions.
+const RED_BLOCK: usize = 8192;
+
+/// Calls `visit(j, row_values)` style scans: applies `each(j, v)` to every element of rows `rows`.
+#[inline]
+fn scan_rows(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>, mut each: impl FnMut(usize, f64)) {
+    macro_rules! go {
+        ($a:expr) => {
+            for i in rows.clone() {
+                for (j, &v) in $a.row(i).iter().enumerate() {
+                    each(j, v as f64);
+                }
+            }
+        };
+    }
+    match m {
+        DenseMatrix::F32(a) => go!(a),
+        DenseMatrix::F64(a) => go!(a),
+    }
+}
+
+/// The error naming the first infinite value in `rows` (which must hold one).
+fn first_infinite(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>) -> crate::error::Error {
+    for i in rows {
+        let mut hit = None;
+        scan_rows(m, i..i + 1, |j, v| {
+            if v.is_infinite() && hit.is_none() {
+                hit = Some(j);
+            }
+        });
+        if let Some(j) = hit {
+            return infinity_error(i, j);
+        }
+    }
+    crate::error::Error::Internal("an infinite value vanished while being located".into())
+}
+
+/// Per-block partial results over fixed row blocks, computed in parallel, returned in block order.
+fn blocks<T: Send>(m: &DenseMatrix<'_>, n_threads: i64, f: impl Fn(std::ops::Range<usize>) -> Result<T> + Sync + Send) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    let n = m.dim().0;
+    let nb = n.div_ceil(RED_BLOCK);
+    crate::parallel::run_in_pool(n_threads, || {
+        (0..nb).into_par_iter().map(|b| f(b * RED_BLOCK..((b + 1) * RED_BLOCK).min(n))).collect::<Result<Vec<T>>>()
+    })?
+}
+
 /// Running per-column mean and (population) variance over the non-missing values seen so far.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Moments {
@@ -32,22 +79,55 @@ impl Moments {
     /// Folds a new batch of rows into the moments (Chan, Golub and LeVeque's pairwise update, in the
     /// form scikit-learn's `_incremental_mean_and_var` uses, so the numbers agree).
     pub fn update(&mut self, m: &DenseMatrix<'_>, n_threads: i64) -> Result<()> {
-        let batch = per_column(m, n_threads, |j, col| {
-            check_finite(j, &col)?;
-            let (mut sum, mut n) = (0.0f64, 0.0f64);
-            for &v in col.iter().filter(|v| !v.is_nan()) {
-                sum += v;
-                n += 1.0;
+        let cols = m.dim().1;
+        // Pass 1: sums and counts per column over fixed row blocks (merged in block order).
+        let parts = blocks(m, n_threads, |rows| {
+            let mut acc = vec![0.0f64; 2 * cols];
+            let mut inf = false;
+            scan_rows(m, rows.clone(), |j, v| {
+                inf |= v.is_infinite();
+                if !v.is_nan() {
+                    acc[2 * j] += v;
+                    acc[2 * j + 1] += 1.0;
+                }
+            });
+            if inf {
+                return Err(first_infinite(m, rows));
             }
-            let t = sum / n;
-            let (mut corr, mut sq) = (0.0f64, 0.0f64);
-            for &v in col.iter().filter(|v| !v.is_nan()) {
-                let d = v - t;
-                corr += d;
-                sq += d * d;
-            }
-            Ok((n, sum, sq - corr * corr / n))
+            Ok(acc)
         })?;
+        let mut tot = vec![0.0f64; 2 * cols];
+        for p in &parts {
+            for (t, v) in tot.iter_mut().zip(p) {
+                *t += v;
+            }
+        }
+        let mean_new: Vec<f64> = (0..cols).map(|j| tot[2 * j] / tot[2 * j + 1]).collect();
+        // Pass 2: centred sums and squares.
+        let parts2 = blocks(m, n_threads, |rows| {
+            let mut acc = vec![0.0f64; 2 * cols];
+            scan_rows(m, rows, |j, v| {
+                if !v.is_nan() {
+                    let d = v - mean_new[j];
+                    acc[2 * j] += d;
+                    acc[2 * j + 1] += d * d;
+                }
+            });
+            Ok(acc)
+        })?;
+        let mut tot2 = vec![0.0f64; 2 * cols];
+        for p in &parts2 {
+            for (t, v) in tot2.iter_mut().zip(p) {
+                *t += v;
+            }
+        }
+        let batch: Vec<(f64, f64, f64)> = (0..cols)
+            .map(|j| {
+                let (n, sum) = (tot[2 * j + 1], tot[2 * j]);
+                let (corr, sq) = (tot2[2 * j], tot2[2 * j + 1]);
+                (n, sum, sq - corr * corr / n)
+            })
+            .collect();
         for (j, (new_n, new_sum, new_m2)) in batch.into_iter().enumerate() {
             let last_n = self.count[j];
             let last_sum = self.mean[j] * last_n;
@@ -69,16 +149,31 @@ impl Moments {
 
 /// Per column: (min, max) over non-missing values; NaN for a column with none.
 pub fn min_max(m: &DenseMatrix<'_>, n_threads: i64) -> Result<Vec<(f64, f64)>> {
-    per_column(m, n_threads, |j, col| {
-        check_finite(j, &col)?;
+    let cols = m.dim().1;
+    let parts = blocks(m, n_threads, |rows| {
         // f64::min/max ignore a NaN operand, so missing values drop out without a branch.
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &v in col.iter() {
-            lo = lo.min(v);
-            hi = hi.max(v);
+        let mut lo = vec![f64::INFINITY; cols];
+        let mut hi = vec![f64::NEG_INFINITY; cols];
+        let mut inf = false;
+        scan_rows(m, rows.clone(), |j, v| {
+            inf |= v.is_infinite();
+            lo[j] = lo[j].min(v);
+            hi[j] = hi[j].max(v);
+        });
+        if inf {
+            return Err(first_infinite(m, rows));
         }
-        Ok(if lo > hi { (f64::NAN, f64::NAN) } else { (lo, hi) })
-    })
+        Ok((lo, hi))
+    })?;
+    let mut lo = vec![f64::INFINITY; cols];
+    let mut hi = vec![f64::NEG_INFINITY; cols];
+    for (l, h) in parts {
+        for j in 0..cols {
+            lo[j] = lo[j].min(l[j]);
+            hi[j] = hi[j].max(h[j]);
+        }
+    }
+    Ok((0..cols).map(|j| if lo[j] > hi[j] { (f64::NAN, f64::NAN) } else { (lo[j], hi[j]) }).collect())
 }
 
 /// numpy's linear interpolation between neighbours `a` and `b` at fraction `t`.
