@@ -18,7 +18,7 @@ use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
 
 /// Rows handed to one task by the element-wise kernels.
-const ROW_BLOCK: usize = 2048;
+const ROW_BLOCK: usize = 256;
 
 /// Column `j` of `m`, as f64.
 pub fn column(m: &DenseMatrix<'_>, j: usize) -> Vec<f64> {
@@ -134,23 +134,25 @@ pub fn map_elements(
     crate::parallel::run_in_pool(n_threads, || {
         out.par_chunks_mut(ROW_BLOCK * n_cols).enumerate().try_for_each(|(b, chunk)| {
             let row0 = b * ROW_BLOCK;
-            for (r, orow) in chunk.chunks_mut(n_cols).enumerate() {
-                let i = row0 + r;
-                macro_rules! row {
-                    ($a:expr) => {
-                        for (j, (o, &x)) in orow.iter_mut().zip($a.row(i).iter()).enumerate() {
-                            let x = x as f64;
+            let rows = chunk.len() / n_cols;
+            // Column by column within the block: each column's parameters (e.g. a quantile table)
+            // stay in cache while its values are mapped.
+            macro_rules! block {
+                ($a:expr) => {
+                    for j in 0..n_cols {
+                        for r in 0..rows {
+                            let x = $a[[row0 + r, j]] as f64;
                             if x.is_infinite() {
-                                return Err(infinity_error(i, j));
+                                return Err(infinity_error(row0 + r, j));
                             }
-                            *o = f(x, j);
+                            chunk[r * n_cols + j] = f(x, j);
                         }
-                    };
-                }
-                match m {
-                    DenseMatrix::F32(a) => row!(a),
-                    DenseMatrix::F64(a) => row!(a),
-                }
+                    }
+                };
+            }
+            match m {
+                DenseMatrix::F32(a) => block!(a),
+                DenseMatrix::F64(a) => block!(a),
             }
             Ok(())
         })
