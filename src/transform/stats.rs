@@ -155,11 +155,24 @@ pub fn min_max(m: &DenseMatrix<'_>, n_threads: i64) -> Result<Vec<(f64, f64)>> {
         let mut lo = vec![f64::INFINITY; cols];
         let mut hi = vec![f64::NEG_INFINITY; cols];
         let mut inf = false;
-        scan_rows(m, rows.clone(), |j, v| {
-            inf |= v.is_infinite();
-            lo[j] = lo[j].min(v);
-            hi[j] = hi[j].max(v);
-        });
+        // Comparisons with NaN are false, so missing values never replace a bound.
+        macro_rules! go {
+            ($a:expr) => {
+                for i in rows.clone() {
+                    let row = $a.row(i);
+                    for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row.iter()) {
+                        let v = v as f64;
+                        inf |= v.is_infinite();
+                        *l = if v < *l { v } else { *l };
+                        *h = if v > *h { v } else { *h };
+                    }
+                }
+            };
+        }
+        match m {
+            DenseMatrix::F32(a) => go!(a),
+            DenseMatrix::F64(a) => go!(a),
+        }
         if inf {
             return Err(first_infinite(m, rows));
         }
