@@ -36,6 +36,8 @@ test-python: build
 
 bench: build
 	$(PY) benches/dataset.py
+	$(PY) benches/transforms.py
+	$(PY) benches/linear.py
 
 clean:
 	rm -rf $(VENV) target
