@@ -36,6 +36,10 @@ test-python: build
 
 bench: build
 	$(PY) benches/dataset.py
+	$(PY) benches/gbdt.py
+	$(PY) benches/predict.py
+	$(PY) benches/transforms.py
+	$(PY) benches/linear.py
 
 clean:
 	rm -rf $(VENV) target

@@ -14,3 +14,5 @@ pub mod predict;
 mod bindings;
 
 pub use error::{Error, Result};
+pub mod transform;
+pub mod linear;

@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox
+from . import _ferrox, linear_model, pipeline, preprocessing
 from .artifact import artifact_info
 from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
@@ -43,4 +43,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelVersionError",
     "NotFittedError",
+    "preprocessing",
+    "linear_model",
+    "pipeline",
 ]

@@ -14,6 +14,22 @@ __all__ = [
     "BoosterModel",
     "artifact_header",
     "default_num_threads",
+    "CategoryTable",
+    "LinearModel",
+    "FeaturePipeline",
+    "ridge_fit",
+    "logistic_fit",
+    "enet_fit",
+    "sgd_fit",
+    "moments_update",
+    "column_min_max",
+    "column_percentiles",
+    "column_most_frequent",
+    "column_missing_counts",
+    "affine_transform",
+    "impute_transform",
+    "quantile_transform",
+    "digitize",
 ]
 
 __version__: str
@@ -21,6 +37,31 @@ FORMAT_VERSION: int
 
 def artifact_header(data: bytes) -> dict[str, Any]: ...
 def default_num_threads() -> int: ...
+
+_F64 = npt.NDArray[np.float64]
+_Matrix = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def moments_update(
+    x: _Matrix, count: _F64, mean: _F64, var: _F64, n_threads: int = 0
+) -> tuple[_F64, _F64, _F64]: ...
+def column_min_max(x: _Matrix, n_threads: int = 0) -> tuple[_F64, _F64]: ...
+def column_percentiles(
+    x: _Matrix, q: _F64, rows: npt.NDArray[np.int64] | None = None, n_threads: int = 0, method: str = "linear"
+) -> _F64: ...
+def digitize(x: _Matrix, inner_edges: Sequence[Sequence[float]], n_threads: int = 0) -> _F64: ...
+def column_most_frequent(x: _Matrix, n_threads: int = 0) -> _F64: ...
+def column_missing_counts(x: _Matrix, n_threads: int = 0) -> list[int]: ...
+def affine_transform(
+    x: _Matrix,
+    sub: _F64,
+    div: _F64,
+    mul: _F64,
+    add: _F64,
+    clip: tuple[float, float] | None = None,
+    n_threads: int = 0,
+) -> _F64: ...
+def impute_transform(x: _Matrix, fill: _F64, n_threads: int = 0) -> _F64: ...
+def quantile_transform(x: _Matrix, quantiles: _F64, references: _F64, normal: bool, n_threads: int = 0) -> _F64: ...
 @final
 class BinnedDataset:
     @staticmethod
@@ -138,3 +179,150 @@ class BoosterModel:
     def from_lightgbm_string(text: str) -> BoosterModel: ...
     @staticmethod
     def from_xgboost_bytes(data: bytes) -> BoosterModel: ...
+
+@final
+class CategoryTable:
+    @staticmethod
+    def fit(data: Any, n_threads: int = 0) -> CategoryTable: ...
+    def n_features(self) -> int: ...
+    def categories(self, j: int) -> tuple[_F64 | list[str], bool, bool]: ...
+    def counts(self, j: int) -> list[int]: ...
+    def ordinal(
+        self,
+        data: Any,
+        names: Sequence[str],
+        unknown_value: float | None = None,
+        missing_value: float = ...,
+        n_threads: int = 0,
+    ) -> _F64: ...
+    def onehot_layout(
+        self,
+        min_frequency: float | None = None,
+        max_categories: int | None = None,
+        drop: str | None = None,
+        infrequent_if_exist: bool = False,
+    ) -> list[dict[str, Any]]: ...
+    def onehot(
+        self,
+        data: Any,
+        names: Sequence[str],
+        error: bool,
+        min_frequency: float | None = None,
+        max_categories: int | None = None,
+        drop: str | None = None,
+        infrequent_if_exist: bool = False,
+        n_threads: int = 0,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+    def target_fit(
+        self, data: Any, targets: _F64, smooth: float | None = None, n_threads: int = 0
+    ) -> tuple[list[_F64], _F64]: ...
+    def target_cross_fit(
+        self,
+        data: Any,
+        targets: _F64,
+        folds: Sequence[int],
+        n_folds: int,
+        smooth: float | None = None,
+        n_threads: int = 0,
+    ) -> _F64: ...
+    def target_apply(
+        self, data: Any, encodings: Sequence[Sequence[float]], means: Sequence[float], n_threads: int = 0
+    ) -> _F64: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> CategoryTable: ...
+
+@final
+class LinearModel:
+    def __new__(cls, coef: _F64, intercept: Sequence[float], kind: str, meta: str = ...) -> LinearModel: ...
+    def decision(self, x: _Matrix, n_threads: int = 0) -> _F64: ...
+    def coef(self) -> _F64: ...
+    def intercept(self) -> _F64: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def meta(self) -> str: ...
+    def with_meta(self, meta: str) -> LinearModel: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> LinearModel: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> LinearModel: ...
+
+def ridge_fit(
+    x: _Matrix,
+    y: _F64,
+    alpha: float,
+    fit_intercept: bool,
+    sample_weight: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, bool]: ...
+def logistic_fit(
+    x: _Matrix,
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    c: float,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    solver: str,
+    sample_weight: _F64 | None = None,
+    init: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, int, bool, float]: ...
+def enet_fit(
+    x: _Matrix,
+    y: _F64,
+    alpha: float,
+    l1_ratio: float,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    positive: bool,
+    sample_weight: _F64 | None = None,
+    init: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[LinearModel, list[int], list[float], list[bool]]: ...
+def sgd_fit(
+    x: _Matrix,
+    targets: _F64,
+    weight_pos: Sequence[float],
+    weight_neg: Sequence[float],
+    coef: _F64,
+    intercept: Sequence[float],
+    loss: str,
+    epsilon: float,
+    alpha: float,
+    l1_ratio: float,
+    penalized: bool,
+    fit_intercept: bool,
+    max_iter: int,
+    tol: float | None,
+    n_iter_no_change: int,
+    learning_rate: str,
+    eta0: float,
+    power_t: float,
+    shuffle_seed: int | None,
+    t0: float,
+    sample_weight: _F64 | None = None,
+    n_threads: int = 0,
+) -> tuple[_F64, list[float], list[int]]: ...
+
+@final
+class FeaturePipeline:
+    @staticmethod
+    def build(
+        steps: Sequence[tuple[str, dict[str, Any]]], model: LinearModel, n_features: int, meta: str = ...
+    ) -> FeaturePipeline: ...
+    def decision(self, x: _Matrix, n_threads: int = 0) -> _F64: ...
+    def model(self) -> LinearModel: ...
+    def n_steps(self) -> int: ...
+    @property
+    def meta(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> FeaturePipeline: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> FeaturePipeline: ...

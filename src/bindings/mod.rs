@@ -5,6 +5,9 @@ mod artifact;
 mod dataset;
 mod errors;
 mod gbdt;
+mod linear;
+mod pipeline;
+mod transform;
 
 use pyo3::prelude::*;
 
@@ -18,5 +21,21 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<gbdt::PyBoosterModel>()?;
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
+    m.add_class::<transform::PyCategoryTable>()?;
+    m.add_class::<linear::PyLinearModel>()?;
+    m.add_class::<pipeline::PyFeaturePipeline>()?;
+    m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::sgd_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_most_frequent, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::column_missing_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::affine_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::impute_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::quantile_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::digitize, m)?)?;
     Ok(())
 }
