@@ -5,6 +5,7 @@
 
 pub mod artifact;
 pub mod data;
+pub mod drift;
 pub mod error;
 pub mod parallel;
 

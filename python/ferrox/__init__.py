@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox
+from . import _ferrox, drift
 from .artifact import artifact_info
 from .dataset import Dataset
 from .exceptions import (
@@ -28,6 +28,7 @@ __version__: str = _ferrox.__version__
 __all__ = [
     "__version__",
     "Dataset",
+    "drift",
     "artifact_info",
     "FerroxError",
     "DataError",

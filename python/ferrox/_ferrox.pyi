@@ -6,13 +6,50 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "FORMAT_VERSION", "BinnedDataset", "artifact_header", "default_num_threads"]
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "BinnedDataset",
+    "artifact_header",
+    "default_num_threads",
+    "ks_2samp",
+    "cramervonmises_2samp",
+    "mannwhitneyu",
+    "anderson_ksamp",
+    "chi2_contingency",
+    "wasserstein_distance",
+    "energy_distance",
+    "jensenshannon",
+    "hellinger",
+    "psi",
+    "adjust_pvalues",
+]
 
 __version__: str
 FORMAT_VERSION: int
 
 def artifact_header(data: bytes) -> dict[str, Any]: ...
 def default_num_threads() -> int: ...
+
+_F64 = npt.NDArray[np.float64]
+
+def ks_2samp(data1: _F64, data2: _F64, alternative: str = "two-sided", method: str = "auto") -> tuple[float, float, float, int]: ...
+def cramervonmises_2samp(x: _F64, y: _F64, method: str = "auto") -> tuple[float, float]: ...
+def mannwhitneyu(
+    x: _F64, y: _F64, use_continuity: bool = True, alternative: str = "two-sided", method: str = "auto"
+) -> tuple[float, float]: ...
+def anderson_ksamp(samples: Sequence[_F64], midrank: bool = True) -> tuple[float, float, bool]: ...
+def chi2_contingency(observed: _F64, correction: bool = True) -> tuple[float, float, int, _F64]: ...
+def wasserstein_distance(
+    u_values: _F64, v_values: _F64, u_weights: _F64 | None = None, v_weights: _F64 | None = None
+) -> float: ...
+def energy_distance(
+    u_values: _F64, v_values: _F64, u_weights: _F64 | None = None, v_weights: _F64 | None = None
+) -> float: ...
+def jensenshannon(p: _F64, q: _F64, base: float | None = None) -> float: ...
+def hellinger(p: _F64, q: _F64) -> float: ...
+def psi(reference: _F64, current: _F64, bins: int = 10, epsilon: float = 0.0001) -> float: ...
+def adjust_pvalues(pvalues: _F64, method: str = "bh") -> _F64: ...
 @final
 class BinnedDataset:
     @staticmethod

@@ -3,6 +3,7 @@
 
 mod artifact;
 mod dataset;
+mod drift;
 mod errors;
 
 use pyo3::prelude::*;
@@ -15,5 +16,16 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::PyDataset>()?;
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::ks_2samp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::cramervonmises_2samp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::mannwhitneyu, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::anderson_ksamp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::chi2_contingency, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::wasserstein_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::energy_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::jensenshannon, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::hellinger, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::psi, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::adjust_pvalues, m)?)?;
     Ok(())
 }
