@@ -23,6 +23,8 @@ __all__ = [
     "hellinger",
     "psi",
     "adjust_pvalues",
+    "ReferenceProfile",
+    "DriftReport",
 ]
 
 __version__: str
@@ -98,3 +100,58 @@ class BinnedDataset:
     @staticmethod
     def load(path: str | PathLike[str]) -> BinnedDataset: ...
     def describe_json(self) -> str: ...
+@final
+class ReferenceProfile:
+    @staticmethod
+    def fit_numpy(
+        data: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        feature_names: Sequence[str] | None = None,
+        exact_limit: int = 1000000,
+        sketch_k: int = 4096,
+        num_threads: int = 0,
+    ) -> ReferenceProfile: ...
+    @staticmethod
+    def fit_arrow(data: Any, exact_limit: int = 1000000, sketch_k: int = 4096, num_threads: int = 0) -> ReferenceProfile: ...
+    def compare_numpy(
+        self,
+        data: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        feature_names: Sequence[str] | None = None,
+        alpha: float = 0.05,
+        correction: str = "bh",
+        tests: Sequence[tuple[str, str]] | None = None,
+        large_sample: int = 100000,
+        min_effect: float = 0.1,
+        psi_bins: int = 10,
+        epsilon: float = 0.0001,
+        drift_share: float = 0.5,
+        hist_bins: int = 20,
+        num_threads: int = 0,
+    ) -> DriftReport: ...
+    def compare_arrow(
+        self,
+        data: Any,
+        alpha: float = 0.05,
+        correction: str = "bh",
+        tests: Sequence[tuple[str, str]] | None = None,
+        large_sample: int = 100000,
+        min_effect: float = 0.1,
+        psi_bins: int = 10,
+        epsilon: float = 0.0001,
+        drift_share: float = 0.5,
+        hist_bins: int = 20,
+        num_threads: int = 0,
+    ) -> DriftReport: ...
+    def merge(self, other: ReferenceProfile) -> ReferenceProfile: ...
+    def names(self) -> list[str]: ...
+    def describe_json(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> ReferenceProfile: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> ReferenceProfile: ...
+
+@final
+class DriftReport:
+    def to_json(self) -> str: ...
+    def to_html(self) -> str: ...

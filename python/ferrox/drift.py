@@ -19,6 +19,7 @@ the default) or is dropped (``nan_policy="omit"``); scipy's default would return
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
     "hellinger",
     "psi",
     "adjust_pvalues",
+    "ReferenceProfile",
+    "DriftReport",
 ]
 
 
@@ -315,3 +318,230 @@ def adjust_pvalues(pvalues: Any, method: str = "bh") -> np.ndarray:
     [0.03, 0.06, 0.06, 0.02]
     """
     return _ferrox.adjust_pvalues(_sample(pvalues, "pvalues", "raise"), method)
+
+
+def _frame(data: Any, what: str) -> tuple[str, Any, list[str] | None]:
+    from ._frames import as_table_or_matrix
+
+    try:
+        return as_table_or_matrix(data)
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from e
+
+
+class DriftReport:
+    """Per-column drift findings of :meth:`ReferenceProfile.compare`, and the dataset verdict.
+
+    Each column row holds: ``column``, ``kind``, ``status`` ("ok" or why it could not be tested:
+    "missing_column", "kind_mismatch", "no_current_values", "no_reference_values", "infinite_values"),
+    ``test``, ``statistic``, ``pvalue``, ``pvalue_corrected``, ``effect_size`` (PSI), ``drift``,
+    ``n_reference``, ``n_current``, the missing shares and their change, ``n_inf_current``,
+    ``unseen_categories`` and ``n_unseen``. A column that could not be tested counts as drifted.
+
+    >>> import numpy as np, ferrox as fx
+    >>> rng = np.random.default_rng(0)
+    >>> ref, cur = rng.normal(size=(2000, 2)), rng.normal(size=(1000, 2))
+    >>> cur[:, 1] += 1.0
+    >>> report = fx.drift.ReferenceProfile.fit(ref).compare(cur)
+    >>> report.drifted_columns, report.dataset_drift
+    (['Column_1'], True)
+    """
+
+    __slots__ = ("_handle", "_dict")
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._dict: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python data (NaN where a number does not apply)."""
+        if self._dict is None:
+            import json
+
+            d = json.loads(self._handle.to_json())
+            nan = float("nan")
+            for col in d["columns"]:
+                for k, v in col.items():
+                    if v is None:
+                        col[k] = nan
+            self._dict = d
+        return self._dict
+
+    @property
+    def columns(self) -> list[dict[str, Any]]:
+        """One dict per reference column, in reference order."""
+        return self.to_dict()["columns"]
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Names of the columns flagged as drifted."""
+        return [c["column"] for c in self.columns if c["drift"]]
+
+    @property
+    def share_drifted(self) -> float:
+        """Share of reference columns flagged."""
+        return float(self.to_dict()["share_drifted"])
+
+    @property
+    def dataset_drift(self) -> bool:
+        """Whether the drifted share reached ``drift_share``."""
+        return bool(self.to_dict()["dataset_drift"])
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """Columns of current data that the reference does not have."""
+        return list(self.to_dict()["extra_columns"])
+
+    def to_pandas(self) -> Any:
+        """One row per column (histograms left out), sorted by effect size, largest first."""
+        import pandas as pd
+
+        rows = [{k: v for k, v in c.items() if k != "histogram"} for c in self.columns]
+        df = pd.DataFrame(rows)
+        return df.sort_values("effect_size", ascending=False, na_position="first", kind="stable").reset_index(drop=True)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """A self-contained HTML page (inline SVG histograms, no network), columns sorted by effect size.
+
+        Written to ``path`` when given; the HTML text is returned either way.
+        """
+        html = self._handle.to_html()
+        if path is not None:
+            with open(os.fspath(path), "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+    def __repr__(self) -> str:
+        d = self.to_dict()
+        return f"<ferrox DriftReport: {d['n_drifted']} of {len(d['columns'])} columns drifted, dataset_drift={d['dataset_drift']}>"
+
+
+class ReferenceProfile:
+    """What drift checks remember about reference data: fit once, save, merge, compare.
+
+    Per numeric column the sorted values are kept exactly up to ``exact_limit`` values (tests then
+    equal scipy's on the same data); beyond it a mergeable quantile sketch whose rank error is at most
+    ``(L + 1) / sketch_k`` of the count, L being its number of levels (about log2(n / sketch_k) + 1;
+    see ``describe()``). Per categorical column the count of each category; per column rows, missing
+    and infinite values. Strings, booleans, pandas ``category`` and Arrow dictionary columns are
+    categorical; everything numeric is numeric.
+
+    The test per column: Kolmogorov–Smirnov for numeric columns, chi-square on category counts for
+    categorical ones (override per column with ``tests={"col": "cvm"}``; choices: ks, cvm,
+    mannwhitneyu, anderson, chi2, psi, wasserstein, jensenshannon). P-values are corrected across
+    columns (Benjamini–Hochberg by default). A column drifts when its corrected p-value is below
+    ``alpha``; when both samples exceed ``large_sample`` rows it must also show a PSI of at least
+    ``min_effect``, since at that size a test flags differences too small to matter. Distance tests
+    drift when the distance reaches ``min_effect``.
+
+    >>> import numpy as np, ferrox as fx
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.normal(size=(4000, 3))
+    >>> profile = fx.drift.ReferenceProfile.fit(ref)
+    >>> halves = fx.drift.ReferenceProfile.fit(ref[:2000]).merge(fx.drift.ReferenceProfile.fit(ref[2000:]))
+    >>> cur = rng.normal(size=(1000, 3)) + [0.0, 0.0, 0.5]
+    >>> profile.compare(cur).drifted_columns == halves.compare(cur).drifted_columns == ['Column_2']
+    True
+    >>> again = fx.drift.ReferenceProfile.from_bytes(profile.to_bytes())
+    >>> again.compare(cur).columns[2]["pvalue"] == profile.compare(cur).columns[2]["pvalue"]
+    True
+    """
+
+    __slots__ = ("_handle",)
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    @classmethod
+    def fit(
+        cls,
+        data: Any,
+        *,
+        exact_limit: int = 1_000_000,
+        sketch_k: int = 4096,
+        num_threads: int = 0,
+    ) -> ReferenceProfile:
+        """Profiles reference data: a numpy array, pandas/polars DataFrame, pyarrow Table/RecordBatch."""
+        if exact_limit < 1 or sketch_k < 8:
+            raise ParameterError(f"exact_limit must be >= 1 and sketch_k >= 8, got {exact_limit} and {sketch_k}")
+        kind, payload, names = _frame(data, "reference data")
+        if kind == "numpy":
+            h = _ferrox.ReferenceProfile.fit_numpy(payload, names, int(exact_limit), int(sketch_k), int(num_threads))
+        else:
+            h = _ferrox.ReferenceProfile.fit_arrow(payload, int(exact_limit), int(sketch_k), int(num_threads))
+        return cls(h)
+
+    def compare(
+        self,
+        current: Any,
+        *,
+        alpha: float = 0.05,
+        correction: str = "bh",
+        tests: dict[str, str] | None = None,
+        large_sample: int = 100_000,
+        min_effect: float = 0.1,
+        psi_bins: int = 10,
+        epsilon: float = 1e-4,
+        drift_share: float = 0.5,
+        hist_bins: int = 20,
+        num_threads: int = 0,
+    ) -> DriftReport:
+        """Tests every reference column against ``current`` and returns a :class:`DriftReport`."""
+        kw: dict[str, Any] = dict(
+            alpha=float(alpha),
+            correction=correction,
+            tests=None if tests is None else [(str(k), str(v)) for k, v in tests.items()],
+            large_sample=int(large_sample),
+            min_effect=float(min_effect),
+            psi_bins=int(psi_bins),
+            epsilon=float(epsilon),
+            drift_share=float(drift_share),
+            hist_bins=int(hist_bins),
+            num_threads=int(num_threads),
+        )
+        kind, payload, names = _frame(current, "current data")
+        if kind == "numpy":
+            return DriftReport(self._handle.compare_numpy(payload, names, **kw))
+        return DriftReport(self._handle.compare_arrow(payload, **kw))
+
+    def merge(self, other: ReferenceProfile) -> ReferenceProfile:
+        """A profile of both row sets (profiles fitted on partitions of the same columns)."""
+        if not isinstance(other, ReferenceProfile):
+            raise ParameterError(f"other must be a ReferenceProfile, got {type(other).__name__}")
+        return ReferenceProfile(self._handle.merge(other._handle))
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names."""
+        return self._handle.names()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Per column: kind, rows, missing, infinite, values stored, exact or sketched, rank error bound."""
+        import json
+
+        return json.loads(self._handle.describe_json())
+
+    def to_bytes(self) -> bytes:
+        """The profile as a ferrox artifact (kind "reference_profile", SHA-256 verified on load)."""
+        return self._handle.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        """A profile from :meth:`to_bytes` output."""
+        return cls(_ferrox.ReferenceProfile.from_bytes(bytes(data)))
+
+    def save(self, path: str | os.PathLike[str]) -> ReferenceProfile:
+        """Writes the profile to ``path`` (atomically) and returns self."""
+        self._handle.save(os.fspath(path))
+        return self
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
+        """Reads a profile written by :meth:`save`, verifying its SHA-256."""
+        return cls(_ferrox.ReferenceProfile.load(os.fspath(path)))
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (ReferenceProfile.from_bytes, (self.to_bytes(),))
+
+    def __repr__(self) -> str:
+        return f"<ferrox ReferenceProfile: {len(self.columns)} columns>"

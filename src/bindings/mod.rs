@@ -5,6 +5,7 @@ mod artifact;
 mod dataset;
 mod drift;
 mod errors;
+mod profile;
 
 use pyo3::prelude::*;
 
@@ -27,5 +28,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drift::hellinger, m)?)?;
     m.add_function(wrap_pyfunction!(drift::psi, m)?)?;
     m.add_function(wrap_pyfunction!(drift::adjust_pvalues, m)?)?;
+    m.add_class::<profile::PyReferenceProfile>()?;
+    m.add_class::<profile::PyDriftReport>()?;
     Ok(())
 }

@@ -3,6 +3,9 @@
 //! (`multitest`), mergeable reference profiles compared against current data (`profile`, `sketch`).
 
 pub mod distance;
+pub mod html;
 pub mod multitest;
+pub mod profile;
+pub mod sketch;
 pub mod special;
 pub mod twosample;

@@ -1,0 +1,205 @@
+//! A mergeable quantile sketch (a deterministic hierarchy of compactors, as in Manku–Rajagopalan–
+//! Lindsay and KLL) and a radix sort for f64.
+//!
+//! Level h holds values that each stand for 2^h inputs. When a level reaches `k` values it is sorted
+//! and every other value (alternating the starting offset) moves up a level with twice the weight.
+//! A compaction at level h shifts any rank by at most 2^h, and level h compacts at most n / (k 2^h)
+//! times, so the compactions move any rank by at most `n · (L - 1) / k` where L is the number of
+//! levels (about log2(n / k) + 1); reading a quantile adds at most one top-level weight (2n / k). [`QuantileSketch::rank_error_bound`] returns that bound as a share of n.
+//! Merging two sketches concatenates levels and compacts: the bound holds for the merged count.
+
+use serde::{Deserialize, Serialize};
+
+/// Sorts f64 values (NaN excluded by the caller) by an LSD radix sort on order-preserving keys;
+/// the same order as `total_cmp` (so -0.0 sorts before +0.0).
+pub fn sort_f64(values: &mut [f64]) {
+    let n = values.len();
+    if n < 256 {
+        values.sort_unstable_by(|a, b| a.total_cmp(b));
+        return;
+    }
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 {
+            !b
+        } else {
+            b | (1 << 63)
+        }
+    };
+    let mut keys: Vec<u64> = values.iter().map(|&x| key(x)).collect();
+    let mut tmp = vec![0u64; n];
+    for pass in 0..8 {
+        let shift = pass * 8;
+        let mut counts = [0usize; 256];
+        for &k in &keys {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.iter().any(|&c| c == n) {
+            continue; // every key shares this byte
+        }
+        let mut pos = [0usize; 256];
+        let mut acc = 0;
+        for (p, c) in pos.iter_mut().zip(counts.iter()) {
+            *p = acc;
+            acc += c;
+        }
+        for &k in &keys {
+            let b = ((k >> shift) & 0xff) as usize;
+            tmp[pos[b]] = k;
+            pos[b] += 1;
+        }
+        std::mem::swap(&mut keys, &mut tmp);
+    }
+    for (v, k) in values.iter_mut().zip(keys) {
+        let b = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
+        *v = f64::from_bits(b);
+    }
+}
+
+/// A mergeable quantile summary of a stream of values.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QuantileSketch {
+    /// Capacity of each level before it compacts.
+    pub k: usize,
+    /// Values per level; a value at level h stands for 2^h inputs.
+    pub levels: Vec<Vec<f64>>,
+    /// Per level, the offset (0 or 1) the next compaction keeps.
+    offsets: Vec<u8>,
+    /// Inputs summarised.
+    pub n: u64,
+}
+
+impl QuantileSketch {
+    /// An empty sketch with level capacity `k` (at least 8).
+    pub fn new(k: usize) -> Self {
+        QuantileSketch { k: k.max(8), levels: vec![Vec::new()], offsets: vec![0], n: 0 }
+    }
+
+    /// Adds values.
+    pub fn extend(&mut self, values: &[f64]) {
+        for chunk in values.chunks(self.k) {
+            self.levels[0].extend_from_slice(chunk);
+            self.n += chunk.len() as u64;
+            self.compact_from(0);
+        }
+    }
+
+    fn compact_from(&mut self, mut h: usize) {
+        while h < self.levels.len() {
+            if self.levels[h].len() < self.k {
+                h += 1;
+                continue;
+            }
+            let mut buf = std::mem::take(&mut self.levels[h]);
+            sort_f64(&mut buf);
+            // An odd value out stays at this level so weights are conserved.
+            if buf.len() % 2 == 1 {
+                let last = buf.pop().unwrap_or(f64::NAN);
+                self.levels[h].push(last);
+            }
+            let off = self.offsets[h] as usize;
+            self.offsets[h] ^= 1;
+            if h + 1 == self.levels.len() {
+                self.levels.push(Vec::new());
+                self.offsets.push(0);
+            }
+            let up: Vec<f64> = buf.iter().skip(off).step_by(2).copied().collect();
+            self.levels[h + 1].extend(up);
+            h += 1;
+        }
+    }
+
+    /// Combines another sketch into this one (levels concatenated, then compacted).
+    pub fn merge(&mut self, other: &QuantileSketch) {
+        while self.levels.len() < other.levels.len() {
+            self.levels.push(Vec::new());
+            self.offsets.push(0);
+        }
+        for (h, lv) in other.levels.iter().enumerate() {
+            self.levels[h].extend_from_slice(lv);
+        }
+        self.n += other.n;
+        self.compact_from(0);
+    }
+
+    /// The summary as sorted (value, weight) pairs whose weights sum to n.
+    pub fn weighted_points(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut pts: Vec<(f64, f64)> = Vec::new();
+        for (h, lv) in self.levels.iter().enumerate() {
+            let w = (1u64 << h) as f64;
+            pts.extend(lv.iter().map(|&v| (v, w)));
+        }
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.into_iter().unzip()
+    }
+
+    /// The guaranteed bound on any rank error, as a share of n: (L + 1) / k with L levels in use
+    /// (L - 1 from compactions, 2 for the weight of one top-level value), 0 while nothing compacted.
+    pub fn rank_error_bound(&self) -> f64 {
+        let used = self.levels.iter().rposition(|l| !l.is_empty()).map(|i| i + 1).unwrap_or(1);
+        if used <= 1 {
+            0.0
+        } else {
+            (used + 1) as f64 / self.k as f64
+        }
+    }
+
+    /// The value at quantile q (0..=1) of the summary.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let (v, w) = self.weighted_points();
+        let total: f64 = w.iter().sum();
+        let target = q.clamp(0.0, 1.0) * total;
+        let mut acc = 0.0;
+        for (x, wi) in v.iter().zip(&w) {
+            acc += wi;
+            if acc >= target {
+                return *x;
+            }
+        }
+        v.last().copied().unwrap_or(f64::NAN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::sample::SplitMix64;
+
+    #[test]
+    fn radix_sort_matches_total_cmp() {
+        let mut rng = SplitMix64::new(7);
+        let mut v: Vec<f64> = (0..5000).map(|_| (rng.next_f64() - 0.5) * 1e6).collect();
+        v.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, 1e-310, -1e-310]);
+        let mut want = v.clone();
+        want.sort_by(|a, b| a.total_cmp(b));
+        sort_f64(&mut v);
+        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn sketch_ranks_within_bound_and_merge_keeps_it() {
+        let mut rng = SplitMix64::new(3);
+        let data: Vec<f64> = (0..200_000).map(|_| rng.next_f64().powi(3)).collect();
+        let mut whole = QuantileSketch::new(256);
+        whole.extend(&data);
+        let mut a = QuantileSketch::new(256);
+        a.extend(&data[..90_000]);
+        let mut b = QuantileSketch::new(256);
+        b.extend(&data[90_000..]);
+        a.merge(&b);
+        let mut sorted = data.clone();
+        sort_f64(&mut sorted);
+        for s in [&whole, &a] {
+            assert_eq!(s.n, 200_000);
+            let (_, w) = s.weighted_points();
+            assert_eq!(w.iter().sum::<f64>(), 200_000.0);
+            let bound = s.rank_error_bound();
+            assert!(bound > 0.0 && bound < 0.05);
+            for q in [0.01, 0.1, 0.5, 0.9, 0.99] {
+                let x = s.quantile(q);
+                let rank = sorted.partition_point(|v| *v <= x) as f64 / 200_000.0;
+                assert!((rank - q).abs() <= bound + 1e-9, "q={q} rank={rank} bound={bound}");
+            }
+        }
+    }
+}
