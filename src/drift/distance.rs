@@ -207,6 +207,18 @@ pub fn quantile_edges(sorted_ref: &[f64], bins: usize) -> Vec<f64> {
 
 /// Counts of sorted `values` in the bins (-inf, e₁], (e₁, e₂], ..., (e_last, +inf).
 pub fn bin_counts_sorted(values: &[f64], weights: Option<&[f64]>, edges: &[f64]) -> Vec<f64> {
+    if weights.is_none() {
+        // Sorted values: each bin border is one binary search.
+        let mut counts = Vec::with_capacity(edges.len() + 1);
+        let mut prev = 0usize;
+        for e in edges {
+            let at = values.partition_point(|v| v <= e);
+            counts.push((at - prev) as f64);
+            prev = at;
+        }
+        counts.push((values.len() - prev) as f64);
+        return counts;
+    }
     let mut counts = vec![0.0; edges.len() + 1];
     let mut b = 0;
     for (i, &v) in values.iter().enumerate() {

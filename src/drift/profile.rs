@@ -496,8 +496,8 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn numeric_histogram(rv: &[f64], rw: Option<&[f64]>, cur: &[f64], bins: usize) -> Histogram {
-    let finite: Vec<f64> = rv.iter().copied().filter(|v| v.is_finite()).collect();
-    let (lo, hi) = match (finite.first(), finite.last()) {
+    // rv is sorted: infinities sit at the ends.
+    let (lo, hi) = match (rv.iter().find(|v| v.is_finite()), rv.iter().rev().find(|v| v.is_finite())) {
         (Some(&a), Some(&b)) if b > a => (a, b),
         (Some(&a), _) => (a - 0.5, a + 0.5),
         _ => return Histogram::default(),

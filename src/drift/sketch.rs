@@ -28,23 +28,29 @@ pub fn sort_f64(values: &mut [f64]) {
     };
     let mut keys: Vec<u64> = values.iter().map(|&x| key(x)).collect();
     let mut tmp = vec![0u64; n];
-    for pass in 0..8 {
-        let shift = pass * 8;
-        let mut counts = [0usize; 256];
-        for &k in &keys {
-            counts[((k >> shift) & 0xff) as usize] += 1;
+    // Six passes of 11 bits; all digit histograms are counted in one read.
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const PASSES: usize = 6;
+    let mut hist = vec![[0usize; BUCKETS]; PASSES];
+    for &k in &keys {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[((k >> (p as u32 * BITS)) as usize) & (BUCKETS - 1)] += 1;
         }
-        if counts.iter().any(|&c| c == n) {
-            continue; // every key shares this byte
+    }
+    for (p, h) in hist.iter().enumerate() {
+        if h.iter().any(|&c| c == n) {
+            continue; // every key shares this digit
         }
-        let mut pos = [0usize; 256];
+        let shift = p as u32 * BITS;
+        let mut pos = [0usize; BUCKETS];
         let mut acc = 0;
-        for (p, c) in pos.iter_mut().zip(counts.iter()) {
-            *p = acc;
+        for (q, c) in pos.iter_mut().zip(h.iter()) {
+            *q = acc;
             acc += c;
         }
         for &k in &keys {
-            let b = ((k >> shift) & 0xff) as usize;
+            let b = ((k >> shift) as usize) & (BUCKETS - 1);
             tmp[pos[b]] = k;
             pos[b] += 1;
         }

@@ -88,29 +88,59 @@ pub fn smirnov(n: u64, x: f64) -> f64 {
     }
     let jmax = (nf * (1.0 - x)).floor() as u64;
     let ln_n_fact = ln_gamma(nf + 1.0);
-    let mut sum = 0.0;
-    let mut prev = f64::NEG_INFINITY;
-    // Terms grow then shrink; all are positive, so plain summation is accurate.
-    for j in 0..=jmax {
+    // log of term j (None when the term is zero).
+    let log_term = |j: u64| -> Option<f64> {
         let jf = j as f64;
         let a = 1.0 - x - jf / nf;
         let b = x + jf / nf;
         let mut lt = ln_n_fact - ln_gamma(jf + 1.0) - ln_gamma(nf - jf + 1.0);
         if n - j > 0 {
             if a <= 0.0 {
-                continue;
+                return None;
             }
             lt += (nf - jf) * a.ln();
         }
-        lt += (jf - 1.0) * b.ln();
-        let term = lt.exp();
-        sum += term;
-        // The terms rise then fall: once past the peak and negligible, the rest cannot matter.
-        if term < sum * 1e-20 && j > 0 && lt < prev {
+        Some(lt + (jf - 1.0) * b.ln())
+    };
+    // The terms are unimodal in j: find the largest by ternary search, then add terms outwards until
+    // they fall below 1e-20 of it (all terms are positive, so nothing cancels).
+    let value = |j: u64| log_term(j).unwrap_or(f64::NEG_INFINITY);
+    let (mut lo, mut hi) = (0u64, jmax);
+    while hi - lo > 2 {
+        let m1 = lo + (hi - lo) / 3;
+        let m2 = hi - (hi - lo) / 3;
+        if value(m1) < value(m2) {
+            lo = m1 + 1;
+        } else {
+            hi = m2 - 1;
+        }
+    }
+    let peak = (lo..=hi).max_by(|&a, &b| value(a).total_cmp(&value(b))).unwrap_or(0);
+    let top = value(peak);
+    if top == f64::NEG_INFINITY {
+        return 0.0;
+    }
+    let cut = top - 46.0; // e^-46 ~ 1e-20
+    let mut sum = (value(peak) - top).exp();
+    let mut j = peak;
+    while j > 0 {
+        j -= 1;
+        let v = value(j);
+        if v < cut {
             break;
         }
-        prev = lt;
+        sum += (v - top).exp();
     }
+    let mut j = peak;
+    while j < jmax {
+        j += 1;
+        let v = value(j);
+        if v < cut {
+            break;
+        }
+        sum += (v - top).exp();
+    }
+    let sum = sum * top.exp();
     (x * sum).clamp(0.0, 1.0)
 }
 
@@ -517,6 +547,33 @@ mod tests {
         // Beyond n = 1e6 scipy switches to an asymptotic form (0.018303432...); the exact sum, checked
         // with math.fsum over math.lgamma terms, is 0.01830342435401634.
         assert!(close(smirnov(2000000, 0.001), 0.01830342435401634, 1e-7));
+    }
+
+    #[test]
+    fn smirnov_peak_walk_equals_full_sum() {
+        for &n in &[2u64, 3, 7, 20, 100, 1000, 30_000] {
+            for &x in &[0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 0.95] {
+                let nf = n as f64;
+                let jmax = (nf * (1.0 - x)).floor() as u64;
+                let mut full = 0.0;
+                for j in 0..=jmax {
+                    let jf = j as f64;
+                    let a = 1.0 - x - jf / nf;
+                    if n - j > 0 && a <= 0.0 {
+                        continue;
+                    }
+                    let mut lt = ln_gamma(nf + 1.0) - ln_gamma(jf + 1.0) - ln_gamma(nf - jf + 1.0);
+                    if n - j > 0 {
+                        lt += (nf - jf) * a.ln();
+                    }
+                    lt += (jf - 1.0) * (x + jf / nf).ln();
+                    full += lt.exp();
+                }
+                let want = (x * full).clamp(0.0, 1.0);
+                let got = smirnov(n, x);
+                assert!((got - want).abs() <= 1e-12 * want + 1e-300, "n={n} x={x}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]
