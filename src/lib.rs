@@ -8,6 +8,7 @@ pub mod data;
 pub mod drift;
 pub mod error;
 pub mod parallel;
+pub mod validate;
 
 #[cfg(feature = "python")]
 mod bindings;

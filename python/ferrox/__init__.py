@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox, drift
+from . import _ferrox, drift, validation
 from .artifact import artifact_info
 from .dataset import Dataset
 from .exceptions import (
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "Dataset",
     "drift",
+    "validation",
     "artifact_info",
     "FerroxError",
     "DataError",

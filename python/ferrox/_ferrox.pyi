@@ -25,6 +25,9 @@ __all__ = [
     "adjust_pvalues",
     "ReferenceProfile",
     "DriftReport",
+    "infer_schema",
+    "validate_schema",
+    "check_training",
 ]
 
 __version__: str
@@ -52,6 +55,19 @@ def jensenshannon(p: _F64, q: _F64, base: float | None = None) -> float: ...
 def hellinger(p: _F64, q: _F64) -> float: ...
 def psi(reference: _F64, current: _F64, bins: int = 10, epsilon: float = 0.0001) -> float: ...
 def adjust_pvalues(pvalues: _F64, method: str = "bh") -> _F64: ...
+def infer_schema(data: Any, feature_names: Sequence[str] | None = None, num_threads: int = 0) -> str: ...
+def validate_schema(schema: str, data: Any, feature_names: Sequence[str] | None = None, num_threads: int = 0) -> str: ...
+def check_training(
+    data: Any,
+    feature_names: Sequence[str] | None = None,
+    target: str | None = None,
+    missing_limit: float = 0.1,
+    outlier_sigma: float = 3.0,
+    outlier_limit: float = 0.01,
+    min_class_share: float = 0.05,
+    max_classes: int = 50,
+    num_threads: int = 0,
+) -> str: ...
 @final
 class BinnedDataset:
     @staticmethod

@@ -6,6 +6,7 @@ mod dataset;
 mod drift;
 mod errors;
 mod profile;
+mod validate;
 
 use pyo3::prelude::*;
 
@@ -30,5 +31,8 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drift::adjust_pvalues, m)?)?;
     m.add_class::<profile::PyReferenceProfile>()?;
     m.add_class::<profile::PyDriftReport>()?;
+    m.add_function(wrap_pyfunction!(validate::infer_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_training, m)?)?;
     Ok(())
 }
