@@ -25,6 +25,7 @@ __all__ = [
     "adjust_pvalues",
     "ReferenceProfile",
     "DriftReport",
+    "DriftMonitor",
     "infer_schema",
     "validate_schema",
     "check_training",
@@ -171,3 +172,37 @@ class ReferenceProfile:
 class DriftReport:
     def to_json(self) -> str: ...
     def to_html(self) -> str: ...
+
+@final
+class DriftMonitor:
+    def __new__(
+        cls,
+        profile: ReferenceProfile,
+        window: int,
+        step: int,
+        alert_after: int = 3,
+        cooldown: int = 0,
+        alpha: float = 0.05,
+        correction: str = "bh",
+        tests: Sequence[tuple[str, str]] | None = None,
+        large_sample: int = 100000,
+        min_effect: float = 0.1,
+        psi_bins: int = 10,
+        epsilon: float = 0.0001,
+        drift_share: float = 0.5,
+        hist_bins: int = 20,
+    ) -> DriftMonitor: ...
+    def update_numpy(
+        self,
+        data: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        feature_names: Sequence[str] | None = None,
+        num_threads: int = 0,
+    ) -> list[tuple[int, int, int, bool, DriftReport]]: ...
+    def update_arrow(self, data: Any, num_threads: int = 0) -> list[tuple[int, int, int, bool, DriftReport]]: ...
+    def counters(self) -> list[tuple[str, int]]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> DriftMonitor: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> DriftMonitor: ...

@@ -43,6 +43,8 @@ __all__ = [
     "adjust_pvalues",
     "ReferenceProfile",
     "DriftReport",
+    "DriftMonitor",
+    "WindowFinding",
 ]
 
 
@@ -545,3 +547,163 @@ class ReferenceProfile:
 
     def __repr__(self) -> str:
         return f"<ferrox ReferenceProfile: {len(self.columns)} columns>"
+
+
+class WindowFinding:
+    """One full window of a :class:`DriftMonitor`: its rows, whether it drifted, whether it alerted.
+
+    ``report`` is the window's :class:`DriftReport`.
+    """
+
+    __slots__ = ("window", "start_row", "end_row", "alert", "report")
+
+    def __init__(self, window: int, start_row: int, end_row: int, alert: bool, report: DriftReport) -> None:
+        self.window, self.start_row, self.end_row, self.alert, self.report = window, start_row, end_row, alert, report
+
+    @property
+    def dataset_drift(self) -> bool:
+        """Whether the window drifted (the report's dataset verdict)."""
+        return self.report.dataset_drift
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Columns flagged in this window."""
+        return self.report.drifted_columns
+
+    def __repr__(self) -> str:
+        return (
+            f"<WindowFinding {self.window}: rows {self.start_row}..{self.end_row}, "
+            f"drift={self.dataset_drift}, alert={self.alert}>"
+        )
+
+
+class DriftMonitor:
+    """Watches a stream of batches for drift against a :class:`ReferenceProfile`.
+
+    Rows accumulate into windows of ``window`` rows; a new window starts every ``step`` rows (tumbling
+    when ``step`` equals ``window``, the default; sliding when smaller). Each full window is compared
+    with the profile (keyword options as :meth:`ReferenceProfile.compare`). A window counts as drifted
+    when its report says ``dataset_drift``; after ``alert_after`` consecutive drifted windows an alert
+    fires and the run restarts, and the next ``cooldown`` windows cannot fire another (they are still
+    compared, reported and counted). The state (profile, settings, buffered rows, counters) saves and
+    restores through the artifact (kind "drift_monitor"), so a restored monitor continues exactly.
+
+    A batch missing a monitored column, or with a column of the other kind, raises
+    :class:`ferrox.DataError` and leaves the state unchanged.
+
+    >>> import numpy as np, ferrox as fx
+    >>> rng = np.random.default_rng(0)
+    >>> profile = fx.drift.ReferenceProfile.fit(rng.normal(size=(5000, 2)))
+    >>> mon = fx.drift.DriftMonitor(profile, window=500, alert_after=2)
+    >>> [f.alert for f in mon.update(rng.normal(size=(1000, 2)))]
+    [False, False]
+    >>> [f.alert for f in mon.update(rng.normal(1.0, size=(1000, 2)))]
+    [False, True]
+    >>> mon.alerts, mon.windows_seen
+    (1, 4)
+    """
+
+    __slots__ = ("_handle",)
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        window: int = 10_000,
+        step: int | None = None,
+        alert_after: int = 3,
+        cooldown: int = 0,
+        *,
+        alpha: float = 0.05,
+        correction: str = "bh",
+        tests: dict[str, str] | None = None,
+        large_sample: int = 100_000,
+        min_effect: float = 0.1,
+        psi_bins: int = 10,
+        epsilon: float = 1e-4,
+        drift_share: float = 0.5,
+        hist_bins: int = 20,
+    ) -> None:
+        if not isinstance(profile, ReferenceProfile):
+            raise ParameterError(f"profile must be a ferrox.drift.ReferenceProfile, got {type(profile).__name__}")
+        for name, v in (("window", window), ("alert_after", alert_after), ("cooldown", cooldown)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ParameterError(f"{name} must be a non-negative integer, got {v!r}")
+        step = window if step is None else step
+        self._handle = _ferrox.DriftMonitor(
+            profile._handle,
+            int(window),
+            int(step),
+            int(alert_after),
+            int(cooldown),
+            float(alpha),
+            correction,
+            None if tests is None else [(str(k), str(v)) for k, v in tests.items()],
+            int(large_sample),
+            float(min_effect),
+            int(psi_bins),
+            float(epsilon),
+            float(drift_share),
+            int(hist_bins),
+        )
+
+    def update(self, batch: Any, *, num_threads: int = 0) -> list[WindowFinding]:
+        """Adds a batch (numpy, pandas, polars, pyarrow); returns a finding per window it completed."""
+        kind, payload, names = _frame(batch, "batch")
+        if kind == "numpy":
+            out = self._handle.update_numpy(payload, names, int(num_threads))
+        else:
+            out = self._handle.update_arrow(payload, int(num_threads))
+        return [WindowFinding(w, s, e, a, DriftReport(r)) for w, s, e, a, r in out]
+
+    def _counter(self, name: str) -> int:
+        return dict(self._handle.counters())[name]
+
+    @property
+    def rows_seen(self) -> int:
+        """Rows received since the start."""
+        return self._counter("rows_seen")
+
+    @property
+    def windows_seen(self) -> int:
+        """Windows compared since the start."""
+        return self._counter("windows_seen")
+
+    @property
+    def consecutive_drifted(self) -> int:
+        """Length of the current run of drifted windows."""
+        return self._counter("consecutive_drifted")
+
+    @property
+    def alerts(self) -> int:
+        """Alerts raised since the start."""
+        return self._counter("alerts")
+
+    def to_bytes(self) -> bytes:
+        """The monitor's state as a ferrox artifact."""
+        return self._handle.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DriftMonitor:
+        """A monitor restored from :meth:`to_bytes` output."""
+        self = cls.__new__(cls)
+        self._handle = _ferrox.DriftMonitor.from_bytes(bytes(data))
+        return self
+
+    def save(self, path: str | os.PathLike[str]) -> DriftMonitor:
+        """Writes the state to ``path`` (atomically) and returns self."""
+        self._handle.save(os.fspath(path))
+        return self
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DriftMonitor:
+        """Reads a state written by :meth:`save`."""
+        self = cls.__new__(cls)
+        self._handle = _ferrox.DriftMonitor.load(os.fspath(path))
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (DriftMonitor.from_bytes, (self.to_bytes(),))
+
+    def __repr__(self) -> str:
+        c = dict(self._handle.counters())
+        return f"<ferrox DriftMonitor: window {c['window']}, step {c['step']}, {c['windows_seen']} windows, {c['alerts']} alerts>"

@@ -2,7 +2,7 @@
 //! behind `ferrox.drift.ReferenceProfile`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
@@ -14,10 +14,12 @@ use crate::artifact;
 use crate::data::frame::DenseMatrix;
 use crate::data::Frame;
 use crate::drift::multitest::Correction;
+use crate::drift::monitor::{DriftMonitor, MonitorConfig, WindowFinding};
 use crate::drift::profile::{default_categorical, CompareOptions, DriftReport, ProfileConfig, ReferenceProfile, TestKind};
 use crate::error::Error;
 
 const KIND: &str = "reference_profile";
+const MONITOR_KIND: &str = "drift_monitor";
 
 /// A fitted reference profile (immutable; shared cheaply).
 #[pyclass(frozen, name = "ReferenceProfile", module = "ferrox._ferrox")]
@@ -272,5 +274,137 @@ impl PyDriftReport {
     fn to_html(&self, py: Python<'_>) -> PyResult<String> {
         let inner = self.inner.clone();
         detach(py, move || Ok(crate::drift::html::render(&inner)))
+    }
+}
+
+/// A streaming drift monitor (its state changes with every batch).
+#[pyclass(frozen, name = "DriftMonitor", module = "ferrox._ferrox")]
+pub struct PyDriftMonitor {
+    inner: Mutex<DriftMonitor>,
+}
+
+type Finding = (u64, u64, u64, bool, PyDriftReport);
+
+fn findings(v: Vec<WindowFinding>) -> Vec<Finding> {
+    v.into_iter()
+        .map(|f| (f.window, f.start_row, f.end_row, f.alert, PyDriftReport { inner: Arc::new(f.report) }))
+        .collect()
+}
+
+impl PyDriftMonitor {
+    fn state(&self, py: Python<'_>) -> PyResult<std::sync::MutexGuard<'_, DriftMonitor>> {
+        self.inner.lock().map_err(|_| to_py(py, Error::Internal("the monitor's lock was poisoned by an earlier failure".into())))
+    }
+}
+
+#[pymethods]
+impl PyDriftMonitor {
+    /// A monitor of batches against `profile`.
+    #[new]
+    #[pyo3(signature = (profile, window, step, alert_after=3, cooldown=0, alpha=0.05, correction="bh", tests=None,
+        large_sample=100_000, min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        profile: PyRef<'_, PyReferenceProfile>,
+        window: usize,
+        step: usize,
+        alert_after: usize,
+        cooldown: usize,
+        alpha: f64,
+        correction: &str,
+        tests: Option<Vec<(String, String)>>,
+        large_sample: u64,
+        min_effect: f64,
+        psi_bins: usize,
+        epsilon: f64,
+        drift_share: f64,
+        hist_bins: usize,
+    ) -> PyResult<Self> {
+        let options = options(py, alpha, correction, tests, large_sample, min_effect, psi_bins, epsilon, drift_share, hist_bins)?;
+        let cfg = MonitorConfig { window, step, alert_after, cooldown, options };
+        let m = DriftMonitor::new(profile.inner.as_ref().clone(), cfg).map_err(|e| to_py(py, e))?;
+        Ok(PyDriftMonitor { inner: Mutex::new(m) })
+    }
+
+    /// Appends a numpy batch; returns (window, start_row, end_row, alert, report) per completed window.
+    #[pyo3(signature = (data, feature_names=None, num_threads=0))]
+    fn update_numpy(&self, py: Python<'_>, data: &Bound<'_, PyAny>, feature_names: Option<Vec<String>>, num_threads: i64) -> PyResult<Vec<Finding>> {
+        let mut m = self.state(py)?;
+        let m = &mut *m;
+        let out = with_numpy_mut(py, data, feature_names, |f| m.update(f, num_threads))?;
+        Ok(findings(out))
+    }
+
+    /// Appends an Arrow batch; returns (window, start_row, end_row, alert, report) per completed window.
+    #[pyo3(signature = (data, num_threads=0))]
+    fn update_arrow(&self, py: Python<'_>, data: &Bound<'_, PyAny>, num_threads: i64) -> PyResult<Vec<Finding>> {
+        let (batches, schema) = arrow_input(py, data)?;
+        let mut m = self.state(py)?;
+        let m = &mut *m;
+        let out = detach(py, move || {
+            let frame = Frame::from_arrow(&batches, &schema, &default_categorical(&schema))?;
+            m.update(&frame, num_threads)
+        })?;
+        Ok(findings(out))
+    }
+
+    /// Counters: rows_seen, windows_seen, consecutive, cooldown_left, alerts, window, step.
+    fn counters(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
+        let m = self.state(py)?;
+        Ok(vec![
+            ("rows_seen".into(), m.rows_seen),
+            ("windows_seen".into(), m.windows_seen),
+            ("consecutive_drifted".into(), m.consecutive as u64),
+            ("cooldown_left".into(), m.cooldown_left as u64),
+            ("alerts".into(), m.alerts),
+            ("window".into(), m.config().window as u64),
+            ("step".into(), m.config().step as u64),
+        ])
+    }
+
+    /// The whole state as artifact bytes (kind "drift_monitor").
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let m = self.state(py)?.clone();
+        let bytes = detach(py, move || artifact::encode(MONITOR_KIND, &m))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A monitor restored from `to_bytes` output.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
+        let m = detach(py, move || artifact::decode::<DriftMonitor>(&data, MONITOR_KIND))?;
+        Ok(PyDriftMonitor { inner: Mutex::new(m) })
+    }
+
+    /// Writes the state to `path` (atomically).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let m = self.state(py)?.clone();
+        detach(py, move || artifact::save(&path, MONITOR_KIND, &m))
+    }
+
+    /// Reads a state written by `save`.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let m = detach(py, move || artifact::load::<DriftMonitor>(&path, MONITOR_KIND))?;
+        Ok(PyDriftMonitor { inner: Mutex::new(m) })
+    }
+}
+
+/// [`with_numpy`] for work that mutates borrowed state.
+fn with_numpy_mut<T: Send>(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    names: Option<Vec<String>>,
+    f: impl for<'a> FnOnce(&Frame<'a>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
+        let view = a.as_array();
+        detach(py, move || f(&Frame::from_dense(DenseMatrix::F32(view), names, &[])?))
+    } else if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f64>>() {
+        let view = a.as_array();
+        detach(py, move || f(&Frame::from_dense(DenseMatrix::F64(view), names, &[])?))
+    } else {
+        Err(to_py(py, Error::data("data must be a 2-D float32 or float64 numpy array")))
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod distance;
 pub mod html;
+pub mod monitor;
 pub mod multitest;
 pub mod profile;
 pub mod sketch;
