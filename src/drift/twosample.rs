@@ -304,10 +304,20 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     let (mut i, mut j) = (0usize, 0usize);
     let mut has_a = false;
     // (best difference, i, j, value) for groups holding a value of `a`, and for groups of `b` only.
-    let mut max_a = (f64::NEG_INFINITY, f64::NAN);
-    let mut max_b = (f64::NEG_INFINITY, f64::NAN);
-    let mut min_a = (f64::INFINITY, f64::NAN);
-    let mut min_b = (f64::INFINITY, f64::NAN);
+    // Candidates are ranked by the exact integer difference i·n2 − j·n1 (distinct values differ by far
+    // more than a rounding error once divided by n1·n2); on an exact tie the float difference, formed
+    // as scipy forms it, decides, so the first of equal floats wins as numpy's argmax would.
+    #[derive(Clone, Copy)]
+    struct Best {
+        exact: i128,
+        float: f64,
+        value: f64,
+    }
+    let fl = |i: usize, j: usize| i as f64 / n1f - j as f64 / n2f;
+    let init_max = Best { exact: i128::MIN, float: f64::NEG_INFINITY, value: f64::NAN };
+    let init_min = Best { exact: i128::MAX, float: f64::INFINITY, value: f64::NAN };
+    let (mut max_a, mut max_b, mut min_a, mut min_b) = (init_max, init_max, init_min, init_min);
+    let (n1w, n2w) = (n1 as i128, n2 as i128);
     for k in 0..n {
         let ta = (i < n1) & ((j >= n2) | (pa[i] <= pb[j]));
         let v = if ta { pa[i] } else { pb[j] };
@@ -316,25 +326,18 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
         has_a |= ta;
         let next = pa[i].min(pb[j]);
         if (next != v) | (k + 1 == n) {
-            let d = i as f64 / n1f - j as f64 / n2f;
-            if has_a {
-                if d > max_a.0 {
-                    max_a = (d, v);
-                }
-                if d < min_a.0 {
-                    min_a = (d, v);
-                }
-            } else {
-                if d > max_b.0 {
-                    max_b = (d, v);
-                }
-                if d < min_b.0 {
-                    min_b = (d, v);
-                }
+            let d = i as i128 * n2w - j as i128 * n1w;
+            let (mx, mn) = if has_a { (&mut max_a, &mut min_a) } else { (&mut max_b, &mut min_b) };
+            if d > mx.exact || (d == mx.exact && fl(i, j) > mx.float) {
+                *mx = Best { exact: d, float: fl(i, j), value: v };
+            }
+            if d < mn.exact || (d == mn.exact && fl(i, j) < mn.float) {
+                *mn = Best { exact: d, float: fl(i, j), value: v };
             }
             has_a = false;
         }
     }
+    let (max_a, max_b, min_a, min_b) = ((max_a.float, max_a.value), (max_b.float, max_b.value), (min_a.float, min_a.value), (min_b.float, min_b.value));
     let mx = if max_a.0 >= max_b.0 { max_a } else { max_b };
     let mn = if min_a.0 <= min_b.0 { min_a } else { min_b };
     (mx.0, mx.1, (-mn.0).clamp(0.0, 1.0), mn.1)
