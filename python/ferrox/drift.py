@@ -549,16 +549,38 @@ class ReferenceProfile:
         return f"<ferrox ReferenceProfile: {len(self.columns)} columns>"
 
 
+def _seconds(v: Any, name: str) -> float:
+    """A window length as a float: numbers as they are, timedelta-like values in seconds."""
+    if hasattr(v, "total_seconds"):
+        return float(v.total_seconds())
+    if isinstance(v, np.timedelta64):
+        return float(v / np.timedelta64(1, "s"))
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"{name} must be a number or a timedelta for time windows, got {v!r}")
+    return float(v)
+
+
 class WindowFinding:
     """One full window of a :class:`DriftMonitor`: its rows, whether it drifted, whether it alerted.
 
-    ``report`` is the window's :class:`DriftReport`.
+    ``report`` is the window's :class:`DriftReport`; ``start_time``/``end_time`` bound a time window
+    (in the time column's units; NaN for row windows).
     """
 
-    __slots__ = ("window", "start_row", "end_row", "alert", "report")
+    __slots__ = ("window", "start_row", "end_row", "start_time", "end_time", "alert", "report")
 
-    def __init__(self, window: int, start_row: int, end_row: int, alert: bool, report: DriftReport) -> None:
+    def __init__(
+        self,
+        window: int,
+        start_row: int,
+        end_row: int,
+        start_time: float,
+        end_time: float,
+        alert: bool,
+        report: DriftReport,
+    ) -> None:
         self.window, self.start_row, self.end_row, self.alert, self.report = window, start_row, end_row, alert, report
+        self.start_time, self.end_time = start_time, end_time
 
     @property
     def dataset_drift(self) -> bool:
@@ -588,6 +610,12 @@ class DriftMonitor:
     compared, reported and counted). The state (profile, settings, buffered rows, counters) saves and
     restores through the artifact (kind "drift_monitor"), so a restored monitor continues exactly.
 
+    With ``time_column``, windows are by time instead: a window holds the rows whose time lies in
+    [start, start + window) and a new one starts every ``step`` (same units as the column; a pandas
+    datetime column is read as seconds, and ``window``/``step`` may then be ``timedelta`` values).
+    Times must not decrease across batches; windows with no rows (gaps) are skipped. The time column
+    itself is not compared and must not be in the profile.
+
     A batch missing a monitored column, or with a column of the other kind, raises
     :class:`ferrox.DataError` and leaves the state unchanged.
 
@@ -603,16 +631,17 @@ class DriftMonitor:
     (1, 4)
     """
 
-    __slots__ = ("_handle",)
+    __slots__ = ("_handle", "_time_column")
 
     def __init__(
         self,
         profile: ReferenceProfile,
-        window: int = 10_000,
-        step: int | None = None,
+        window: Any = 10_000,
+        step: Any = None,
         alert_after: int = 3,
         cooldown: int = 0,
         *,
+        time_column: str | None = None,
         alpha: float = 0.05,
         correction: str = "bh",
         tests: dict[str, str] | None = None,
@@ -625,10 +654,18 @@ class DriftMonitor:
     ) -> None:
         if not isinstance(profile, ReferenceProfile):
             raise ParameterError(f"profile must be a ferrox.drift.ReferenceProfile, got {type(profile).__name__}")
-        for name, v in (("window", window), ("alert_after", alert_after), ("cooldown", cooldown)):
+        checks = [("alert_after", alert_after), ("cooldown", cooldown)]
+        if time_column is None:
+            checks.append(("window", window))
+        for name, v in checks:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ParameterError(f"{name} must be a non-negative integer, got {v!r}")
         step = window if step is None else step
+        time_kw: dict[str, Any] = {}
+        if time_column is not None:
+            width, stride = _seconds(window, "window"), _seconds(step, "step")
+            time_kw = dict(time_column=str(time_column), time_width=width, time_step=stride)
+            window, step = 1, 1
         self._handle = _ferrox.DriftMonitor(
             profile._handle,
             int(window),
@@ -644,16 +681,23 @@ class DriftMonitor:
             float(epsilon),
             float(drift_share),
             int(hist_bins),
+            **time_kw,
         )
+        self._time_column = time_column
 
     def update(self, batch: Any, *, num_threads: int = 0) -> list[WindowFinding]:
         """Adds a batch (numpy, pandas, polars, pyarrow); returns a finding per window it completed."""
+        tc = self._time_column
+        if tc is not None and type(batch).__module__.split(".", 1)[0] == "pandas" and tc in getattr(batch, "columns", ()):
+            col = batch[tc]
+            if col.dtype.kind == "M":  # datetime64: seconds since the epoch
+                batch = batch.assign(**{tc: col.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9})
         kind, payload, names = _frame(batch, "batch")
         if kind == "numpy":
             out = self._handle.update_numpy(payload, names, int(num_threads))
         else:
             out = self._handle.update_arrow(payload, int(num_threads))
-        return [WindowFinding(w, s, e, a, DriftReport(r)) for w, s, e, a, r in out]
+        return [WindowFinding(w, s, e, t0, t1, a, DriftReport(r)) for w, s, e, t0, t1, a, r in out]
 
     def _counter(self, name: str) -> int:
         return dict(self._handle.counters())[name]
@@ -687,6 +731,7 @@ class DriftMonitor:
         """A monitor restored from :meth:`to_bytes` output."""
         self = cls.__new__(cls)
         self._handle = _ferrox.DriftMonitor.from_bytes(bytes(data))
+        self._time_column = self._handle.time_column()
         return self
 
     def save(self, path: str | os.PathLike[str]) -> DriftMonitor:
@@ -699,6 +744,7 @@ class DriftMonitor:
         """Reads a state written by :meth:`save`."""
         self = cls.__new__(cls)
         self._handle = _ferrox.DriftMonitor.load(os.fspath(path))
+        self._time_column = self._handle.time_column()
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:

@@ -14,7 +14,7 @@ use crate::artifact;
 use crate::data::frame::DenseMatrix;
 use crate::data::Frame;
 use crate::drift::multitest::Correction;
-use crate::drift::monitor::{DriftMonitor, MonitorConfig, WindowFinding};
+use crate::drift::monitor::{DriftMonitor, MonitorConfig, TimeWindows, WindowFinding};
 use crate::drift::profile::{default_categorical, CompareOptions, DriftReport, ProfileConfig, ReferenceProfile, TestKind};
 use crate::error::Error;
 
@@ -283,11 +283,11 @@ pub struct PyDriftMonitor {
     inner: Mutex<DriftMonitor>,
 }
 
-type Finding = (u64, u64, u64, bool, PyDriftReport);
+type Finding = (u64, u64, u64, f64, f64, bool, PyDriftReport);
 
 fn findings(v: Vec<WindowFinding>) -> Vec<Finding> {
     v.into_iter()
-        .map(|f| (f.window, f.start_row, f.end_row, f.alert, PyDriftReport { inner: Arc::new(f.report) }))
+        .map(|f| (f.window, f.start_row, f.end_row, f.start_time, f.end_time, f.alert, PyDriftReport { inner: Arc::new(f.report) }))
         .collect()
 }
 
@@ -302,7 +302,8 @@ impl PyDriftMonitor {
     /// A monitor of batches against `profile`.
     #[new]
     #[pyo3(signature = (profile, window, step, alert_after=3, cooldown=0, alpha=0.05, correction="bh", tests=None,
-        large_sample=100_000, min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20))]
+        large_sample=100_000, min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20,
+        time_column=None, time_width=0.0, time_step=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -320,9 +321,13 @@ impl PyDriftMonitor {
         epsilon: f64,
         drift_share: f64,
         hist_bins: usize,
+        time_column: Option<String>,
+        time_width: f64,
+        time_step: f64,
     ) -> PyResult<Self> {
         let options = options(py, alpha, correction, tests, large_sample, min_effect, psi_bins, epsilon, drift_share, hist_bins)?;
-        let cfg = MonitorConfig { window, step, alert_after, cooldown, options };
+        let time = time_column.map(|column| TimeWindows { column, width: time_width, step: time_step });
+        let cfg = MonitorConfig { window, step, alert_after, cooldown, options, time };
         let m = DriftMonitor::new(profile.inner.as_ref().clone(), cfg).map_err(|e| to_py(py, e))?;
         Ok(PyDriftMonitor { inner: Mutex::new(m) })
     }
@@ -361,6 +366,11 @@ impl PyDriftMonitor {
             ("window".into(), m.config().window as u64),
             ("step".into(), m.config().step as u64),
         ])
+    }
+
+    /// The time column of time windows, or None.
+    fn time_column(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self.state(py)?.config().time.as_ref().map(|t| t.column.clone()))
     }
 
     /// The whole state as artifact bytes (kind "drift_monitor").

@@ -17,6 +17,18 @@ use crate::data::frame::{CategoricalSource, ColumnSource, FloatChunk, NumericSou
 use crate::data::{CatKey, Frame};
 use crate::error::{Error, Result};
 
+/// Windows by time instead of rows: the window holds rows whose `column` value lies in
+/// [start, start + width); a new window starts every `step` (times must not decrease).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimeWindows {
+    /// The numeric time column of each batch (not compared).
+    pub column: String,
+    /// Window length, in the column's units.
+    pub width: f64,
+    /// Distance between window starts (= width: tumbling; < width: sliding).
+    pub step: f64,
+}
+
 /// Window and alert settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MonitorConfig {
@@ -30,6 +42,8 @@ pub struct MonitorConfig {
     pub cooldown: usize,
     /// How each window is compared.
     pub options: CompareOptions,
+    /// Time windows (then `window` and `step` are not used).
+    pub time: Option<TimeWindows>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -56,6 +70,12 @@ pub struct DriftMonitor {
     pub cooldown_left: usize,
     /// Alerts raised since the start.
     pub alerts: u64,
+    /// Time of each buffered row (time windows).
+    times: Vec<f64>,
+    /// Start of the open time window.
+    window_start: Option<f64>,
+    /// Latest time seen.
+    last_time: f64,
 }
 
 /// What one full window gave.
@@ -67,6 +87,10 @@ pub struct WindowFinding {
     pub start_row: u64,
     /// One past its last row.
     pub end_row: u64,
+    /// Start of a time window (NaN for row windows).
+    pub start_time: f64,
+    /// End (exclusive) of a time window (NaN for row windows).
+    pub end_time: f64,
     /// Whether an alert fired on this window.
     pub alert: bool,
     /// The comparison.
@@ -76,7 +100,20 @@ pub struct WindowFinding {
 impl DriftMonitor {
     /// A monitor of data against `profile`.
     pub fn new(profile: ReferenceProfile, config: MonitorConfig) -> Result<Self> {
-        if config.window == 0 || config.step == 0 || config.step > config.window {
+        if let Some(t) = &config.time {
+            if !(t.width > 0.0 && t.width.is_finite() && t.step > 0.0 && t.step <= t.width) {
+                return Err(Error::param(format!(
+                    "time windows need width > 0 and step in (0, width], got width={} step={}",
+                    t.width, t.step
+                )));
+            }
+            if profile.names.contains(&t.column) {
+                return Err(Error::param(format!(
+                    "time_column '{}' is one of the monitored columns; profile the data without it",
+                    t.column
+                )));
+            }
+        } else if config.window == 0 || config.step == 0 || config.step > config.window {
             return Err(Error::param(format!(
                 "window must be >= 1 and step in 1..=window, got window={} step={}",
                 config.window, config.step
@@ -103,6 +140,9 @@ impl DriftMonitor {
             consecutive: 0,
             cooldown_left: 0,
             alerts: 0,
+            times: Vec::new(),
+            window_start: None,
+            last_time: f64::NEG_INFINITY,
         })
     }
 
@@ -129,6 +169,9 @@ impl DriftMonitor {
             }
             sources.push(j);
         }
+        if let Some(t) = self.config.time.clone() {
+            return self.update_by_time(batch, &sources, &t, num_threads);
+        }
         let mut findings = Vec::new();
         let mut row = 0usize;
         let n = batch.n_rows;
@@ -149,10 +192,103 @@ impl DriftMonitor {
         Ok(findings)
     }
 
-    fn close_window(&mut self, num_threads: i64) -> Result<WindowFinding> {
+    fn update_by_time(
+        &mut self,
+        batch: &Frame<'_>,
+        sources: &[usize],
+        t: &TimeWindows,
+        num_threads: i64,
+    ) -> Result<Vec<WindowFinding>> {
+        let tj = batch.names.iter().position(|n| *n == t.column).ok_or_else(|| {
+            Error::data(format!("the batch has no time column '{}'", t.column))
+        })?;
+        let ColumnSource::Numeric(tsrc) = &batch.columns[tj] else {
+            return Err(Error::data(format!("time column '{}' must be numeric", t.column)));
+        };
+        let n = batch.n_rows;
+        let mut times = vec![0.0; n];
+        tsrc.read(0, &mut times);
+        let mut last = self.last_time;
+        for (r, &x) in times.iter().enumerate() {
+            if !x.is_finite() {
+                return Err(Error::data(format!("time column '{}' holds {x} at row {r}; times must be finite", t.column)));
+            }
+            if x < last {
+                return Err(Error::data(format!(
+                    "time column '{}' decreases at row {r} ({x} after {last}); batches must arrive in time order",
+                    t.column
+                )));
+            }
+            last = x;
+        }
+        self.last_time = last;
+        let mut findings = Vec::new();
+        let mut row = 0usize;
+        while row < n {
+            let start = *self.window_start.get_or_insert(times[row]);
+            let end = start + t.width;
+            // Rows before the window's end join it.
+            let stop = row + times[row..].partition_point(|&x| x < end);
+            for (buf, &j) in self.buffers.iter_mut().zip(sources) {
+                append(buf, &batch.columns[j], row, stop - row);
+            }
+            self.times.extend_from_slice(&times[row..stop]);
+            self.buffered += stop - row;
+            self.rows_seen += (stop - row) as u64;
+            row = stop;
+            if row == n {
+                break;
+            }
+            // A row at or past the end closes the window.
+            if self.buffered > 0 {
+                let (report, alert) = self.compare_window(num_threads)?;
+                let end_row = self.rows_seen;
+                findings.push(WindowFinding {
+                    window: self.windows_seen - 1,
+                    start_row: end_row - self.buffered as u64,
+                    end_row,
+                    start_time: start,
+                    end_time: end,
+                    alert,
+                    report,
+                });
+            }
+            let mut next = start + t.step;
+            if next + t.width <= times[row] && self.times.last().is_none_or(|&l| l < next) {
+                // Empty windows in a gap are skipped.
+                next += ((times[row] - t.width - next) / t.step).floor().max(0.0) * t.step;
+                while next + t.width <= times[row] {
+                    next += t.step;
+                }
+            }
+            self.window_start = Some(next);
+            let drop = self.times.partition_point(|&x| x < next);
+            self.drop_front(drop);
+        }
+        Ok(findings)
+    }
+
+    fn drop_front(&mut self, k: usize) {
+        for buf in &mut self.buffers {
+            match buf {
+                Buffer::Numeric(v) => {
+                    v.drain(..k);
+                }
+                Buffer::Categorical { codes, .. } => {
+                    codes.drain(..k);
+                }
+            }
+        }
+        if !self.times.is_empty() {
+            self.times.drain(..k);
+        }
+        self.buffered -= k;
+    }
+
+    /// Compares the buffered rows and applies the alert rule.
+    fn compare_window(&mut self, num_threads: i64) -> Result<(DriftReport, bool)> {
         let frame = self.window_frame();
         let report = self.profile.compare(&frame, &self.config.options, num_threads)?;
-        let window = self.windows_seen;
         self.windows_seen += 1;
         if report.dataset_drift {
             self.consecutive += 1;
@@ -168,22 +304,16 @@ impl DriftMonitor {
             self.consecutive = 0;
             self.cooldown_left = self.config.cooldown;
         }
+        Ok((report, alert))
+    }
+
+    fn close_window(&mut self, num_threads: i64) -> Result<WindowFinding> {
+        let (report, alert) = self.compare_window(num_threads)?;
+        let window = self.windows_seen - 1;
         let end_row = self.rows_seen;
         let start_row = end_row - self.config.window as u64;
-        // Slide: drop the first `step` rows.
-        let step = self.config.step;
-        for buf in &mut self.buffers {
-            match buf {
-                Buffer::Numeric(v) => {
-                    v.drain(..step);
-                }
-                Buffer::Categorical { codes, .. } => {
-                    codes.drain(..step);
-                }
-            }
-        }
-        self.buffered -= step;
-        Ok(WindowFinding { window, start_row, end_row, alert, report })
+        self.drop_front(self.config.step);
+        Ok(WindowFinding { window, start_row, end_row, start_time: f64::NAN, end_time: f64::NAN, alert, report })
     }
 
     fn window_frame(&self) -> Frame<'static> {
@@ -249,7 +379,7 @@ mod tests {
     fn windows_alerts_and_cooldown() {
         let r = data(2000, 0.0, 1);
         let prof = ReferenceProfile::fit(&Frame::from_dense(DenseMatrix::F64(r.view()), None, &[]).unwrap(), ProfileConfig::default(), 1).unwrap();
-        let cfg = MonitorConfig { window: 300, step: 300, alert_after: 2, cooldown: 2, options: CompareOptions::default() };
+        let cfg = MonitorConfig { window: 300, step: 300, alert_after: 2, cooldown: 2, options: CompareOptions::default(), time: None };
         let mut m = DriftMonitor::new(prof, cfg).unwrap();
         let same = data(500, 0.0, 2);
         let f = m.update(&Frame::from_dense(DenseMatrix::F64(same.view()), None, &[]).unwrap(), 1).unwrap();

@@ -96,3 +96,37 @@ def test_bad_batches_raise_and_change_nothing(rng):
         DriftMonitor(profile, window=100, alert_after=0)
     with pytest.raises(ParameterError, match="window"):
         DriftMonitor(profile, window=-1)
+
+
+def test_time_windows(rng, tmp_path):
+    profile = ReferenceProfile.fit(frame(rng, 3000))
+    n = 2400
+    # one row every 0.5 s with a gap of 100 s after row 1200; drift starts at row 1200
+    t = np.arange(n) * 0.5
+    t[1200:] += 100.0
+    stream = pd.concat([frame(rng, 1200), frame(rng, 1200, 0.7)], ignore_index=True)
+    stream["ts"] = pd.to_datetime(t, unit="s")
+    mon = DriftMonitor(profile, window=pd.Timedelta(seconds=120), step=pd.Timedelta(seconds=60), time_column="ts")
+    found = []
+    for start in range(0, n, 333):
+        found += mon.update(stream.iloc[start : start + 333])
+    secs = (stream["ts"] - pd.Timestamp(0)).dt.total_seconds().to_numpy()
+    for f in found:
+        inside = np.flatnonzero((secs >= f.start_time) & (secs < f.end_time))
+        assert (f.start_row, f.end_row) == (inside[0], inside[-1] + 1)
+        assert f.end_time - f.start_time == 120.0
+        direct = profile.compare(stream.iloc[inside].drop(columns=["ts"]).reset_index(drop=True))
+        assert [c["pvalue"] for c in f.report.columns] == [c["pvalue"] for c in direct.columns]
+    starts = [f.start_time for f in found]
+    assert all(b - a >= 60.0 for a, b in zip(starts, starts[1:]))  # the gap's empty windows are skipped
+    assert not found[0].dataset_drift and found[-1].dataset_drift
+    # the state, the time column included, round-trips
+    again = DriftMonitor.from_bytes(mon.to_bytes())
+    more = frame(rng, 300, 0.7).assign(ts=pd.to_datetime(t[-1] + 100 + np.arange(300) * 0.5, unit="s"))
+    assert [f.start_time for f in again.update(more)] == [f.start_time for f in mon.update(more)]
+    with pytest.raises(DataError, match="decreases"):
+        mon.update(frame(rng, 10).assign(ts=pd.to_datetime(np.zeros(10), unit="s")))
+    with pytest.raises(DataError, match="no time column 'ts'"):
+        mon.update(frame(rng, 10))
+    with pytest.raises(ParameterError, match="step in"):
+        DriftMonitor(profile, window=10.0, step=20.0, time_column="ts")
