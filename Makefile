@@ -36,6 +36,7 @@ test-python: build
 
 bench: build
 	$(PY) benches/dataset.py
+	$(PY) benches/drift.py
 
 clean:
 	rm -rf $(VENV) target

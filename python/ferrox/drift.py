@@ -337,7 +337,8 @@ class DriftReport:
     Each column row holds: ``column``, ``kind``, ``status`` ("ok" or why it could not be tested:
     "missing_column", "kind_mismatch", "no_current_values", "no_reference_values", "infinite_values"),
     ``test``, ``statistic``, ``pvalue``, ``pvalue_corrected``, ``effect_size`` (PSI), ``drift``,
-    ``n_reference``, ``n_current``, the missing shares and their change, ``n_inf_current``,
+    ``n_reference``, ``n_current``, the missing shares and their change, ``n_inf_reference``,
+    ``n_inf_current`` (infinite values are kept and tested, and counted here),
     ``unseen_categories`` and ``n_unseen``. A column that could not be tested counts as drifted.
 
     >>> import numpy as np, ferrox as fx
@@ -427,6 +428,9 @@ class ReferenceProfile:
     see ``describe()``). Per categorical column the count of each category; per column rows, missing
     and infinite values. Strings, booleans, pandas ``category`` and Arrow dictionary columns are
     categorical; everything numeric is numeric.
+
+    Prediction drift is the same comparison on model outputs: fit a profile on the reference
+    predictions (a column per output, e.g. class probabilities) and compare current ones.
 
     The test per column: Kolmogorov–Smirnov for numeric columns, chi-square on category counts for
     categorical ones (override per column with ``tests={"col": "cvm"}``; choices: ks, cvm,

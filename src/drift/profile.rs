@@ -415,6 +415,8 @@ pub struct ColumnReport {
     pub null_share_current: f64,
     /// Current minus reference missing share.
     pub null_share_change: f64,
+    /// Infinite values in the reference (numeric).
+    pub n_inf_reference: u64,
     /// Infinite values in current data (numeric).
     pub n_inf_current: u64,
     /// Categories in current data never seen in the reference (first 50).
@@ -460,6 +462,7 @@ fn nan_report(column: &str, kind: &str, status: &str, test: &str) -> ColumnRepor
         null_share_reference: f64::NAN,
         null_share_current: f64::NAN,
         null_share_change: f64::NAN,
+        n_inf_reference: 0,
         n_inf_current: 0,
         unseen_categories: Vec::new(),
         n_unseen: 0,
@@ -530,6 +533,7 @@ fn compare_numeric(
     r.null_share_current = share(n_null_cur, n_rows as u64);
     r.null_share_change = r.null_share_current - r.null_share_reference;
     r.n_inf_current = n_inf_cur;
+    r.n_inf_reference = p.n_inf;
     if n_ref == 0 {
         r.status = "no_reference_values".into();
         return Ok(r);

@@ -166,6 +166,7 @@ def test_bad_input_is_a_finding_or_an_error(rng):
     assert by["x"]["status"] == "no_current_values" and by["x"]["drift"]
     assert by["i"]["status"] == "kind_mismatch" and by["i"]["drift"]
     assert by["m"]["status"] == "ok" and by["m"]["n_inf_current"] == 1  # infinite values are counted, kept
+    assert by["m"]["n_inf_reference"] == 0
     assert rep.extra_columns == ["extra"]
     allnan = ReferenceProfile.fit(ref.assign(x=np.nan)).compare(cur)
     assert {c["column"]: c for c in allnan.columns}["x"]["status"] == "no_reference_values"
