@@ -301,7 +301,7 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     pb.push(f64::INFINITY);
     let n = n1 + n2;
     let (n1f, n2f) = (n1 as f64, n2 as f64);
-    let (mut i, mut j) = (0usize, 0usize);
+    let mut i = 0usize;
     let mut has_a = false;
     // (best difference, i, j, value) for groups holding a value of `a`, and for groups of `b` only.
     // Candidates are ranked by the exact integer difference i·n2 − j·n1 (distinct values differ by far
@@ -319,10 +319,13 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     let (mut max_a, mut max_b, mut min_a, mut min_b) = (init_max, init_max, init_min, init_min);
     let (n1w, n2w) = (n1 as i128, n2 as i128);
     for k in 0..n {
-        let ta = (i < n1) & ((j >= n2) | (pa[i] <= pb[j]));
-        let v = if ta { pa[i] } else { pb[j] };
+        // j = k - i always; keeping one counter keeps the loop in scalar registers.
+        let j0 = k - i;
+        let (x, y) = (pa[i], pb[j0]);
+        let ta = (i < n1) & ((j0 >= n2) | (x <= y));
+        let v = if ta { x } else { y };
         i += ta as usize;
-        j += (!ta) as usize;
+        let j = k + 1 - i;
         has_a |= ta;
         let next = pa[i].min(pb[j]);
         if (next != v) | (k + 1 == n) {
