@@ -293,12 +293,8 @@ fn ecdf_extremes(a: &[f64], b: &[f64], wa: Option<&[f64]>) -> (f64, f64, f64, f6
 /// in floating point exactly as scipy forms them (i/n1 − j/n2), so ties break the same way.
 fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     let (n1, n2) = (a.len(), b.len());
-    let mut pa = Vec::with_capacity(n1 + 1);
-    pa.extend_from_slice(a);
-    pa.push(f64::INFINITY);
-    let mut pb = Vec::with_capacity(n2 + 1);
-    pb.extend_from_slice(b);
-    pb.push(f64::INFINITY);
+    // Reads past either end give +inf (no padded copies: they cost page faults on big samples).
+    let at = |s: &[f64], k: usize| if k < s.len() { s[k] } else { f64::INFINITY };
     let n = n1 + n2;
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let mut i = 0usize;
@@ -321,13 +317,13 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     for k in 0..n {
         // j = k - i always; keeping one counter keeps the loop in scalar registers.
         let j0 = k - i;
-        let (x, y) = (pa[i], pb[j0]);
+        let (x, y) = (at(a, i), at(b, j0));
         let ta = (i < n1) & ((j0 >= n2) | (x <= y));
         let v = if ta { x } else { y };
         i += ta as usize;
         let j = k + 1 - i;
         has_a |= ta;
-        let next = pa[i].min(pb[j]);
+        let next = at(a, i).min(at(b, j));
         if (next != v) | (k + 1 == n) {
             let d = i as i128 * n2w - j as i128 * n1w;
             let (mx, mn) = if has_a { (&mut max_a, &mut min_a) } else { (&mut max_b, &mut min_b) };
