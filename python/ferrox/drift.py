@@ -569,6 +569,13 @@ class WindowFinding:
 
     ``report`` is the window's :class:`DriftReport`; ``start_time``/``end_time`` bound a time window
     (in the time column's units; NaN for row windows).
+
+    >>> import numpy as np, ferrox as fx
+    >>> rng = np.random.default_rng(1)
+    >>> mon = fx.drift.DriftMonitor(fx.drift.ReferenceProfile.fit(rng.normal(size=(2000, 1))), window=400)
+    >>> f = mon.update(rng.normal(2.0, size=(400, 1)))[0]
+    >>> (f.window, f.start_row, f.end_row, f.dataset_drift, f.drifted_columns)
+    (0, 0, 400, True, ['Column_0'])
     """
 
     __slots__ = ("window", "start_row", "end_row", "start_time", "end_time", "alert", "report")

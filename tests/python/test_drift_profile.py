@@ -195,3 +195,11 @@ def test_report_outputs(rng, tmp_path):
     top = df.iloc[0]["column"]
     assert html.index(f"<h2>{top} ") < min(html.index(f"<h2>{c} ") for c in df["column"] if c != top)
     assert "DriftReport" in repr(rep)
+
+
+def test_results_do_not_depend_on_thread_count(rng):
+    ref, cur = frames(rng, 3000, 2000)
+    one = ReferenceProfile.fit(ref, num_threads=1)
+    three = ReferenceProfile.fit(ref, num_threads=3)
+    assert one.to_bytes() == three.to_bytes()
+    assert one.compare(cur, num_threads=1)._handle.to_json() == three.compare(cur, num_threads=3)._handle.to_json()

@@ -125,3 +125,11 @@ def test_schema_infer_and_validate(rng):
         Schema.from_json("{}")
     # polars and arrow read the same way
     assert Schema.infer(pl.from_pandas(ref.drop(columns=["k"]))).validate(ref.drop(columns=["k"])).ok
+
+
+def test_results_do_not_depend_on_thread_count(rng):
+    df = training_frame(rng, 1500)
+    a = check_training_data(df, target="label", num_threads=1).to_dict()
+    b = check_training_data(df, target="label", num_threads=3).to_dict()
+    assert str(a) == str(b)
+    assert Schema.infer(df, num_threads=1).columns == Schema.infer(df, num_threads=3).columns
