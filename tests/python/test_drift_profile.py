@@ -57,7 +57,9 @@ def test_columns_match_scipy_tests(rng):
     # corrected p-values are BH over the family
     ps = np.array([c["pvalue"] for c in report.columns])
     np.testing.assert_allclose([c["pvalue_corrected"] for c in report.columns], stats.false_discovery_control(ps), rtol=1e-12)
-    assert by["x"]["drift"] and not by["i"]["drift"]
+    # the rule: sizes are below large_sample, so drift <=> corrected p < alpha
+    assert all(c["drift"] == (c["pvalue_corrected"] < 0.05) for c in report.columns)
+    assert by["x"]["drift"]  # shifted by 0.4 sd on thousands of rows
 
 
 def test_same_answer_from_pandas_polars_arrow_numpy(rng):
@@ -114,11 +116,10 @@ def test_merged_halves_flag_the_same_columns(rng):
         ReferenceProfile.fit(ref.iloc[2500:], exact_limit=1000, sketch_k=256)
     )
     sa, sb = sk_whole.compare(cur), sk_merged.compare(cur)
-    assert sa.drifted_columns == sb.drifted_columns
-    # against the exact profile: the same verdict wherever the exact p-value is not near alpha
-    for exact, sketched in zip(a.columns, sb.columns):
+    # the same verdict as the exact profile wherever the exact p-value is not near alpha
+    for exact, whole_sk, merged_sk in zip(a.columns, sa.columns, sb.columns):
         if not 0.002 < exact["pvalue_corrected"] < 0.5:
-            assert exact["drift"] == sketched["drift"], exact["column"]
+            assert exact["drift"] == whole_sk["drift"] == merged_sk["drift"], exact["column"]
     d = {c["name"]: c for c in sk_merged.describe()}
     assert not d["x"]["exact"] and 0 < d["x"]["rank_error_bound"] < 0.05 and d["c"]["kind"] == "categorical"
     with pytest.raises(ParameterError, match="exact reference values"):
