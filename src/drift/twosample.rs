@@ -299,7 +299,6 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let mut i = 0usize;
     let mut has_a = false;
-    // (best difference, i, j, value) for groups holding a value of `a`, and for groups of `b` only.
     // Candidates are ranked by the exact integer difference i·n2 − j·n1 (distinct values differ by far
     // more than a rounding error once divided by n1·n2); on an exact tie the float difference, formed
     // as scipy forms it, decides, so the first of equal floats wins as numpy's argmax would.
@@ -310,9 +309,11 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
         value: f64,
     }
     let fl = |i: usize, j: usize| i as f64 / n1f - j as f64 / n2f;
-    let init_max = Best { exact: i128::MIN, float: f64::NEG_INFINITY, value: f64::NAN };
-    let init_min = Best { exact: i128::MAX, float: f64::INFINITY, value: f64::NAN };
-    let (mut max_a, mut max_b, mut min_a, mut min_b) = (init_max, init_max, init_min, init_min);
+    let no_max = Best { exact: i128::MIN, float: f64::NEG_INFINITY, value: f64::NAN };
+    let no_min = Best { exact: i128::MAX, float: f64::INFINITY, value: f64::NAN };
+    // [max, min] for groups holding a value of `a`, then [max, min] for groups of `b` values only;
+    // indexed arithmetically so the (unpredictable) kind of each group costs no branch.
+    let mut best = [no_max, no_min, no_max, no_min];
     let (n1w, n2w) = (n1 as i128, n2 as i128);
     for k in 0..n {
         // j = k - i always; keeping one counter keeps the loop in scalar registers.
@@ -326,20 +327,22 @@ fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
         let next = at(a, i).min(at(b, j));
         if (next != v) | (k + 1 == n) {
             let d = i as i128 * n2w - j as i128 * n1w;
-            let (mx, mn) = if has_a { (&mut max_a, &mut min_a) } else { (&mut max_b, &mut min_b) };
+            let off = 2 * (!has_a) as usize;
+            let mx = best[off];
             if d > mx.exact || (d == mx.exact && fl(i, j) > mx.float) {
-                *mx = Best { exact: d, float: fl(i, j), value: v };
+                best[off] = Best { exact: d, float: fl(i, j), value: v };
             }
+            let mn = best[off + 1];
             if d < mn.exact || (d == mn.exact && fl(i, j) < mn.float) {
-                *mn = Best { exact: d, float: fl(i, j), value: v };
+                best[off + 1] = Best { exact: d, float: fl(i, j), value: v };
             }
             has_a = false;
         }
     }
-    let (max_a, max_b, min_a, min_b) = ((max_a.float, max_a.value), (max_b.float, max_b.value), (min_a.float, min_a.value), (min_b.float, min_b.value));
-    let mx = if max_a.0 >= max_b.0 { max_a } else { max_b };
-    let mn = if min_a.0 <= min_b.0 { min_a } else { min_b };
-    (mx.0, mx.1, (-mn.0).clamp(0.0, 1.0), mn.1)
+    let [max_a, min_a, max_b, min_b] = best;
+    let mx = if max_a.float >= max_b.float { max_a } else { max_b };
+    let mn = if min_a.float <= min_b.float { min_a } else { min_b };
+    (mx.float, mx.value, (-mn.float).clamp(0.0, 1.0), mn.value)
 }
 
 /// `scipy.stats.ks_2samp` on sorted samples.
