@@ -40,6 +40,7 @@ bench: build
 	$(PY) benches/predict.py
 	$(PY) benches/transforms.py
 	$(PY) benches/linear.py
+	$(PY) benches/drift.py
 
 clean:
 	rm -rf $(VENV) target

@@ -5,14 +5,16 @@
 
 pub mod artifact;
 pub mod data;
+pub mod drift;
 pub mod error;
 pub mod gbdt;
+pub mod linear;
 pub mod parallel;
 pub mod predict;
+pub mod transform;
+pub mod validate;
 
 #[cfg(feature = "python")]
 mod bindings;
 
 pub use error::{Error, Result};
-pub mod transform;
-pub mod linear;

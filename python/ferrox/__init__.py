@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox, linear_model, pipeline, preprocessing
+from . import _ferrox, drift, linear_model, pipeline, preprocessing, validation
 from .artifact import artifact_info
 from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
@@ -36,6 +36,8 @@ __all__ = [
     "log_evaluation",
     "record_evaluation",
     "EarlyStopException",
+    "drift",
+    "validation",
     "artifact_info",
     "FerroxError",
     "DataError",

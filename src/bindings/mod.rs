@@ -3,11 +3,14 @@
 
 mod artifact;
 mod dataset;
+mod drift;
 mod errors;
 mod gbdt;
 mod linear;
 mod pipeline;
 mod transform;
+mod profile;
+mod validate;
 
 use pyo3::prelude::*;
 
@@ -37,5 +40,22 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform::impute_transform, m)?)?;
     m.add_function(wrap_pyfunction!(transform::quantile_transform, m)?)?;
     m.add_function(wrap_pyfunction!(transform::digitize, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::ks_2samp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::cramervonmises_2samp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::mannwhitneyu, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::anderson_ksamp, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::chi2_contingency, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::wasserstein_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::energy_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::jensenshannon, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::hellinger, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::psi, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::adjust_pvalues, m)?)?;
+    m.add_class::<profile::PyReferenceProfile>()?;
+    m.add_class::<profile::PyDriftReport>()?;
+    m.add_class::<profile::PyDriftMonitor>()?;
+    m.add_function(wrap_pyfunction!(validate::infer_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_training, m)?)?;
     Ok(())
 }
