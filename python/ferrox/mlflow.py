@@ -188,12 +188,11 @@ def log_model(
 
     Returns MLflow's ``ModelInfo`` (``model_uri``, ``registered_model_version``, ``signature``...).
 
-    >>> import mlflow, numpy as np, tempfile, ferrox as fx
-    >>> root = tempfile.mkdtemp()
-    >>> mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    >>> exp = mlflow.create_experiment("doc", artifact_location=f"{root}/artifacts")
+    >>> import mlflow, numpy as np, os, tempfile, ferrox as fx
+    >>> os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # or a tracking URI f"sqlite:///{folder}/mlflow.db"
+    >>> mlflow.set_tracking_uri("file://" + os.path.join(tempfile.mkdtemp(), "mlruns"))
     >>> X = np.random.default_rng(2).normal(size=(200, 2)); b = fx.train({"verbosity": -1}, fx.Dataset(X, label=X[:, 0]), 5)
-    >>> with mlflow.start_run(experiment_id=exp):
+    >>> with mlflow.start_run():
     ...     info = log_model(b, name="model", input_example=X[:2])
     >>> info.flavors["ferrox"]["model_type"], info.signature is not None
     ('ferrox.gbdt:Booster', True)
@@ -256,8 +255,12 @@ def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None) -
     ``models:/name/3``...). The artifact's SHA-256 is checked against the one in ``MLmodel``: a changed
     file raises :class:`ferrox.ModelIntegrityError`.
 
-    >>> callable(load_model)
-    True
+    >>> import numpy as np, tempfile, os, ferrox as fx
+    >>> X = np.random.default_rng(4).normal(size=(200, 2)); b = fx.train({"verbosity": -1}, fx.Dataset(X, label=X[:, 1]), 5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m"); save_model(b, path)
+    >>> loaded = load_model(path)
+    >>> type(loaded).__name__, bool(np.array_equal(loaded.predict(X), b.predict(X)))
+    ('Booster', True)
     """
     return _load_verified(_local_dir(model_uri, dst_path))
 
@@ -299,7 +302,17 @@ def autolog(
     an active run, a second training with other params fails as MLflow keeps params fixed per run (start
     a run, or a nested run, per training). ``disable=True`` turns it off.
 
-    >>> autolog(); autolog(disable=True)
+    >>> import os, tempfile, mlflow, numpy as np, ferrox as fx
+    >>> os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    >>> mlflow.set_tracking_uri("file://" + os.path.join(tempfile.mkdtemp(), "mlruns"))
+    >>> X = np.random.default_rng(7).normal(size=(300, 2)); ds = fx.Dataset(X, label=X[:, 0])
+    >>> autolog(log_models=False)
+    >>> with mlflow.start_run() as run:
+    ...     _ = fx.train({"verbosity": -1, "num_leaves": 7}, ds, 5, valid_sets=[ds])
+    >>> autolog(disable=True)
+    >>> client = mlflow.MlflowClient()
+    >>> client.get_run(run.info.run_id).data.params["num_leaves"], len(client.get_metric_history(run.info.run_id, "training-l2"))
+    ('7', 5)
     """
     from . import gbdt
     import ferrox
@@ -408,7 +421,19 @@ def promote(name: str, version: int | str, alias: str = "champion", client: Any 
     """Points ``alias`` of registered model ``name`` at ``version``, remembering the version it pointed at
     before (for :func:`rollback`). Returns the version as a string.
 
-    >>> callable(promote)
+    >>> import os, tempfile, mlflow, numpy as np, ferrox as fx
+    >>> os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # a local directory store, no server
+    >>> mlflow.set_tracking_uri("file://" + os.path.join(tempfile.mkdtemp(), "mlruns"))
+    >>> X = np.random.default_rng(5).normal(size=(300, 2)); ds = fx.Dataset(X, label=X[:, 0])
+    >>> old, new = fx.train({"verbosity": -1}, ds, 2), fx.train({"verbosity": -1}, ds, 20)
+    >>> for b in (old, new):
+    ...     with mlflow.start_run():
+    ...         _ = log_model(b, name="model", registered_model_name="demo")
+    >>> promote("demo", 1), promote("demo", 2)
+    ('1', '2')
+    >>> rollback("demo")
+    '1'
+    >>> bool(np.array_equal(load_model("models:/demo@champion").predict(X), old.predict(X)))
     True
     """
     from mlflow import MlflowClient
@@ -433,8 +458,17 @@ def rollback(name: str, alias: str = "champion", client: Any = None) -> str:
 
     Raises ParameterError when the alias has no earlier version.
 
-    >>> callable(rollback)
-    True
+    >>> import os, tempfile, mlflow, numpy as np, ferrox as fx
+    >>> os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    >>> mlflow.set_tracking_uri("file://" + os.path.join(tempfile.mkdtemp(), "mlruns"))
+    >>> X = np.random.default_rng(6).normal(size=(200, 2))
+    >>> with mlflow.start_run():
+    ...     _ = log_model(fx.train({"verbosity": -1}, fx.Dataset(X, label=X[:, 0]), 3), name="model", registered_model_name="one")
+    >>> promote("one", 1)
+    '1'
+    >>> rollback("one")
+    Traceback (most recent call last):
+    ferrox.exceptions.ParameterError: alias 'champion' of model 'one' has no earlier version to roll back to
     """
     from mlflow import MlflowClient
 
