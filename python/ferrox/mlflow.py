@@ -286,6 +286,7 @@ def _load_pyfunc(path: str) -> _PyFuncModel:
 
 # -- autologging ----------------------------------------------------------------------------------
 _AUTOLOG: dict[str, Any] = {"on": False, "original": None}
+_AUTOLOG_TAG = "ferrox.autolog"
 
 
 def autolog(
@@ -298,9 +299,9 @@ def autolog(
     """Logs every ``ferrox.train`` run to MLflow: params, each round's metrics (``<set>-<metric>`` at step
     = round), feature importance (``feature_importance.json`` and a bar plot when matplotlib is
     installed), and the model (under ``model``). Runs inside the active run, or starts and ends one.
-    Estimators that train through ``ferrox.train`` are logged the same way. One training per run: inside
-    an active run, a second training with other params fails as MLflow keeps params fixed per run (start
-    a run, or a nested run, per training). ``disable=True`` turns it off.
+    Estimators that train through ``ferrox.train`` are logged the same way. One training per run: the
+    first training inside an active run logs into it, each later one into a nested child run (so tuning
+    loops log one child run per trial). ``disable=True`` turns it off.
 
     >>> import os, tempfile, mlflow, numpy as np, ferrox as fx
     >>> os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
@@ -344,16 +345,23 @@ def _logged_train(original: Callable[..., Any], config: dict[str, Any], params: 
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    started = mlflow.active_run() is None
-    run = mlflow.start_run() if started else mlflow.active_run()
+    client = MlflowClient()
+    active = mlflow.active_run()
+    # One training per run: the first training in an active run logs into it, later ones into child runs.
+    nested = active is not None and _AUTOLOG_TAG in client.get_run(active.info.run_id).data.tags
+    started = active is None or nested
+    if nested:
+        run = mlflow.start_run(experiment_id=active.info.experiment_id, nested=True)  # type: ignore[union-attr]
+    else:
+        run = mlflow.start_run() if started else active
+    metrics: list[Any] = []
     try:
-        client = MlflowClient()
         run_id = run.info.run_id
+        mlflow.set_tag(_AUTOLOG_TAG, "true")
         logged = {str(k): (v if isinstance(v, (int, float, str, bool)) else repr(v)) for k, v in dict(params or {}).items()
                   if not callable(v)}
         logged["num_boost_round"] = num_boost_round
         mlflow.log_params({k: str(v)[:6000] for k, v in logged.items()})
-        metrics: list[Any] = []
         every = config["metrics_every"]
 
         def record(env: Any) -> None:
@@ -364,9 +372,11 @@ def _logged_train(original: Callable[..., Any], config: dict[str, Any], params: 
         record.order = 25  # type: ignore[attr-defined]
         bound = inspect.signature(original).bind(params, train_set, num_boost_round, *args, **kwargs)
         bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or []), record]
-        booster = original(*bound.args, **bound.kwargs)
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(run_id, metrics=metrics[i : i + 1000])
+        try:
+            booster = original(*bound.args, **bound.kwargs)
+        finally:  # a pruned or failed training keeps the rounds it reported
+            for i in range(0, len(metrics), 1000):
+                client.log_batch(run_id, metrics=metrics[i : i + 1000])
         if booster.best_iteration:
             mlflow.log_metric("best_iteration", booster.best_iteration)
         for data, scores in booster.best_score.items():

@@ -182,3 +182,33 @@ def test_bad_inputs_name_the_problem(tmp_path, rng):
         fxm.save_model(b, tmp_path / "m")
     with pytest.raises(fx.ParameterError, match="metrics_every"):
         fxm.autolog(metrics_every=0)
+
+
+def test_autolog_puts_later_trainings_of_a_run_in_child_runs(store, rng):
+    _, exp = store
+    X, y = _frame(rng, 300)
+    ds = fx.Dataset(X, label=y)
+    fxm.autolog(log_models=False, log_importance=False)
+    try:
+        with mlflow.start_run(experiment_id=exp) as parent:
+            for leaves in (3, 7, 15):
+                fx.train({"objective": "binary", "verbosity": -1, "num_leaves": leaves}, ds, 4, valid_sets=[ds])
+    finally:
+        fxm.autolog(disable=True)
+    client = mlflow.MlflowClient()
+    assert client.get_run(parent.info.run_id).data.params["num_leaves"] == "3"
+    runs = client.search_runs([exp])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["num_leaves"] for r in children) == ["15", "7"]
+    assert all(len(client.get_metric_history(r.info.run_id, "training-binary_logloss")) == 4 for r in children)
+
+
+def test_pip_requirements_are_written_as_given(tmp_path, rng):
+    X, y = _frame(rng, 100)
+    b = _model(X, y, 2)
+    fxm.save_model(b, tmp_path / "a", pip_requirements=["ferrox", "pandas>=2"])
+    # MLflow puts itself first, then the requirements exactly as given.
+    assert (tmp_path / "a" / "requirements.txt").read_text().split() == ["mlflow==" + mlflow.__version__, "ferrox", "pandas>=2"]
+    fxm.save_model(b, tmp_path / "b", extra_pip_requirements=["pyarrow"])
+    reqs = (tmp_path / "b" / "requirements.txt").read_text().split()
+    assert f"ferrox=={fx.__version__}" in reqs and "pyarrow" in reqs
