@@ -29,6 +29,7 @@ import inspect
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -103,7 +104,8 @@ def save_model(
     """Saves a ferrox object (Booster, or any ferrox object with ``to_bytes``/``from_bytes``) as an MLflow
     model directory at ``path`` (which must not exist or be empty).
 
-    The signature is inferred from ``input_example`` and the model's predictions when not given.
+    The signature is inferred from ``input_example`` and the model's predictions when not given (with a
+    warning, and no signature, when the example does not predict).
 
     >>> import numpy as np, tempfile, os, ferrox as fx
     >>> X = np.random.default_rng(1).normal(size=(200, 2)); b = fx.train({"verbosity": -1}, fx.Dataset(X, label=X[:, 0]), 5)
@@ -132,7 +134,8 @@ def save_model(
     if signature is None and input_example is not None and callable(getattr(model, "predict", None)):
         try:
             signature = infer_signature(input_example, model.predict(input_example))
-        except Exception:  # a signature is a convenience; an example that does not predict still saves
+        except Exception as e:  # a signature is a convenience; an example that does not predict still saves
+            warnings.warn(f"no signature inferred: predicting the input example failed ({e})", stacklevel=2)
             signature = None
     if signature is not None:
         mlflow_model.signature = signature
