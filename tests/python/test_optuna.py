@@ -117,3 +117,15 @@ def test_tune_rejects_bad_arguments(rng):
         tune({}, train, train, n_trials=2)
     with pytest.raises(fx.ParameterError, match="n_jobs"):
         threads_per_trial(0)
+
+
+def test_tune_stops_at_the_timeout(rng):
+    import time
+
+    _, _, _, train, valid = _regression(rng, n=2000)
+    start = time.perf_counter()
+    res = tune({"verbosity": -1, "learning_rate": 0.05}, train, valid, n_trials=None, timeout=1.0, num_boost_round=300)
+    elapsed = time.perf_counter() - start
+    # Optuna checks the time between trials, so the last trial may run past the limit by one training.
+    assert elapsed < 6.0, elapsed
+    assert res.best_score <= res.start_score and len(res.studies) >= 1
