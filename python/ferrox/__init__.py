@@ -49,3 +49,12 @@ __all__ = [
     "linear_model",
     "pipeline",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The integrations load on first use (``fx.optuna.PruningCallback``); they import their library lazily too.
+    if name in ("optuna", "mlflow"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ferrox' has no attribute {name!r}")

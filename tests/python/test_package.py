@@ -23,6 +23,17 @@ def test_import_needs_numpy_only():
     assert loaded == "[]"
 
 
+def test_integrations_load_on_attribute_access_without_their_libraries():
+    loaded = run(
+        """
+        import sys, ferrox as fx
+        names = (fx.optuna.PruningCallback.__name__, fx.mlflow.FLAVOR_NAME)
+        print(names, sorted(m for m in ("optuna", "mlflow") if m in sys.modules))
+        """
+    )
+    assert loaded == "('PruningCallback', 'ferrox') []"
+
+
 def test_version_and_typing_files():
     assert fx.__version__.count(".") == 2
     pkg = Path(fx.__file__).parent
