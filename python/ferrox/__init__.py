@@ -16,6 +16,7 @@ from .artifact import artifact_info
 from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
 from .gbdt import Booster, train
+from .sklearn import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .exceptions import (
     DataError,
     FerroxError,
@@ -32,6 +33,9 @@ __all__ = [
     "Dataset",
     "Booster",
     "train",
+    "GBDTClassifier",
+    "GBDTRegressor",
+    "GBDTRanker",
     "early_stopping",
     "log_evaluation",
     "record_evaluation",

@@ -212,3 +212,16 @@ def test_pip_requirements_are_written_as_given(tmp_path, rng):
     fxm.save_model(b, tmp_path / "b", extra_pip_requirements=["pyarrow"])
     reqs = (tmp_path / "b" / "requirements.txt").read_text().split()
     assert f"ferrox=={fx.__version__}" in reqs and "pyarrow" in reqs
+
+
+def test_autolog_covers_the_gbdt_estimators(store, rng):
+    _, exp = store
+    X, y = _frame(rng, 600)
+    fxm.autolog(log_models=False)
+    try:
+        with mlflow.start_run(experiment_id=exp) as run:
+            fx.GBDTClassifier(n_estimators=10, num_leaves=7).fit(X[:450], y[:450], eval_set=[(X[450:], y[450:])])
+    finally:
+        fxm.autolog(disable=True)
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "valid_0-binary_logloss")
+    assert sorted(m.step for m in history) == list(range(10))

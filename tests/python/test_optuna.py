@@ -129,3 +129,13 @@ def test_tune_stops_at_the_timeout(rng):
     # Optuna checks the time between trials, so the last trial may run past the limit by one training.
     assert elapsed < 6.0, elapsed
     assert res.best_score <= res.start_score and len(res.studies) >= 1
+
+
+def test_pruning_callback_through_gbdt_estimators(rng):
+    X, y, cut, _, _ = _regression(rng, n=600)
+    study = optuna.create_study(direction="minimize")
+    trial = study.ask()
+    model = fx.GBDTRegressor(n_estimators=15).fit(X[:cut], y[:cut], eval_set=[(X[cut:], y[cut:])], callbacks=[PruningCallback(trial, "l2")])
+    values = trial.storage.get_trial(trial._trial_id).intermediate_values
+    assert sorted(values) == list(range(15))
+    assert np.isclose(values[14], model.evals_result_["valid_0"]["l2"][14])
