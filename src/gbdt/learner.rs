@@ -83,6 +83,10 @@ pub enum Gradients<'g> {
     Quantized { g: &'g [i8], h: &'g [u8], g_scale: f64, h_scale: f64 },
 }
 
+/// Rows per task when gathering gradients and partitioning a leaf (fixed: results do not depend on
+/// the thread count).
+const PAR_CHUNK: usize = 32_768;
+
 /// Per-dataset layout of the histogram: feature `f` has bins `offsets[f]..offsets[f + 1]`.
 pub struct HistLayout {
     offsets: Vec<usize>,
@@ -379,11 +383,13 @@ impl<'a> Learner<'a> {
         let data = self.data;
         let slices = per_feature(&self.layout, hist);
         // Gradients gathered into this leaf's row order, so every feature reads them sequentially.
-        fn gather<T: Copy + Default>(buf: &mut Vec<T>, src: &[T], rows: &[u32]) {
+        fn gather<T: Copy + Default + Send + Sync>(buf: &mut Vec<T>, src: &[T], rows: &[u32]) {
             buf.resize(rows.len(), T::default());
-            for (o, &r) in buf.iter_mut().zip(rows) {
-                *o = src[r as usize];
-            }
+            buf.par_chunks_mut(PAR_CHUNK).zip(rows.par_chunks(PAR_CHUNK)).for_each(|(o, r)| {
+                for (o, &r) in o.iter_mut().zip(r) {
+                    *o = src[r as usize];
+                }
+            });
         }
         match grads {
             Gradients::Float { g, h } => {
@@ -673,30 +679,56 @@ impl<'a> Learner<'a> {
             value: 0.0,
         };
         let rows = &mut self.indices[begin..end];
-        let right = &mut self.scratch[..rows.len()];
-        let mut nl = 0;
-        let mut nr = 0;
-        macro_rules! part {
-            ($col:expr) => {{
-                let col = $col;
-                for k in 0..rows.len() {
-                    let r = rows[k];
-                    if node.bin_goes_left(col[r as usize] as u32, missing) {
-                        rows[nl] = r;
+        let scratch = &mut self.scratch[..rows.len()];
+        let bins = &self.data.bins;
+        let goes_left = |r: u32| -> bool {
+            let b = match bins {
+                BinMatrix::U8(d) => d[f * n + r as usize] as u32,
+                BinMatrix::U16(d) => d[f * n + r as usize] as u32,
+            };
+            node.bin_goes_left(b, missing)
+        };
+        // Each chunk of rows splits itself into [left rows, right rows] in scratch (in order), then
+        // every chunk's two runs are copied to their final places: a stable partition whatever the
+        // number of threads.
+        let counts: Vec<usize> = rows
+            .par_chunks(PAR_CHUNK)
+            .zip(scratch.par_chunks_mut(PAR_CHUNK))
+            .map(|(src, dst)| {
+                let mut nl = 0;
+                let mut nr = dst.len();
+                for &r in src {
+                    if goes_left(r) {
+                        dst[nl] = r;
                         nl += 1;
                     } else {
-                        right[nr] = r;
-                        nr += 1;
+                        nr -= 1;
+                        dst[nr] = r;
                     }
                 }
-            }};
+                // Right rows were written from the end backwards: restore their order.
+                dst[nl..].reverse();
+                nl
+            })
+            .collect();
+        let total_left: usize = counts.iter().sum();
+        let mut pieces: Vec<(&mut [u32], &mut [u32])> = Vec::with_capacity(counts.len());
+        let (mut lefts, mut rights) = rows.split_at_mut(total_left);
+        for (c, &nl) in counts.iter().enumerate() {
+            let len = PAR_CHUNK.min(scratch.len() - c * PAR_CHUNK);
+            let (l, lt) = lefts.split_at_mut(nl);
+            let (r, rt) = rights.split_at_mut(len - nl);
+            pieces.push((l, r));
+            lefts = lt;
+            rights = rt;
         }
-        match &self.data.bins {
-            BinMatrix::U8(d) => part!(&d[f * n..(f + 1) * n]),
-            BinMatrix::U16(d) => part!(&d[f * n..(f + 1) * n]),
-        }
-        rows[nl..].copy_from_slice(&right[..nr]);
-        begin + nl
+        let scratch = &*scratch;
+        pieces.into_par_iter().enumerate().for_each(|(c, (l, r))| {
+            let src = &scratch[c * PAR_CHUNK..c * PAR_CHUNK + l.len() + r.len()];
+            l.copy_from_slice(&src[..l.len()]);
+            r.copy_from_slice(&src[l.len()..]);
+        });
+        begin + total_left
     }
 
     /// The row indices of leaf range `(begin, end)` of the last grown tree.
