@@ -320,6 +320,7 @@ impl Forest {
         let trees = &self.trees[..n_trees.min(self.trees.len())];
         let width = k * (nf + 1);
         self.map_rows(frame, width, num_threads, |buf, rows, out| {
+            let mut scratch = super::shap::ShapScratch::default();
             for r in 0..rows {
                 let row = &buf[r * nf..(r + 1) * nf];
                 let o = &mut out[r * width..(r + 1) * width];
@@ -329,7 +330,7 @@ impl Forest {
                 }
                 for (t, tree) in trees.iter().enumerate() {
                     let c = t % k;
-                    super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)]);
+                    super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)], &mut scratch);
                 }
             }
         })

@@ -71,17 +71,36 @@ fn cover(tree: &FlatTree, child: i32) -> f64 {
     }
 }
 
+/// Reusable path storage for [`tree_shap`] (one per thread): each depth's path is a segment of it.
+#[derive(Default)]
+pub struct ShapScratch(Vec<PathElem>);
+
+/// Depth of the deepest leaf.
+fn depth(tree: &FlatTree) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0i32, 0usize)];
+    while let Some((node, d)) = stack.pop() {
+        if node < 0 {
+            deepest = deepest.max(d);
+        } else {
+            let n = &tree.nodes[node as usize];
+            stack.push((n.left, d + 1));
+            stack.push((n.right, d + 1));
+        }
+    }
+    deepest
+}
+
+/// `buf[..d]` holds the path down to this node's parent; the node extends it at `d`, and its
+/// children work in `buf` past the current path.
 #[allow(clippy::too_many_arguments)]
-fn recurse(tree: &FlatTree, row: &[f64], phi: &mut [f64], node: i32, parent: &[PathElem], d: usize, zero: f64, one: f64, feature: i64) {
-    let mut path: Vec<PathElem> = Vec::with_capacity(d + 2);
-    path.extend_from_slice(&parent[..d]);
-    path.push(PathElem { feature: 0, zero: 0.0, one: 0.0, pweight: 0.0 });
-    extend(&mut path, d, zero, one, feature);
+fn recurse(tree: &FlatTree, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64) {
+    extend(buf, d, zero, one, feature);
     if node < 0 {
         let value = tree.leaf_values[!node as usize];
         for i in 1..=d {
-            let w = unwound_sum(&path, d, i);
-            let e = path[i];
+            let w = unwound_sum(buf, d, i);
+            let e = buf[i];
             phi[e.feature as usize] += w * (e.one - e.zero) * value;
         }
         return;
@@ -93,18 +112,21 @@ fn recurse(tree: &FlatTree, row: &[f64], phi: &mut [f64], node: i32, parent: &[P
     let (mut in_zero, mut in_one) = (1.0, 1.0);
     let mut d = d;
     // A feature met again on the path: undo its earlier split and merge the fractions.
-    if let Some(k) = (1..=d).find(|&k| path[k].feature == n.feature as i64) {
-        in_zero = path[k].zero;
-        in_one = path[k].one;
-        unwind(&mut path, d, k);
+    if let Some(k) = (1..=d).find(|&k| buf[k].feature == n.feature as i64) {
+        in_zero = buf[k].zero;
+        in_one = buf[k].one;
+        unwind(buf, d, k);
         d -= 1;
     }
-    recurse(tree, row, phi, hot, &path, d + 1, hot_zero * in_zero, in_one, n.feature as i64);
-    recurse(tree, row, phi, cold, &path, d + 1, cold_zero * in_zero, 0.0, n.feature as i64);
+    let (cur, rest) = buf.split_at_mut(d + 1);
+    rest[..d + 1].copy_from_slice(cur);
+    recurse(tree, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64);
+    rest[..d + 1].copy_from_slice(cur);
+    recurse(tree, row, phi, cold, rest, d + 1, cold_zero * in_zero, 0.0, n.feature as i64);
 }
 
 /// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last).
-pub fn tree_shap(tree: &FlatTree, row: &[f64], phi: &mut [f64]) {
+pub fn tree_shap(tree: &FlatTree, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
     let nf = phi.len() - 1;
     if tree.nodes.is_empty() {
         phi[nf] += tree.leaf_values[0];
@@ -115,7 +137,12 @@ pub fn tree_shap(tree: &FlatTree, row: &[f64], phi: &mut [f64]) {
     if root > 0.0 {
         phi[nf] += tree.leaf_values.iter().zip(&tree.leaf_cover).map(|(v, c)| v * c).sum::<f64>() / root;
     }
-    recurse(tree, row, phi, 0, &[], 0, 1.0, 1.0, -1);
+    let dmax = depth(tree) + 2;
+    let need = dmax * (dmax + 1) / 2 + dmax;
+    if scratch.0.len() < need {
+        scratch.0.resize(need, PathElem { feature: 0, zero: 0.0, one: 0.0, pweight: 0.0 });
+    }
+    recurse(tree, row, phi, 0, &mut scratch.0, 0, 1.0, 1.0, -1);
 }
 
 #[cfg(test)]
@@ -186,7 +213,7 @@ mod tests {
         let t = tree();
         for row in [[-1.0, -1.0, 5.0], [-1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [f64::NAN, 1.0, 0.0]] {
             let mut phi = vec![0.0; 4];
-            tree_shap(&t, &row, &mut phi);
+            tree_shap(&t, &row, &mut phi, &mut ShapScratch::default());
             let want = brute(&t, &row);
             for (a, b) in phi.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-12, "{phi:?} vs {want:?}");
