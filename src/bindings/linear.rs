@@ -8,30 +8,14 @@ use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::convert::with_dense;
 use super::errors::{detach, to_py};
 use crate::artifact;
-use crate::data::frame::DenseMatrix;
 use crate::error::Error;
 use crate::linear::{cd, logistic, ridge, sgd, LinearModel};
 
 const KIND: &str = "linear_model";
 
-/// Runs `f` on the 2-D float32/float64 array `x` with the GIL released.
-fn with_x<T: Send>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    f: impl for<'a> FnOnce(DenseMatrix<'a>) -> crate::Result<T> + Send,
-) -> PyResult<T> {
-    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-        let v = a.as_array();
-        detach(py, move || f(DenseMatrix::F64(v)))
-    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
-        let v = a.as_array();
-        detach(py, move || f(DenseMatrix::F32(v)))
-    } else {
-        Err(to_py(py, Error::data("X must be a 2-D float32 or float64 numpy array")))
-    }
-}
 
 fn vec_of(a: Option<PyReadonlyArray1<'_, f64>>) -> Option<Vec<f64>> {
     a.map(|a| a.as_array().to_vec())
@@ -75,7 +59,7 @@ impl PyLinearModel {
     #[pyo3(signature = (x, n_threads=0))]
     fn decision<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, n_threads: i64) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let m = &self.inner;
-        let (out, n) = with_x(py, x, move |d| Ok((m.decision(&d, n_threads)?, d.dim().0)))?;
+        let (out, n) = with_dense(py, x, move |d| Ok((m.decision(&d, n_threads)?, d.dim().0)))?;
         let a = Array2::from_shape_vec((n, m.n_outputs), out).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
         Ok(PyArray2::from_owned_array(py, a))
     }
@@ -153,7 +137,7 @@ pub fn ridge_fit(
 ) -> PyResult<(PyLinearModel, bool)> {
     let (yv, t) = rows_of(&y);
     let sw = vec_of(sample_weight);
-    let r = with_x(py, x, move |d| ridge::fit(&d, &yv, t, alpha, fit_intercept, sw.as_deref(), n_threads))?;
+    let r = with_dense(py, x, move |d| ridge::fit(&d, &yv, t, alpha, fit_intercept, sw.as_deref(), n_threads))?;
     Ok((PyLinearModel { inner: r.model }, r.singular))
 }
 
@@ -186,7 +170,7 @@ pub fn logistic_fit(
     let sw = vec_of(sample_weight);
     let init = vec_of(init);
     let opt = logistic::Options { c, fit_intercept, tol, max_iter, solver };
-    let r = with_x(py, x, move |d| logistic::fit(&d, &yv, n_classes, sw.as_deref(), &opt, init.as_deref(), n_threads))?;
+    let r = with_dense(py, x, move |d| logistic::fit(&d, &yv, n_classes, sw.as_deref(), &opt, init.as_deref(), n_threads))?;
     Ok((PyLinearModel { inner: r.model }, r.n_iter, r.converged, r.objective))
 }
 
@@ -212,7 +196,7 @@ pub fn enet_fit(
     let sw = vec_of(sample_weight);
     let init = vec_of(init);
     let opt = cd::Options { alpha, l1_ratio, fit_intercept, tol, max_iter, positive };
-    let r = with_x(py, x, move |d| cd::fit(&d, &yv, t, sw.as_deref(), &opt, init.as_deref(), n_threads))?;
+    let r = with_dense(py, x, move |d| cd::fit(&d, &yv, t, sw.as_deref(), &opt, init.as_deref(), n_threads))?;
     Ok((PyLinearModel { inner: r.model }, r.n_iter, r.dual_gap, r.converged))
 }
 
@@ -297,7 +281,7 @@ pub fn sgd_fit<'py>(
         shuffle_seed,
     };
     let sw = vec_of(sample_weight);
-    let solved = with_x(py, x, move |d| sgd::fit(&d, &problems, sw.as_deref(), &opt, t0, n_threads))?;
+    let solved = with_dense(py, x, move |d| sgd::fit(&d, &problems, sw.as_deref(), &opt, t0, n_threads))?;
     let mut flat = Vec::with_capacity(k * m);
     let mut icpt = Vec::with_capacity(k);
     let mut iters = Vec::with_capacity(k);

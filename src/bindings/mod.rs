@@ -2,6 +2,7 @@
 //! No algorithm lives here.
 
 mod artifact;
+mod convert;
 mod dataset;
 mod drift;
 mod errors;

@@ -4,28 +4,13 @@ use ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
+use super::convert::with_dense;
 use super::errors::{detach, to_py};
 use crate::data::frame::DenseMatrix;
 use crate::error::Error;
 use crate::transform::apply::{impute, Affine, QuantileMap};
 use crate::transform::stats::{self, Moments};
 
-/// Runs `f` on the 2-D float32/float64 array `x` with the GIL released.
-fn with_matrix<T: Send>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    f: impl for<'a> FnOnce(DenseMatrix<'a>) -> crate::Result<T> + Send,
-) -> PyResult<T> {
-    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-        let v = a.as_array();
-        detach(py, move || f(DenseMatrix::F64(v)))
-    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
-        let v = a.as_array();
-        detach(py, move || f(DenseMatrix::F32(v)))
-    } else {
-        Err(to_py(py, Error::data("X must be a 2-D float32 or float64 numpy array")))
-    }
-}
 
 fn matrix_out<'py>(py: Python<'py>, rows: usize, cols: usize, data: Vec<f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let a = Array2::from_shape_vec((rows, cols), data).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
@@ -46,7 +31,7 @@ pub fn moments_update<'py>(
     n_threads: i64,
 ) -> PyResult<Vec3<'py>> {
     let mut m = Moments { count: count.as_array().to_vec(), mean: mean.as_array().to_vec(), var: var.as_array().to_vec() };
-    let m = with_matrix(py, x, move |d| {
+    let m = with_dense(py, x, move |d| {
         if m.count.len() != d.dim().1 || m.mean.len() != d.dim().1 || m.var.len() != d.dim().1 {
             return Err(Error::data(format!("X has {} features, but the running moments have {}", d.dim().1, m.count.len())));
         }
@@ -64,7 +49,7 @@ pub fn column_min_max<'py>(
     x: &Bound<'py, PyAny>,
     n_threads: i64,
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
-    let mm = with_matrix(py, x, move |d| stats::min_max(&d, n_threads))?;
+    let mm = with_dense(py, x, move |d| stats::min_max(&d, n_threads))?;
     let (lo, hi): (Vec<f64>, Vec<f64>) = mm.into_iter().unzip();
     Ok((PyArray1::from_vec(py, lo), PyArray1::from_vec(py, hi)))
 }
@@ -96,7 +81,7 @@ pub fn column_percentiles<'py>(
     }
     let rows: Option<Vec<usize>> = rows.map(|r| r.as_array().iter().map(|&v| v.max(0) as usize).collect());
     let nq = q.len();
-    let cols = with_matrix(py, x, move |d| {
+    let cols = with_dense(py, x, move |d| {
         if let Some(r) = &rows {
             if let Some(&bad) = r.iter().find(|&&v| v >= d.dim().0) {
                 return Err(Error::data(format!("row index {bad} is out of range for {} rows", d.dim().0)));
@@ -118,7 +103,7 @@ pub fn column_percentiles<'py>(
 #[pyfunction]
 #[pyo3(signature = (x, n_threads=0))]
 pub fn column_most_frequent<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, n_threads: i64) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let v = with_matrix(py, x, move |d| stats::most_frequent(&d, n_threads))?;
+    let v = with_dense(py, x, move |d| stats::most_frequent(&d, n_threads))?;
     Ok(PyArray1::from_vec(py, v))
 }
 
@@ -126,7 +111,7 @@ pub fn column_most_frequent<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, n_threa
 #[pyfunction]
 #[pyo3(signature = (x, n_threads=0))]
 pub fn column_missing_counts(py: Python<'_>, x: &Bound<'_, PyAny>, n_threads: i64) -> PyResult<Vec<usize>> {
-    with_matrix(py, x, move |d| stats::missing_counts(&d, n_threads))
+    with_dense(py, x, move |d| stats::missing_counts(&d, n_threads))
 }
 
 /// ((X - sub) / div) * mul + add per column, clipped to `clip` when given; NaN passes through.
@@ -150,7 +135,7 @@ pub fn affine_transform<'py>(
         add: add.as_array().to_vec(),
         clip,
     };
-    let (out, r, c) = with_matrix(py, x, move |d| Ok((a.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
+    let (out, r, c) = with_dense(py, x, move |d| Ok((a.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
     matrix_out(py, r, c, out)
 }
 
@@ -163,7 +148,7 @@ pub fn digitize<'py>(
     inner_edges: Vec<Vec<f64>>,
     n_threads: i64,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (out, r, c) = with_matrix(py, x, move |d| {
+    let (out, r, c) = with_dense(py, x, move |d| {
         Ok((crate::transform::apply::digitize(&d, &inner_edges, n_threads)?, d.dim().0, d.dim().1))
     })?;
     matrix_out(py, r, c, out)
@@ -179,7 +164,7 @@ pub fn impute_transform<'py>(
     n_threads: i64,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let fill = fill.as_array().to_vec();
-    let (out, r, c) = with_matrix(py, x, move |d| Ok((impute(&d, &fill, n_threads)?, d.dim().0, d.dim().1)))?;
+    let (out, r, c) = with_dense(py, x, move |d| Ok((impute(&d, &fill, n_threads)?, d.dim().0, d.dim().1)))?;
     matrix_out(py, r, c, out)
 }
 
@@ -200,7 +185,7 @@ pub fn quantile_transform<'py>(
         return Err(to_py(py, Error::data("quantiles must have one row per reference")));
     }
     let map = QuantileMap { quantiles: (0..q.ncols()).map(|j| q.column(j).to_vec()).collect(), references: refs, normal };
-    let (out, r, c) = with_matrix(py, x, move |d| Ok((map.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
+    let (out, r, c) = with_dense(py, x, move |d| Ok((map.apply(&d, n_threads)?, d.dim().0, d.dim().1)))?;
     matrix_out(py, r, c, out)
 }
 
