@@ -61,7 +61,7 @@ def _pandas_to_arrow(df: Any) -> Any:
     renamed.columns = [str(c) for c in cols]
     try:
         return pa.Table.from_pandas(renamed, preserve_index=False), None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+    except pa.ArrowException as e:
         raise DataError(f"cannot read this pandas DataFrame: {e}") from e
 
 

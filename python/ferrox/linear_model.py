@@ -82,9 +82,6 @@ class _Linear(FerroxEstimator):
         arr = self._x(X, reset=False)
         return self._model.decision(arr, _threads(getattr(self, "n_jobs", None)))
 
-    def _set_from_model(self) -> None:
-        raise NotImplementedError
-
     # -- persistence: the artifact is the one serialised form --
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"estimator": type(self).__name__, "n_features_in_": self.n_features_in_}
