@@ -19,4 +19,4 @@ def test_notebook_runs(path, tmp_path):
 
 
 def test_notebooks_are_found():
-    assert [p.name for p in NOTEBOOKS][:2] == ["01-quickstart.ipynb", "02-tuning-and-tracking.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["01-quickstart.ipynb", "02-tuning-and-tracking.ipynb", "03-drift-and-validation.ipynb"]
