@@ -16,6 +16,7 @@ checked as scikit-learn checks it.
 
 from __future__ import annotations
 
+import json
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from ._base import FerroxEstimator, check_is_fitted, feature_names_of
 from .dataset import Dataset
+from . import _ferrox
 from .exceptions import DataError, ParameterError
 from . import gbdt as _gbdt
 
@@ -231,6 +233,52 @@ class _GBDTBase(FerroxEstimator):
         """Feature names as the booster knows them."""
         check_is_fitted(self, "booster_")
         return self.booster_.feature_name()
+
+    # -- persistence: the Booster artifact, with the estimator's parameters and fitted state as JSON --
+    def to_bytes(self) -> bytes:
+        """The fitted estimator as a verified ferrox artifact (the booster plus its parameters as JSON).
+
+        Parameters that are not plain values (a callable objective) are not kept.
+        """
+        check_is_fitted(self, "booster_")
+        plain = (int, float, str, bool, type(None))
+        meta: dict[str, Any] = {
+            "estimator": type(self).__name__,
+            "params": {k: v for k, v in self.get_params(deep=False).items() if isinstance(v, plain)},
+            "n_features_in_": int(self.n_features_in_),
+            "best_iteration_": int(self.best_iteration_),
+            "best_score_": self.best_score_,
+            "n_estimators_": int(self.n_estimators_),
+        }
+        if hasattr(self, "feature_names_in_"):
+            meta["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        if hasattr(self, "classes_"):
+            meta["classes_"] = self.classes_.tolist()
+        return bytes(self.booster_._model.with_meta(json.dumps(meta)).to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any:
+        """An estimator from :meth:`to_bytes` output (ModelIntegrityError when the bytes were changed)."""
+        model = _ferrox.BoosterModel.from_bytes(bytes(data))
+        try:
+            meta = json.loads(model.meta())
+        except ValueError:
+            meta = {}
+        if meta.get("estimator") != cls.__name__:
+            raise DataError(f"these bytes hold a {meta.get('estimator') or 'bare Booster'}, not a {cls.__name__}")
+        est = cls(**meta["params"])
+        est.booster_ = _gbdt.Booster._wrap(model)
+        est.n_features_in_ = meta["n_features_in_"]
+        est.best_iteration_ = meta["best_iteration_"]
+        est.best_score_ = meta["best_score_"]
+        est.n_estimators_ = meta["n_estimators_"]
+        est.evals_result_ = {}
+        if "feature_names_in_" in meta:
+            est.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
+        if "classes_" in meta:
+            est.classes_ = np.asarray(meta["classes_"])
+            est.n_classes_ = len(est.classes_)
+        return est
 
     def _raw(self, X: Any, raw_score: bool, num_iteration: int | None, pred_contrib: bool) -> np.ndarray:
         check_is_fitted(self, "booster_")

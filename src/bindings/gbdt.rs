@@ -272,6 +272,18 @@ impl PyBoosterModel {
         PyBoosterModel { model: Arc::new(m), forest: self.forest.clone() }
     }
 
+    /// The same model carrying `meta` (text saved with it, e.g. an estimator's parameters as JSON).
+    fn with_meta(&self, meta: String) -> PyBoosterModel {
+        let mut m = self.model.as_ref().clone();
+        m.meta = meta;
+        PyBoosterModel { model: Arc::new(m), forest: self.forest.clone() }
+    }
+
+    /// The text saved with the model ("" when none).
+    fn meta(&self) -> String {
+        self.model.meta.clone()
+    }
+
     /// Feature names.
     fn feature_name(&self) -> Vec<String> {
         self.model.feature_names.clone()

@@ -42,6 +42,9 @@ pub struct Model {
     /// Scores are summed in float32, as the source library did (XGBoost models).
     #[serde(default)]
     pub accumulate_f32: bool,
+    /// Free-form text a front end stores with the model (the estimator's parameters, as JSON).
+    #[serde(default)]
+    pub meta: String,
 }
 
 impl Model {
@@ -211,6 +214,7 @@ impl Trainer {
             params: GbdtParams { num_threads: 0, ..params.clone() },
             average_output: false,
             accumulate_f32: false,
+            meta: String::new(),
         };
         if let Some(m) = init_model {
             pool.install(|| {

@@ -235,6 +235,7 @@ pub fn parse(text: &str) -> Result<Model> {
         params: GbdtParams { num_class: per_iter.max(1), ..GbdtParams::default() },
         average_output,
         accumulate_f32: false,
+        meta: String::new(),
     })
 }
 

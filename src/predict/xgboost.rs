@@ -275,6 +275,7 @@ pub fn from_value(doc: &Value) -> Result<Model> {
         params: GbdtParams { num_class: k, ..GbdtParams::default() },
         average_output: false,
         accumulate_f32: true,
+        meta: String::new(),
     })
 }
 

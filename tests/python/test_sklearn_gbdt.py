@@ -104,3 +104,26 @@ def test_ranker_matches_lgbm(rng):
     assert ours.evals_result_["valid_0"]["ndcg@5"][-1] >= theirs.evals_result_["valid_0"]["ndcg@5"][-1] - 0.03
     with pytest.raises(fx.ParameterError, match="group"):
         fx.GBDTRanker().fit(X, rel)
+
+
+def test_estimators_round_trip_through_the_artifact_and_mlflow(rng, tmp_path):
+    import ferrox.mlflow as fxm
+
+    X, z = problem(rng, n=2_000)
+    labels = np.where(z > 1, "late", "on time")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    clf = fx.GBDTClassifier(n_estimators=20, num_leaves=7).fit(frame, labels)
+    again = fx.GBDTClassifier.from_bytes(clf.to_bytes())
+    np.testing.assert_array_equal(again.predict_proba(frame), clf.predict_proba(frame))
+    assert again.predict(frame[:5]).tolist() == clf.predict(frame[:5]).tolist()
+    assert again.get_params() == clf.get_params() and again.feature_names_in_.tolist() == list(frame.columns)
+    blob = bytearray(clf.to_bytes())
+    blob[-10] ^= 1
+    with pytest.raises(fx.ModelIntegrityError):
+        fx.GBDTClassifier.from_bytes(bytes(blob))
+    with pytest.raises(fx.DataError, match="not a GBDTRegressor"):
+        fx.GBDTRegressor.from_bytes(clf.to_bytes())
+    fxm.save_model(clf, str(tmp_path / "model"))
+    loaded = fxm.load_model(str(tmp_path / "model"))
+    assert type(loaded) is fx.GBDTClassifier
+    np.testing.assert_array_equal(loaded.predict_proba(frame), clf.predict_proba(frame))
