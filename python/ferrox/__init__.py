@@ -52,7 +52,25 @@ __all__ = [
     "preprocessing",
     "linear_model",
     "pipeline",
+    "default_num_threads",
 ]
+
+
+def default_num_threads() -> int:
+    """The threads a call with ``num_threads=0`` (or ``n_jobs=-1``) would use if it started now.
+
+    Explicit counts are always honoured exactly. The default shares the cores among the calls that run
+    at once, so parallel trials or workers never oversubscribe: ``FERROX_NUM_THREADS`` sets it outright;
+    otherwise it is the cores this process may use, capped by ``OMP_NUM_THREADS`` (which joblib sets in
+    its worker processes), divided by the number of ferrox calls running side by side in this process
+    (for example the trials of an Optuna study with ``n_jobs=2``; the split is kept a few seconds after
+    the calls stop overlapping).
+
+    >>> import ferrox as fx
+    >>> fx.default_num_threads() >= 1
+    True
+    """
+    return int(_ferrox.default_num_threads())
 
 
 def __getattr__(name: str) -> object:

@@ -2,9 +2,9 @@
 
 ``optuna`` is imported when these are used, never by ``import ferrox``.
 
-Threads: a study run with ``n_jobs > 1`` trains several models at once. Give each training
-``num_threads = threads_per_trial(n_jobs)`` so that all workers together use the cores once;
-:func:`tune` does this itself.
+Threads: a study run with ``n_jobs > 1`` trains several models at once. With the default thread count
+the trainings that run side by side share the cores by themselves (see :func:`ferrox.default_num_threads`);
+``num_threads = threads_per_trial(n_jobs)`` fixes the split explicitly, as :func:`tune` does.
 
 >>> import numpy as np, optuna, ferrox as fx
 >>> from ferrox.optuna import PruningCallback

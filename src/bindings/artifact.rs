@@ -17,7 +17,7 @@ pub fn artifact_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py,
     Ok(d)
 }
 
-/// The thread count used when num_threads is 0.
+/// The thread count a call passing num_threads=0 would get now.
 #[pyfunction]
 pub fn default_num_threads() -> usize {
     crate::parallel::default_threads()

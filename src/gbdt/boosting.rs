@@ -195,11 +195,10 @@ impl Trainer {
         let mut scores = start(&train, "training")?;
         let mut valid_scores: Vec<Vec<f64>> =
             valids.iter().enumerate().map(|(i, v)| start(v, &format!("validation set {i}"))).collect::<Result<_>>()?;
-        let threads = crate::parallel::resolve_threads(params.num_threads);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Internal(format!("could not start {threads} threads: {e}")))?;
+        // Held for the whole training: concurrent default-thread calls share the cores.
+        let lease = crate::parallel::lease(params.num_threads);
+        let threads = lease.threads();
+        let pool = crate::parallel::pool(threads)?;
         let mut model = Model {
             trees: Vec::new(),
             num_scores: k,

@@ -139,3 +139,46 @@ def test_pruning_callback_through_gbdt_estimators(rng):
     values = trial.storage.get_trial(trial._trial_id).intermediate_values
     assert sorted(values) == list(range(15))
     assert np.isclose(values[14], model.evals_result_["valid_0"]["l2"][14])
+
+
+def test_default_threads_follow_the_parallel_driver():
+    # joblib's process workers set OMP_NUM_THREADS; FERROX_NUM_THREADS overrides everything.
+    import os
+    import subprocess
+    import sys
+
+    code = "import ferrox as fx; print(fx.default_num_threads())"
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FERROX_NUM_THREADS")}
+    run = lambda env: int(subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True).stdout)
+    assert run({"OMP_NUM_THREADS": "1"}) == 1
+    assert run({"FERROX_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}) == 3
+    assert run({}) == len(os.sched_getaffinity(0))
+
+
+def test_concurrent_default_trainings_share_the_cores(rng):
+    # Two trainings with the default thread count run at once (as the trials of a study with n_jobs=2):
+    # while both run, a third call would get at most half the cores, not all of them.
+    import os
+    import threading
+
+    cores = len(os.sched_getaffinity(0))
+    X = rng.normal(size=(2000, 5))
+    y = X[:, 0] + rng.normal(size=2000)
+    barrier = threading.Barrier(2, timeout=60)
+    seen: list[int] = []
+
+    def cb(env):
+        if env.iteration == 0:
+            barrier.wait()
+            seen.append(fx.default_num_threads())
+
+    def work():
+        fx.train({"objective": "regression", "verbose": -1}, fx.Dataset(X, label=y), 3, callbacks=[cb])
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 2
+    assert all(1 <= s <= max(1, cores // 2) for s in seen), (seen, cores)
