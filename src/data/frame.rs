@@ -263,6 +263,41 @@ pub struct Frame<'a> {
     pub n_rows: usize,
 }
 
+impl<'a> Frame<'a> {
+    /// When every column is a float64 column of one C- or F-contiguous matrix: the matrix's values and
+    /// the (row, column) strides of element (r, c) at `values[r * rs + c * cs]`.
+    pub fn dense_f64(&self) -> Option<(&'a [f64], usize, usize)> {
+        let (n, nf) = (self.n_rows, self.columns.len());
+        if n == 0 || nf == 0 {
+            return None;
+        }
+        let mut cols = Vec::with_capacity(nf);
+        for c in &self.columns {
+            match c {
+                ColumnSource::Numeric(NumericSource::Dense64(v)) if v.len() == n => cols.push(v),
+                _ => return None,
+            }
+        }
+        let p0 = cols[0].as_ptr();
+        let fits = |rs: usize, cs: usize| {
+            cols.iter().enumerate().all(|(j, v)| {
+                (n == 1 || v.strides()[0] == rs as isize) && std::ptr::eq(v.as_ptr(), p0.wrapping_add(j * cs))
+            })
+        };
+        let (rs, cs) = if fits(nf, 1) {
+            (nf, 1)
+        } else if fits(1, n) {
+            (1, n)
+        } else {
+            return None;
+        };
+        // SAFETY: element (r, j) of column j's view sits at p0 + r * rs + j * cs for every r < n and
+        // j < nf, and with these strides those addresses are exactly p0 .. p0 + n * nf: every value
+        // of the slice belongs to one of the views, which borrow their data for 'a.
+        Some((unsafe { std::slice::from_raw_parts(p0, n * nf) }, rs, cs))
+    }
+}
+
 /// Checks names are unique and resolves `categorical` to sorted column positions.
 pub fn resolve_categorical(names: &[String], categorical: &[FeatureRef]) -> Result<Vec<bool>> {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(names.len());

@@ -1,9 +1,11 @@
 //! The evaluation layout of a forest: every node of every tree in one array of 16-byte records, the
 //! two children of a node side by side (right = left + 1), leaves as nodes that point to themselves.
 //! A step is branch-free: `next = child + !(goes left)`, so groups of rows walk a tree in lock-step
-//! and their independent memory loads overlap.
+//! and their independent memory loads overlap. Batches of numeric forests with up to 64 leaves a tree
+//! skip the walk: see `quick` (exit-leaf mask tables).
 
 use super::forest::{FlatTree, ZERO_THRESHOLD};
+use super::quick::MaskForest;
 use crate::gbdt::tree::bit;
 
 const LEAF: u32 = 1 << 31;
@@ -39,7 +41,21 @@ pub struct Compiled {
     cat_words: Vec<u32>,
     /// Sum tree outputs in float32, as XGBoost does (its models then predict bit for bit alike).
     f32_sum: bool,
+    /// Exit-leaf mask tables for batches, when every node is numeric and trees are small enough.
+    quick: Quick,
 }
+
+/// Mask tables sized to the largest tree.
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Quick {
+    #[default]
+    None,
+    Narrow(MaskForest<u32>),
+    Wide(MaskForest<u64>),
+}
+
+/// Batches of at least this many rows use the mask tables.
+const QUICK_MIN_ROWS: usize = 16;
 
 impl Compiled {
     /// Lays out `trees`; with `f32_sum`, scores accumulate in float32.
@@ -49,6 +65,15 @@ impl Compiled {
         for t in trees {
             c.add(t);
         }
+        let nf = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.feature as usize + 1)).max().unwrap_or(0);
+        let leaves = trees.iter().map(|t| t.leaf_values.len()).max().unwrap_or(0);
+        c.quick = if leaves <= 32 {
+            MaskForest::new(trees, nf).map_or(Quick::None, Quick::Narrow)
+        } else if leaves <= 64 {
+            MaskForest::new(trees, nf).map_or(Quick::None, Quick::Wide)
+        } else {
+            Quick::None
+        };
         c
     }
 
@@ -157,18 +182,79 @@ impl Compiled {
     /// trees `0..n_trees` to its scores in `out` (`k` per row; tree t adds to score t % k).
     pub fn add_block(&self, buf: &[f64], nf: usize, rows: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let n_trees = n_trees.min(self.roots.len());
+        let mut first = 0;
+        if rows >= QUICK_MIN_ROWS {
+            first = match &self.quick {
+                Quick::None => 0,
+                Quick::Narrow(q) => {
+                    q.add_block(buf, nf, 1, rows, n_trees, k, self.f32_sum, out);
+                    q.covered(n_trees)
+                }
+                Quick::Wide(q) => {
+                    q.add_block(buf, nf, 1, rows, n_trees, k, self.f32_sum, out);
+                    q.covered(n_trees)
+                }
+            };
+        }
+        self.walk_block(buf, nf, rows, first, n_trees, k, out);
+    }
+
+    /// Whether blocks should come column by column (see [`Compiled::add_block_cols`]).
+    pub fn prefers_columns(&self) -> bool {
+        !matches!(self.quick, Quick::None)
+    }
+
+    /// As [`Compiled::add_block`] for a block stored column by column (`buf[f * rows + r]`).
+    pub fn add_block_cols(&self, buf: &[f64], nf: usize, rows: usize, n_trees: usize, k: usize, out: &mut [f64]) {
+        self.add_block_view(buf, 1, rows, nf, rows, n_trees, k, out)
+    }
+
+    /// As [`Compiled::add_block`] for a block with row r's feature f at `buf[r * rs + f * cs]`: the
+    /// mask tables read it as it is; trees they do not cover walk a row-major copy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_block_view(&self, buf: &[f64], rs: usize, cs: usize, nf: usize, rows: usize, n_trees: usize, k: usize, out: &mut [f64]) {
+        let n_trees = n_trees.min(self.roots.len());
+        let first = match &self.quick {
+            Quick::None => 0,
+            Quick::Narrow(q) => {
+                q.add_block(buf, rs, cs, rows, n_trees, k, self.f32_sum, out);
+                q.covered(n_trees)
+            }
+            Quick::Wide(q) => {
+                q.add_block(buf, rs, cs, rows, n_trees, k, self.f32_sum, out);
+                q.covered(n_trees)
+            }
+        };
+        if first < n_trees {
+            if rs == nf && cs == 1 {
+                self.walk_block(&buf[..rows * nf], nf, rows, first, n_trees, k, out);
+            } else {
+                let mut row_major = vec![0.0; rows * nf];
+                for r in 0..rows {
+                    for f in 0..nf {
+                        row_major[r * nf + f] = buf[r * rs + f * cs];
+                    }
+                }
+                self.walk_block(&row_major, nf, rows, first, n_trees, k, out);
+            }
+        }
+    }
+
+    /// Trees `first..n_trees` by walking them.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_block(&self, buf: &[f64], nf: usize, rows: usize, first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let full = rows / LANES * LANES;
         if self.simple {
-            for t in 0..n_trees {
+            for t in first..n_trees {
                 self.tree_simple(self.roots[t] as usize, buf, nf, full, k, t % k, out);
             }
             // Fewer rows than lanes (a single row above all): lanes walk different trees instead.
             for r in full..rows {
-                self.row_simple(&buf[r * nf..(r + 1) * nf], n_trees, k, &mut out[r * k..(r + 1) * k]);
+                self.row_simple(&buf[r * nf..(r + 1) * nf], first, n_trees, k, &mut out[r * k..(r + 1) * k]);
             }
             return;
         }
-        for t in 0..n_trees {
+        for t in first..n_trees {
             let root = self.roots[t] as usize;
             let c = t % k;
             {
@@ -187,9 +273,9 @@ impl Compiled {
 
     /// One row through trees `0..n_trees`, `LANES` trees at a time in lock-step.
     #[inline]
-    fn row_simple(&self, row: &[f64], n_trees: usize, k: usize, out: &mut [f64]) {
+    fn row_simple(&self, row: &[f64], first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let nodes = &self.nodes[..];
-        let mut t0 = 0;
+        let mut t0 = first;
         while t0 < n_trees {
             let lanes = LANES.min(n_trees - t0);
             let mut at = [0usize; LANES];
@@ -262,6 +348,11 @@ mod tests {
     /// A random tree with `leaves` leaves; `general` adds categorical nodes and the LightGBM
     /// missing-value rules.
     fn random_tree(rng: &mut SplitMix64, leaves: usize, nf: usize, general: bool) -> FlatTree {
+        random_tree_with(rng, leaves, nf, general, general)
+    }
+
+    /// As `random_tree`, with categorical nodes and missing-value rules chosen apart.
+    fn random_tree_with(rng: &mut SplitMix64, leaves: usize, nf: usize, missing_rules: bool, cats: bool) -> FlatTree {
         // Grow by splitting a random leaf, as a leaf-wise learner does.
         let mut nodes: Vec<Node> = Vec::new();
         let mut parents: Vec<Option<(usize, bool)>> = vec![None];
@@ -269,7 +360,7 @@ mod tests {
         for _ in 1..leaves {
             let leaf = (rng.next_u64() % parents.len() as u64) as usize;
             let id = nodes.len();
-            let cat = general && rng.next_f64() < 0.3;
+            let cat = cats && rng.next_f64() < 0.3;
             let (cat_start, cat_len) = if cat {
                 cat_words.push((rng.next_u64() & 0xFFFF_FFFF) as u32);
                 (cat_words.len() as u32 - 1, 1)
@@ -282,7 +373,7 @@ mod tests {
                 left: !(leaf as i32),
                 right: !(parents.len() as i32),
                 default_left: rng.next_f64() < 0.5,
-                missing: if general { (rng.next_u64() % 3) as u8 } else { 0 },
+                missing: if missing_rules { (rng.next_u64() % 3) as u8 } else { 0 },
                 cat_inverted: cat && rng.next_f64() < 0.5,
                 cat_len,
                 cat_start,
@@ -328,6 +419,55 @@ mod tests {
                         want[t % k] += tree.leaf_values[tree.leaf(row)];
                     }
                     assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mask_tables_agree_with_node_walks() {
+        // Batches large enough for the mask tables, trees of up to 32 and up to 64 leaves, every
+        // missing-value rule, values on thresholds and in the zero band, a partial tree count.
+        let mut rng = SplitMix64::new(5);
+        let nf = 6;
+        for (max_leaves, missing_rules) in [(32, false), (32, true), (64, true)] {
+            let trees: Vec<FlatTree> =
+                (0..150).map(|i| random_tree_with(&mut rng, 1 + (i * 7) % max_leaves, nf, missing_rules, false)).collect();
+            let c = Compiled::new(&trees, false);
+            assert!(!matches!(c.quick, Quick::None));
+            let rows = 300;
+            let thresholds: Vec<f64> = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.threshold)).collect();
+            let buf: Vec<f64> = (0..rows * nf)
+                .map(|_| match rng.next_u64() % 8 {
+                    0 => f64::NAN,
+                    1 => 0.0,
+                    2 => 1e-36,
+                    3 => -1e-36,
+                    4 => thresholds[(rng.next_u64() % thresholds.len() as u64) as usize],
+                    5 => f64::NEG_INFINITY,
+                    _ => rng.next_f64() * 5.0 - 2.5,
+                })
+                .collect();
+            match &c.quick {
+                Quick::Narrow(q) => assert!(q.check_kernels(&buf, nf, rows) > 0),
+                Quick::Wide(q) => assert!(q.check_kernels(&buf, nf, rows) > 0),
+                Quick::None => unreachable!(),
+            }
+            let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
+            for (k, n_trees, col_major) in [(1, 150, false), (3, 150, true), (1, 97, true), (1, 97, false), (2, 20, true)] {
+                let mut out = vec![0.0; rows * k];
+                if col_major {
+                    c.add_block_cols(&cols, nf, rows, n_trees, k, &mut out);
+                } else {
+                    c.add_block(&buf, nf, rows, n_trees, k, &mut out);
+                }
+                for r in 0..rows {
+                    let row = &buf[r * nf..(r + 1) * nf];
+                    let mut want = vec![0.0; k];
+                    for (t, tree) in trees.iter().enumerate().take(n_trees) {
+                        want[t % k] += tree.leaf_values[tree.leaf(row)];
+                    }
+                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}");
                 }
             }
         }

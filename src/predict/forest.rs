@@ -220,9 +220,9 @@ impl Forest {
     }
 
     /// Runs `per_block(buf, rows, out)` over blocks of `frame`: `buf` holds the block's rows, row-major
-    /// (categorical features as their bin index), `out` their `width` outputs each. Blocks are read
-    /// column by column; large inputs are split over a local pool.
-    fn map_rows<F>(&self, frame: &Frame<'_>, width: usize, num_threads: i64, per_block: F) -> Result<Vec<f64>>
+    /// or, with `col_major`, column by column (categorical features as their bin index), `out` their
+    /// `width` outputs each. Large inputs are split over a local pool.
+    fn map_rows<F>(&self, frame: &Frame<'_>, width: usize, num_threads: i64, col_major: bool, per_block: F) -> Result<Vec<f64>>
     where
         F: Fn(&[f64], usize, &mut [f64]) + Sync,
     {
@@ -251,23 +251,36 @@ impl Forest {
             let row0 = b * BLOCK;
             let rows = chunk.len() / width;
             let mut buf = vec![0.0f64; rows * nf];
-            let mut col = vec![0.0f64; rows];
+            let mut col = vec![0.0f64; if col_major { 0 } else { rows }];
+            // Element (r, j) of the block.
+            let at = |r: usize, j: usize| if col_major { j * rows + r } else { r * nf + j };
             for (j, c) in frame.columns.iter().enumerate() {
                 let m = &self.mappers[j];
                 match c {
                     ColumnSource::Numeric(src) => {
-                        src.read(row0, &mut col);
+                        if col_major {
+                            src.read(row0, &mut buf[j * rows..(j + 1) * rows]);
+                        } else {
+                            src.read(row0, &mut col);
+                        }
                         if let BinMapper::Categorical { .. } = m {
                             // Whole-number values name categories; anything else is missing.
+                            let values: &[f64] = if col_major { &buf[j * rows..(j + 1) * rows] } else { &col };
                             let missing = m.missing_bin() as f64;
-                            let keys: Vec<CatKey> = col
+                            let keys: Vec<CatKey> = values
                                 .iter()
                                 .map(|&v| CatKey::Int(if v.is_finite() && v.fract() == 0.0 { v as i64 } else { i64::MIN }))
                                 .collect();
-                            for (r, bin) in m.category_table(&keys).into_iter().enumerate() {
-                                buf[r * nf + j] = if col[r].is_nan() { missing } else { bin as f64 };
+                            let bins: Vec<f64> = m
+                                .category_table(&keys)
+                                .into_iter()
+                                .zip(values.iter())
+                                .map(|(bin, v)| if v.is_nan() { missing } else { bin as f64 })
+                                .collect();
+                            for (r, b) in bins.into_iter().enumerate() {
+                                buf[at(r, j)] = b;
                             }
-                        } else {
+                        } else if !col_major {
                             for (r, &v) in col.iter().enumerate() {
                                 buf[r * nf + j] = v;
                             }
@@ -278,7 +291,7 @@ impl Forest {
                         let missing = m.missing_bin() as f64;
                         for r in 0..rows {
                             let code = cs.codes[row0 + r];
-                            buf[r * nf + j] = if code < 0 { missing } else { table[code as usize] };
+                            buf[at(r, j)] = if code < 0 { missing } else { table[code as usize] };
                         }
                     }
                 }
@@ -298,7 +311,8 @@ impl Forest {
     pub fn predict_raw(&self, frame: &Frame<'_>, n_trees: usize, num_threads: i64) -> Result<Vec<f64>> {
         let k = self.num_scores;
         let nf = self.num_features();
-        self.map_rows(frame, k, num_threads, |buf, rows, out| {
+        let col_major = self.compiled.prefers_columns();
+        let init = |out: &mut [f64]| {
             for o in out.chunks_mut(k) {
                 o.copy_from_slice(&self.base_score);
                 if self.accumulate_f32 {
@@ -307,7 +321,34 @@ impl Forest {
                     }
                 }
             }
-            self.compiled.add_block(buf, nf, rows, n_trees, k, out);
+        };
+        if col_major && !self.has_categorical() {
+            // A float64 matrix in C or F order is read where it lies, without a copy.
+            if let Some((values, rs, cs)) = frame.dense_f64() {
+                self.check_frame(frame)?;
+                let n = frame.n_rows;
+                let mut out = vec![0.0; n * k];
+                let work = |(b, chunk): (usize, &mut [f64])| {
+                    init(chunk);
+                    let rows = chunk.len() / k;
+                    let r0 = b * BLOCK;
+                    self.compiled.add_block_view(&values[r0 * rs..], rs, cs, nf, rows, n_trees, k, chunk);
+                };
+                if n >= PARALLEL_MIN_ROWS && crate::parallel::resolve_threads(num_threads) > 1 {
+                    run_in_pool(num_threads, || out.par_chunks_mut(BLOCK * k).enumerate().for_each(work))?;
+                } else {
+                    out.chunks_mut(BLOCK * k).enumerate().for_each(work);
+                }
+                return Ok(out);
+            }
+        }
+        self.map_rows(frame, k, num_threads, col_major, |buf, rows, out| {
+            init(out);
+            if col_major {
+                self.compiled.add_block_cols(buf, nf, rows, n_trees, k, out);
+            } else {
+                self.compiled.add_block(buf, nf, rows, n_trees, k, out);
+            }
         })
     }
 
@@ -319,7 +360,7 @@ impl Forest {
         let nf = self.num_features();
         let trees = &self.trees[..n_trees.min(self.trees.len())];
         let width = k * (nf + 1);
-        self.map_rows(frame, width, num_threads, |buf, rows, out| {
+        self.map_rows(frame, width, num_threads, false, |buf, rows, out| {
             let mut scratch = super::shap::ShapScratch::default();
             for r in 0..rows {
                 let row = &buf[r * nf..(r + 1) * nf];

@@ -4,6 +4,7 @@
 pub mod compiled;
 pub mod forest;
 pub mod lightgbm;
+mod quick;
 pub mod shap;
 pub mod ubjson;
 pub mod xgboost;

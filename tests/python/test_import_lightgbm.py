@@ -106,3 +106,25 @@ def test_shap_equals_lightgbm_pred_contrib(rng, objective):
     k = 3 if objective == "multiclass" else 1
     sums = phi.reshape(len(Xt), k, -1).sum(axis=2)
     np.testing.assert_allclose(sums, ours.predict(Xt, raw_score=True).reshape(len(Xt), k), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("leaves", [31, 60])
+def test_every_memory_layout_and_tree_count_predicts_alike(rng, leaves):
+    # Batches take the mask-table path (up to 64 leaves) reading C- or F-ordered float64 in place, a
+    # copied block for other inputs, and walk the trees past the last whole table group.
+    X, z = data(rng, n=2_000, nf=8)
+    model = lgb.train({"objective": "regression", "verbose": -1, "num_leaves": leaves, "min_data_in_leaf": 3, "num_threads": 1}, lgb.Dataset(X, label=z), 150)
+    ours = fx.Booster.from_lightgbm(model)
+    Xt, _ = data(rng, n=3_000, nf=8, zeros=0.05)
+    Xt[rng.random(Xt.shape) < 0.01] = np.inf
+    wide = np.hstack([Xt, Xt])[:, ::2]  # strided columns
+    for n_iter in (None, 129, 37):
+        want = model.predict(Xt, raw_score=True, num_iteration=n_iter)
+        for inp in (Xt, np.asfortranarray(Xt), wide, Xt.astype(np.float32).astype(np.float64), Xt[:777]):
+            expect = want if len(inp) == len(Xt) else want[: len(inp)]
+            if inp.dtype == np.float64 and not np.array_equal(inp, Xt[: len(inp)], equal_nan=True):
+                expect = model.predict(inp, raw_score=True, num_iteration=n_iter)
+            np.testing.assert_allclose(ours.predict(inp, raw_score=True, num_iteration=n_iter), expect, rtol=0, atol=1e-9)
+        # A single row equals its row in a batch exactly.
+        for r in (0, 5, 2999):
+            assert ours.predict(Xt[r : r + 1], raw_score=True, num_iteration=n_iter)[0] == ours.predict(Xt, raw_score=True, num_iteration=n_iter)[r]
