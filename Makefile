@@ -35,6 +35,7 @@ test-python: build
 	$(PY) -m pytest -q
 
 bench: build
+	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
 	$(PY) benches/dataset.py
 	$(PY) benches/gbdt.py
 	$(PY) benches/predict.py

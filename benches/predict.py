@@ -1,23 +1,30 @@
-"""Inference benchmark: ferrox's compiled forest vs LightGBM's own predict on the same LightGBM model.
+"""Inference benchmark: ferrox's compiled forest vs LightGBM, XGBoost and treelite on the same models.
 
 Run from the repository root::
 
     .venv/bin/python benches/predict.py                 # 2 threads, models of 100/500 trees x 31/255 leaves
     .venv/bin/python benches/predict.py --quick         # 100 trees x 31 leaves only
 
-For each model (trained once by LightGBM on 200,000 x 28 float64 rows with 5% NaN, binary objective),
-ferrox imports it with ``Booster.from_lightgbm`` and both predict the same rows at batch sizes 1, 10, 100,
-10,000 and 100,000 with the same thread count. Printed: microseconds per row (best of several runs),
-the speed-up of ferrox over LightGBM, and the largest absolute difference of their raw scores.
-XGBoost's inplace_predict and treelite are timed too when installed (on XGBoost models trained on the
-same data), otherwise skipped with a note.
+Data: 200,000 x 28 float64 training rows with 5% NaN and a binary label; 100,000 fresh test rows with
+5% NaN. For each shape, LightGBM trains a model (``num_leaves``) and XGBoost trains one (hist,
+lossguide, ``max_leaves``); ferrox imports both (``Booster.from_lightgbm`` / ``from_xgboost``) and every
+library predicts probabilities for the same rows with the same thread count, at batch sizes 1, 10, 100,
+10,000 and 100,000. treelite (tl2cgen) compiles the LightGBM model to a shared library when installed
+(``pip install -r requirements-bench.txt``) and the shape is small enough to compile quickly.
+
+Printed per shape: the largest raw-score difference from each source library (float64 and float32
+input), microseconds per row (best of repeated calls on consecutive batches) and speed-ups of ferrox over
+each peer; then TreeSHAP on 10,000 rows: LightGBM ``pred_contrib`` vs ferrox ``predict_contrib``, with
+their largest difference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +47,26 @@ def _best_us_per_row(fn, X: np.ndarray, batch: int, budget_s: float = 1.0) -> fl
     return best / batch * 1e6
 
 
+def _treelite(model, threads: int, workdir: str):
+    """A tl2cgen predictor compiled from a LightGBM booster, or None with the reason."""
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError:
+        return None, "not installed (pip install -r requirements-bench.txt)"
+    tm = treelite.frontend.from_lightgbm(model)
+    lib = str(Path(workdir) / f"tl_{id(model)}.so")
+    t = time.perf_counter()
+    tl2cgen.export_lib(tm, toolchain="gcc", libpath=lib, params={"parallel_comp": 16}, nthread=threads, verbose=False)
+    predictor = tl2cgen.Predictor(lib, nthread=threads, verbose=False)
+    build_s = time.perf_counter() - t
+
+    def predict(part: np.ndarray) -> np.ndarray:
+        return predictor.predict(tl2cgen.DMatrix(part, dtype="float64"))
+
+    return predict, f"compiled in {build_s:.0f} s"
+
+
 def main() -> None:
     import lightgbm as lgb
 
@@ -48,6 +75,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only 100 trees x 31 leaves")
+    p.add_argument("--shap-rows", type=int, default=10_000)
     a = p.parse_args()
     rng = np.random.default_rng(0)
     n = 200_000
@@ -57,15 +85,16 @@ def main() -> None:
     y = (z + rng.normal(size=n) > 1).astype(float)
     Xt = rng.normal(size=(100_000, 28))
     Xt[rng.random(Xt.shape) < 0.05] = np.nan
+    Xt32 = Xt.astype(np.float32)
     shapes = [(100, 31)] if a.quick else [(100, 31), (500, 31), (100, 255), (500, 255)]
     batches = [1, 10, 100, 10_000, 100_000]
     try:
-        import xgboost  # noqa: F401
-
-        have_xgb = True
+        import xgboost as xgb
     except ImportError:
-        have_xgb = False
+        xgb = None
+        print("xgboost not installed: its inplace_predict is not timed")
     results = []
+    workdir = tempfile.mkdtemp(prefix="ferrox-bench-")
     for trees, leaves in shapes:
         model = lgb.train(
             {"objective": "binary", "num_leaves": leaves, "verbose": -1, "num_threads": a.threads, "min_data_in_leaf": 5},
@@ -73,21 +102,56 @@ def main() -> None:
             trees,
         )
         ours = fx.Booster.from_lightgbm(model)
-        diff = float(np.abs(ours.predict(Xt, raw_score=True) - model.predict(Xt, raw_score=True)).max())
-        print(f"\n{trees} trees x {leaves} leaves, {a.threads} threads; max |raw score difference| = {diff:.3g}")
-        print(f"{'batch':>8}{'lightgbm us/row':>17}{'ferrox us/row':>15}{'speed-up':>10}")
+        diff = max(
+            float(np.abs(ours.predict(inp, raw_score=True) - model.predict(inp, raw_score=True)).max()) for inp in (Xt, Xt32)
+        )
+        peers: dict[str, tuple] = {"lightgbm": (lambda part: model.predict(part, num_threads=a.threads), ours)}
+        notes = [f"max |raw score difference| vs LightGBM {diff:.3g}"]
+        row = {"trees": trees, "leaves": leaves, "max_diff_lightgbm": diff}
+        if xgb is not None:
+            params = {"objective": "binary:logistic", "tree_method": "hist", "grow_policy": "lossguide", "max_leaves": leaves,
+                      "max_depth": 0, "nthread": a.threads, "min_child_weight": 5, "eta": 0.1}
+            bst = xgb.train(params, xgb.DMatrix(X, label=y, nthread=a.threads), trees)
+            ours_x = fx.Booster.from_xgboost(bst)
+            dx = max(
+                float(np.abs(ours_x.predict(inp, raw_score=True) - bst.inplace_predict(inp, predict_type="margin")).max())
+                for inp in (Xt, Xt32)
+            )
+            notes.append(f"vs XGBoost {dx:.3g}")
+            row["max_diff_xgboost"] = dx
+            peers["xgboost"] = (lambda part: bst.inplace_predict(part), ours_x)
+        if trees * leaves <= 100 * 31:
+            tl, why = _treelite(model, a.threads, workdir)
+            notes.append(f"treelite {why}")
+            if tl is not None:
+                peers["treelite"] = (tl, ours)
+        print(f"\n{trees} trees x {leaves} leaves, {a.threads} threads; " + "; ".join(notes))
+        header = f"{'batch':>8}" + "".join(f"{name + ' us/row':>18}{'ferrox us/row':>15}{'speed-up':>10}" for name in peers)
+        print(header)
         for b in batches:
-            t_lgb = _best_us_per_row(lambda part: model.predict(part, num_threads=a.threads), Xt, b)
-            t_fx = _best_us_per_row(lambda part: ours.predict(part, num_threads=a.threads), Xt, b)
-            print(f"{b:>8}{t_lgb:>17.3f}{t_fx:>15.3f}{t_lgb / t_fx:>9.1f}x")
-            results.append({"trees": trees, "leaves": leaves, "batch": b, "lightgbm_us": t_lgb, "ferrox_us": t_fx, "max_diff": diff})
-    if not have_xgb:
-        print("\nxgboost not installed: its inplace_predict was not timed")
-    try:
-        import tl2cgen  # noqa: F401
-    except ImportError:
-        print("tl2cgen (treelite) not installed: not timed")
+            line = f"{b:>8}"
+            for name, (peer, mine) in peers.items():
+                t_peer = _best_us_per_row(peer, Xt, b)
+                t_fx = _best_us_per_row(lambda part: mine.predict(part, num_threads=a.threads), Xt, b)
+                line += f"{t_peer:>18.3f}{t_fx:>15.3f}{t_peer / t_fx:>9.1f}x"
+                row[f"{name}_{b}_us"] = t_peer
+                row[f"ferrox_vs_{name}_{b}_us"] = t_fx
+            print(line)
+        rows = Xt[: a.shap_rows]
+        t_lc = min(_timed(lambda: model.predict(rows, pred_contrib=True, num_threads=a.threads)) for _ in range(2))
+        t_fc = min(_timed(lambda: ours.predict_contrib(rows, num_threads=a.threads)) for _ in range(2))
+        dc = float(np.abs(ours.predict_contrib(rows) - model.predict(rows, pred_contrib=True)).max())
+        print(f"TreeSHAP on {len(rows)} rows: LightGBM pred_contrib {t_lc * 1e3:.0f} ms, ferrox {t_fc * 1e3:.0f} ms, "
+              f"speed-up {t_lc / t_fc:.2f}x, max |difference| {dc:.3g}")
+        row.update({"shap_lightgbm_ms": t_lc * 1e3, "shap_ferrox_ms": t_fc * 1e3, "shap_max_diff": dc})
+        results.append(row)
     print(json.dumps({"bench": "predict", "threads": a.threads, "results": results}))
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -128,6 +128,8 @@ pub struct Forest {
     pub average_output: bool,
     /// Scores accumulate in float32 (XGBoost models).
     pub accumulate_f32: bool,
+    /// Per tree, what TreeSHAP needs beyond the tree.
+    pub shap: Vec<super::shap::ShapInfo>,
 }
 
 /// Values this close to zero count as zero for zero-as-missing nodes (LightGBM's kZeroThreshold).
@@ -185,6 +187,7 @@ impl Forest {
             .collect();
         Forest {
             compiled: Compiled::new(&trees, m.accumulate_f32),
+            shap: trees.iter().map(super::shap::ShapInfo::new).collect(),
             trees,
             num_scores: m.num_scores,
             base_score: m.base_score.clone(),
@@ -371,7 +374,7 @@ impl Forest {
                 }
                 for (t, tree) in trees.iter().enumerate() {
                     let c = t % k;
-                    super::shap::tree_shap(tree, row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)], &mut scratch);
+                    super::shap::tree_shap(tree, &self.shap[t], row, &mut o[c * (nf + 1)..(c + 1) * (nf + 1)], &mut scratch);
                 }
             }
         })

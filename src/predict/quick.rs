@@ -305,6 +305,27 @@ impl<W: Word> MaskForest<W> {
                 W::sub_block(g, &view, &mut offs, &mut vals);
                 // Sum in tree order per row; the rows are independent, so their adds run side by side.
                 let o = &mut out[s0 * k..(s0 + sr) * k];
+                if k == 1 && !f32_sum {
+                    // Eight rows at a time, each its own chain of adds kept in registers.
+                    let mut r0 = 0;
+                    while r0 + 8 <= sr {
+                        let mut acc: [f64; 8] = o[r0..r0 + 8].try_into().unwrap();
+                        let rowv: [&[f64]; 8] = std::array::from_fn(|l| &vals[(r0 + l) * p..(r0 + l) * p + g.nt]);
+                        for t in 0..g.nt {
+                            for l in 0..8 {
+                                acc[l] += rowv[l][t];
+                            }
+                        }
+                        o[r0..r0 + 8].copy_from_slice(&acc);
+                        r0 += 8;
+                    }
+                    for r in r0..sr {
+                        for &x in &vals[r * p..r * p + g.nt] {
+                            o[r] += x;
+                        }
+                    }
+                    continue;
+                }
                 for t in 0..g.nt {
                     let c = (g.t0 + t) % k;
                     if f32_sum {

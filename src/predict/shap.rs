@@ -16,13 +16,54 @@ struct PathElem {
     pweight: f64,
 }
 
+/// Per tree, what every row's TreeSHAP needs: the deepest path, the cover-weighted expected output,
+/// and per internal node the share of its cover that goes to each child.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShapInfo {
+    depth: usize,
+    expected: f64,
+    /// (left share, right share); one half each where the node has no cover.
+    shares: Vec<(f64, f64)>,
+}
+
+impl ShapInfo {
+    /// Prepares `tree`.
+    pub fn new(tree: &FlatTree) -> ShapInfo {
+        if tree.nodes.is_empty() {
+            return ShapInfo { depth: 0, expected: tree.leaf_values.first().copied().unwrap_or(0.0), shares: vec![] };
+        }
+        let root = tree.node_cover.first().copied().unwrap_or(0.0);
+        let expected = if root > 0.0 {
+            tree.leaf_values.iter().zip(&tree.leaf_cover).map(|(v, c)| v * c).sum::<f64>() / root
+        } else {
+            0.0
+        };
+        let shares = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let w = tree.node_cover.get(i).copied().unwrap_or(0.0);
+                if w > 0.0 {
+                    (cover(tree, n.left) / w, cover(tree, n.right) / w)
+                } else {
+                    (0.5, 0.5)
+                }
+            })
+            .collect();
+        ShapInfo { depth: depth(tree), expected, shares }
+    }
+}
+
 /// Adds feature `feature` with fractions (`zero`, `one`) to a path of length `d` (the new element is
 /// at index `d`), updating the subset weights.
-fn extend(path: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64) {
+#[inline]
+fn extend(path: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64]) {
     path[d] = PathElem { feature, zero, one, pweight: if d == 0 { 1.0 } else { 0.0 } };
+    let inv_d1 = inv[d + 1];
     for i in (0..d).rev() {
-        path[i + 1].pweight += one * path[i].pweight * (i + 1) as f64 / (d + 1) as f64;
-        path[i].pweight = zero * path[i].pweight * (d - i) as f64 / (d + 1) as f64;
+        path[i + 1].pweight += one * path[i].pweight * (i + 1) as f64 * inv_d1;
+        path[i].pweight = zero * path[i].pweight * (d - i) as f64 * inv_d1;
     }
 }
 
@@ -46,34 +87,34 @@ fn unwind(path: &mut [PathElem], d: usize, at: usize) {
     }
 }
 
-/// The total subset weight of the path with element `at` unwound (the path is left unchanged).
-fn unwound_sum(path: &[PathElem], d: usize, at: usize) -> f64 {
-    let (one, zero) = (path[at].one, path[at].zero);
+/// The total subset weight of the path with an element of fractions (`zero`, 1) unwound (the path
+/// is left unchanged). Elements with `one` = 0 need no walk: see [`recurse`].
+#[inline]
+fn unwound_sum_hot(path: &[PathElem], d: usize, zero: f64, inv: &[f64]) -> f64 {
+    let d1 = (d + 1) as f64;
+    let inv_d1 = inv[d + 1];
     let mut next = path[d].pweight;
     let mut total = 0.0;
     for i in (0..d).rev() {
-        if one != 0.0 {
-            let tmp = next * (d + 1) as f64 / ((i + 1) as f64 * one);
-            total += tmp;
-            next = path[i].pweight - tmp * zero * (d - i) as f64 / (d + 1) as f64;
-        } else {
-            total += path[i].pweight / zero / ((d - i) as f64 / (d + 1) as f64);
-        }
+        let tmp = next * d1 * inv[i + 1];
+        total += tmp;
+        next = path[i].pweight - tmp * zero * (d - i) as f64 * inv_d1;
     }
     total
 }
 
 fn cover(tree: &FlatTree, child: i32) -> f64 {
-    if child >= 0 {
-        tree.node_cover[child as usize]
-    } else {
-        tree.leaf_cover[!child as usize]
-    }
+    let c = if child >= 0 { tree.node_cover.get(child as usize) } else { tree.leaf_cover.get(!child as usize) };
+    c.copied().unwrap_or(0.0)
 }
 
-/// Reusable path storage for [`tree_shap`] (one per thread): each depth's path is a segment of it.
+/// Reusable storage for [`tree_shap`] (one per thread): each depth's path is a segment of `path`;
+/// `inv[k]` = 1 / k.
 #[derive(Default)]
-pub struct ShapScratch(Vec<PathElem>);
+pub struct ShapScratch {
+    path: Vec<PathElem>,
+    inv: Vec<f64>,
+}
 
 /// Depth of the deepest leaf.
 fn depth(tree: &FlatTree) -> usize {
@@ -94,21 +135,30 @@ fn depth(tree: &FlatTree) -> usize {
 /// `buf[..d]` holds the path down to this node's parent; the node extends it at `d`, and its
 /// children work in `buf` past the current path.
 #[allow(clippy::too_many_arguments)]
-fn recurse(tree: &FlatTree, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64) {
-    extend(buf, d, zero, one, feature);
+fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64]) {
+    extend(buf, d, zero, one, feature, inv);
     if node < 0 {
         let value = tree.leaf_values[!node as usize];
+        // Unwinding an element with one = 0 divides every weight by its `zero` alone, so all such
+        // elements share one sum, scaled by 1 / zero.
+        let mut cold_sum: Option<f64> = None;
+        let d1 = (d + 1) as f64;
         for i in 1..=d {
-            let w = unwound_sum(buf, d, i);
             let e = buf[i];
+            let w = if e.one == 0.0 {
+                let s = *cold_sum.get_or_insert_with(|| (0..d).map(|j| buf[j].pweight * d1 * inv[d - j]).sum());
+                s / e.zero
+            } else {
+                unwound_sum_hot(buf, d, e.zero, inv)
+            };
             phi[e.feature as usize] += w * (e.one - e.zero) * value;
         }
         return;
     }
     let n = &tree.nodes[node as usize];
-    let (hot, cold) = if tree.goes_left(n, row[n.feature as usize]) { (n.left, n.right) } else { (n.right, n.left) };
-    let w = tree.node_cover[node as usize];
-    let (hot_zero, cold_zero) = if w > 0.0 { (cover(tree, hot) / w, cover(tree, cold) / w) } else { (0.5, 0.5) };
+    let (left, right) = info.shares[node as usize];
+    let (hot, cold, hot_zero, cold_zero) =
+        if tree.goes_left(n, row[n.feature as usize]) { (n.left, n.right, left, right) } else { (n.right, n.left, right, left) };
     let (mut in_zero, mut in_one) = (1.0, 1.0);
     let mut d = d;
     // A feature met again on the path: undo its earlier split and merge the fractions.
@@ -120,29 +170,29 @@ fn recurse(tree: &FlatTree, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [
     }
     let (cur, rest) = buf.split_at_mut(d + 1);
     rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64);
+    recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv);
     rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, row, phi, cold, rest, d + 1, cold_zero * in_zero, 0.0, n.feature as i64);
+    recurse(tree, info, row, phi, cold, rest, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv);
 }
 
-/// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last).
-pub fn tree_shap(tree: &FlatTree, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
+/// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last); `info`
+/// is the tree's [`ShapInfo`].
+pub fn tree_shap(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], scratch: &mut ShapScratch) {
     let nf = phi.len() - 1;
     if tree.nodes.is_empty() {
         phi[nf] += tree.leaf_values[0];
         return;
     }
-    // Expected value: leaves weighted by their cover.
-    let root = tree.node_cover[0];
-    if root > 0.0 {
-        phi[nf] += tree.leaf_values.iter().zip(&tree.leaf_cover).map(|(v, c)| v * c).sum::<f64>() / root;
-    }
-    let dmax = depth(tree) + 2;
+    phi[nf] += info.expected;
+    let dmax = info.depth + 2;
     let need = dmax * (dmax + 1) / 2 + dmax;
-    if scratch.0.len() < need {
-        scratch.0.resize(need, PathElem { feature: 0, zero: 0.0, one: 0.0, pweight: 0.0 });
+    if scratch.path.len() < need {
+        scratch.path.resize(need, PathElem { feature: 0, zero: 0.0, one: 0.0, pweight: 0.0 });
     }
-    recurse(tree, row, phi, 0, &mut scratch.0, 0, 1.0, 1.0, -1);
+    if scratch.inv.len() < dmax + 2 {
+        scratch.inv = (0..dmax + 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
+    }
+    recurse(tree, info, row, phi, 0, &mut scratch.path, 0, 1.0, 1.0, -1, &scratch.inv);
 }
 
 #[cfg(test)]
@@ -213,7 +263,7 @@ mod tests {
         let t = tree();
         for row in [[-1.0, -1.0, 5.0], [-1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [f64::NAN, 1.0, 0.0]] {
             let mut phi = vec![0.0; 4];
-            tree_shap(&t, &row, &mut phi, &mut ShapScratch::default());
+            tree_shap(&t, &ShapInfo::new(&t), &row, &mut phi, &mut ShapScratch::default());
             let want = brute(&t, &row);
             for (a, b) in phi.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-12, "{phi:?} vs {want:?}");
