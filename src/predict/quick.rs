@@ -92,15 +92,40 @@ struct Cuts {
     feature: usize,
     /// Number of cuts (sorted, distinct); a value's interval is the number of cuts below it.
     n: usize,
-    /// The cuts as a static search tree, top level first: the bottom level is the cuts followed by at
-    /// least one +inf, in blocks of `FAN`; each level above holds the last key of every block below,
-    /// padded with +inf. The top level is one block.
-    levels: Vec<Vec<f64>>,
+    /// The cuts as a static search tree, levels stored one after the other, top first: the bottom
+    /// level is the cuts followed by at least one +inf, in blocks of `FAN`; each level above holds the
+    /// last key of every block below, padded with +inf. The top level is one block.
+    keys: Vec<f64>,
+    /// Where each level starts in `keys` (`depth` of them).
+    starts: [usize; MAX_LEVELS],
+    depth: usize,
     /// Word offset of this feature's first mask row; row `n + 1` is for missing values.
     base: usize,
+    /// Per chunk of `CHUNK` trees, all ones (0xFFFF) when some tree of the chunk splits on this
+    /// feature, else 0: the chunk's masks are all ones and need not be read.
+    used: [u16; MAX_GROUP_TREES / CHUNK],
 }
 
-/// The search levels of sorted, distinct `cuts` (see [`Cuts::levels`]).
+/// Most search levels (16^4 keys; a group has at most 128 trees x 63 nodes x 3 cuts).
+const MAX_LEVELS: usize = 4;
+
+/// The search tree of sorted, distinct `cuts` as (keys, level starts, depth); see [`Cuts::keys`].
+/// `None` beyond [`MAX_LEVELS`] levels.
+fn search_tree(cuts: &[f64]) -> Option<(Vec<f64>, [usize; MAX_LEVELS], usize)> {
+    let levels = search_levels(cuts);
+    if levels.len() > MAX_LEVELS {
+        return None;
+    }
+    let mut starts = [0; MAX_LEVELS];
+    let mut keys = Vec::new();
+    for (i, l) in levels.iter().enumerate() {
+        starts[i] = keys.len();
+        keys.extend_from_slice(l);
+    }
+    Some((keys, starts, levels.len()))
+}
+
+/// The search levels of sorted, distinct `cuts`, top first.
 fn search_levels(cuts: &[f64]) -> Vec<Vec<f64>> {
     let pad = |mut v: Vec<f64>| {
         let len = v.len().div_ceil(FAN).max(1) * FAN;
@@ -274,7 +299,12 @@ impl<W: Word> MaskForest<W> {
                     }
                 }
             }
-            feats.push(Cuts { feature: f, n: cuts.len(), levels: search_levels(&cuts), base });
+            let mut used = [0u16; MAX_GROUP_TREES / CHUNK];
+            for &(ti, _) in nodes {
+                used[ti / CHUNK] = u16::MAX;
+            }
+            let (keys, starts, depth) = search_tree(&cuts)?;
+            feats.push(Cuts { feature: f, n: cuts.len(), keys, starts, depth, base, used });
         }
         Some(Group { t0, nt, padded, feats, masks, values })
     }
@@ -362,8 +392,8 @@ impl View<'_> {
 #[inline(always)]
 fn interval(c: &Cuts, x: f64) -> usize {
     let mut pos = 0;
-    for level in &c.levels {
-        let block: &[f64; FAN] = level[pos * FAN..pos * FAN + FAN].try_into().unwrap();
+    for &st in &c.starts[..c.depth] {
+        let block: &[f64; FAN] = c.keys[st + pos * FAN..st + pos * FAN + FAN].try_into().unwrap();
         pos = pos * FAN + count_below(block, x);
     }
     // NaN is below no key, so its search ends at 0.
@@ -390,9 +420,14 @@ fn sub_block<W: Word>(g: &Group<W>, v: &View<'_>, offs: &mut [u32], vals: &mut [
     let acc = &mut acc[..p];
     for r in 0..v.rows {
         acc.fill(W::ONES);
-        for &off in &offs[r * nfe..(r + 1) * nfe] {
-            for (a, &m) in acc.iter_mut().zip(&masks[off as usize..off as usize + p]) {
-                *a = *a & m;
+        for (c, &off) in g.feats.iter().zip(&offs[r * nfe..(r + 1) * nfe]) {
+            let row = &masks[off as usize..off as usize + p];
+            for ((a, m), &used) in acc.chunks_mut(CHUNK).zip(row.chunks(CHUNK)).zip(&c.used) {
+                if used != 0 {
+                    for (a, &m) in a.iter_mut().zip(m) {
+                        *a = *a & m;
+                    }
+                }
             }
         }
         let out = &mut vals[r * p..(r + 1) * p];
@@ -458,20 +493,33 @@ unsafe fn sub_block_avx512_narrow<const NCH: usize>(g: &Group<u32>, v: &View<'_>
     let nfe = g.feats.len();
     let p = g.padded;
     assert!(p == NCH * CHUNK && offs.len() >= v.rows * nfe && vals.len() >= v.rows * p);
-    for (fi, c) in g.feats.iter().enumerate() {
+    let locate = |fi: usize, c: &Cuts, r: usize, offs: &mut [u32]| {
+        let x = v.get(r, c.feature);
+        let xv = _mm512_set1_pd(x);
+        let keys = c.keys.as_ptr();
+        let mut pos = 0;
+        for &st in &c.starts[..c.depth] {
+            // SAFETY: every level holds whole blocks of 16 keys and the search stays inside them
+            // (each block's last key is not below x unless the level above pointed past it).
+            let (lo, hi) = unsafe { (_mm512_loadu_pd(keys.add(st + pos * FAN)), _mm512_loadu_pd(keys.add(st + pos * FAN + 8))) };
+            let below = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(lo, xv).count_ones() + _mm512_cmp_pd_mask::<_CMP_LT_OQ>(hi, xv).count_ones();
+            pos = pos * FAN + below as usize;
+        }
+        let i = if x.is_nan() { c.n + 1 } else { pos };
+        offs[r * nfe + fi] = (c.base + i * p) as u32;
+    };
+    if v.cs == 1 {
+        // Row-major: a row's values are side by side.
         for r in 0..v.rows {
-            let x = v.get(r, c.feature);
-            let xv = _mm512_set1_pd(x);
-            let mut pos = 0;
-            for level in &c.levels {
-                let block = &level[pos * FAN..pos * FAN + FAN];
-                // SAFETY: `block` holds 16 f64; the two unaligned loads read 8 each.
-                let (lo, hi) = unsafe { (_mm512_loadu_pd(block.as_ptr()), _mm512_loadu_pd(block.as_ptr().add(8))) };
-                let below = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(lo, xv).count_ones() + _mm512_cmp_pd_mask::<_CMP_LT_OQ>(hi, xv).count_ones();
-                pos = pos * FAN + below as usize;
+            for (fi, c) in g.feats.iter().enumerate() {
+                locate(fi, c, r, offs);
             }
-            let i = if x.is_nan() { c.n + 1 } else { pos };
-            offs[r * nfe + fi] = (c.base + i * p) as u32;
+        }
+    } else {
+        for (fi, c) in g.feats.iter().enumerate() {
+            for r in 0..v.rows {
+                locate(fi, c, r, offs);
+            }
         }
     }
     let masks = &g.masks[..];
@@ -479,11 +527,14 @@ unsafe fn sub_block_avx512_narrow<const NCH: usize>(g: &Group<u32>, v: &View<'_>
     let values = g.values.as_ptr();
     for r in 0..v.rows {
         let mut acc = [_mm512_set1_epi32(-1); NCH];
-        for &off in &offs[r * nfe..(r + 1) * nfe] {
+        let ones = _mm512_set1_epi32(-1);
+        for (c, &off) in g.feats.iter().zip(&offs[r * nfe..(r + 1) * nfe]) {
             let m = &masks[off as usize..off as usize + p];
             for (ch, a) in acc.iter_mut().enumerate() {
-                // SAFETY: `m` holds `NCH * 16` u32; this load reads 16 of them.
-                *a = _mm512_and_si512(*a, unsafe { _mm512_loadu_si512(m.as_ptr().add(ch * CHUNK) as *const _) });
+                // Chunks whose trees never split on this feature are all ones: the masked load
+                // leaves them unread.
+                // SAFETY: `m` holds `NCH * 16` u32; this load reads 16 of them or none.
+                *a = _mm512_and_si512(*a, unsafe { _mm512_mask_loadu_epi32(ones, c.used[ch], m.as_ptr().add(ch * CHUNK) as *const _) });
             }
         }
         let out = &mut vals[r * p..(r + 1) * p];
@@ -566,7 +617,8 @@ mod tests {
     fn search_levels_count_the_cuts_below() {
         for n in [1usize, 15, 16, 17, 255, 256, 257, 5000] {
             let cuts: Vec<f64> = (0..n).map(|i| i as f64 * 0.5).collect();
-            let c = Cuts { feature: 0, n, levels: search_levels(&cuts), base: 0 };
+            let (keys, starts, depth) = search_tree(&cuts).unwrap();
+            let c = Cuts { feature: 0, n, keys, starts, depth, base: 0, used: [0; 8] };
             for x in [-1.0, 0.0, 0.25, 0.5, (n as f64) * 0.25, (n as f64) * 0.5 - 0.5, 1e9, f64::INFINITY, f64::NEG_INFINITY] {
                 assert_eq!(interval(&c, x), cuts.iter().filter(|&&k| k < x).count(), "n {n} x {x}");
             }
