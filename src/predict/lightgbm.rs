@@ -223,6 +223,11 @@ pub fn parse(text: &str) -> Result<Model> {
     if trees.len() % per_iter != 0 {
         return Err(bad(format!("{} trees is not a multiple of {per_iter} trees per iteration", trees.len())));
     }
+    let mut mappers = vec![BinMapper::Numeric { upper_bounds: vec![f64::INFINITY], min: f64::NAN, max: f64::NAN }; nf];
+    for (j, categories) in pandas_categories(&header, &text[body_end..], nf)? {
+        let counts = vec![0; categories.len()];
+        mappers[j] = BinMapper::Categorical { categories, counts };
+    }
     Ok(Model {
         trees,
         num_scores: per_iter,
@@ -230,13 +235,58 @@ pub fn parse(text: &str) -> Result<Model> {
         transform,
         objective,
         feature_names: names,
-        mappers: vec![BinMapper::Numeric { upper_bounds: vec![f64::INFINITY], min: f64::NAN, max: f64::NAN }; nf],
+        mappers,
         best_iteration: 0,
         params: GbdtParams { num_class: per_iter.max(1), ..GbdtParams::default() },
         average_output,
         accumulate_f32: false,
         meta: String::new(),
     })
+}
+
+/// The categories of features trained from pandas categorical columns (the model's
+/// `pandas_categorical` line): LightGBM codes such a column by the position of each value in its
+/// list, so the feature reads pandas/Arrow categorical input through a categorical mapper whose bin
+/// is that position. Only when every categorical feature of the model came from such a column (the
+/// lists then match the categorical features in order); otherwise those features read codes as plain
+/// numbers, as LightGBM does for numeric input.
+fn pandas_categories(header: &HashMap<&str, &str>, tail: &str, nf: usize) -> Result<Vec<(usize, Vec<crate::data::CatKey>)>> {
+    use crate::data::CatKey;
+    let Some(line) = tail.lines().find_map(|l| l.strip_prefix("pandas_categorical:")) else {
+        return Ok(vec![]);
+    };
+    let value: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| bad(format!("pandas_categorical does not parse: {e}")))?;
+    let Some(lists) = value.as_array() else {
+        return Ok(vec![]); // "null": no pandas categorical columns
+    };
+    let cat_features: Vec<usize> = match header.get("feature_infos") {
+        Some(infos) => {
+            infos.split_whitespace().enumerate().filter(|(_, i)| !i.starts_with('[') && *i != "none").map(|(j, _)| j).collect()
+        }
+        None => vec![],
+    };
+    if lists.is_empty() || lists.len() != cat_features.len() || cat_features.iter().any(|&j| j >= nf) {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::with_capacity(lists.len());
+    for (&j, list) in cat_features.iter().zip(lists) {
+        let items = list.as_array().ok_or_else(|| bad("pandas_categorical holds something other than lists"))?;
+        let mut keys = Vec::with_capacity(items.len());
+        for v in items {
+            keys.push(match v {
+                serde_json::Value::String(s) => CatKey::Str(s.clone()),
+                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => CatKey::Int(i),
+                    (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => CatKey::Int(f as i64),
+                    _ => return Ok(vec![]), // categories that are not whole numbers or strings: read codes
+                },
+                serde_json::Value::Bool(b) => CatKey::Int(*b as i64),
+                _ => return Ok(vec![]),
+            });
+        }
+        out.push((j, keys));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -128,3 +128,31 @@ def test_every_memory_layout_and_tree_count_predicts_alike(rng, leaves):
         # A single row equals its row in a batch exactly.
         for r in (0, 5, 2999):
             assert ours.predict(Xt[r : r + 1], raw_score=True, num_iteration=n_iter)[0] == ours.predict(Xt, raw_score=True, num_iteration=n_iter)[r]
+
+
+def test_pandas_categorical_columns_map_as_lightgbm_maps_them(rng):
+    # LightGBM codes a pandas categorical column by the position of each value in the training
+    # categories (stored in the model); the imported model must read the same frame the same way,
+    # whatever the category order, unseen values and missing values of the new frame.
+    import pandas as pd
+
+    n = 4_000
+    df = pd.DataFrame({
+        "a": rng.normal(size=n),
+        "c": pd.Categorical(rng.choice(["x", "y", "z", "w"], n)),
+        "d": pd.Categorical(rng.choice([10, 20, 30], n)),
+    })
+    y = (df.a + 2 * (df.c == "x") - (df.d == 20) + 0.3 * rng.normal(size=n) > 0.5).astype(float)
+    model = lgb.train({"objective": "binary", "verbose": -1, "min_data_per_group": 5, "cat_smooth": 1, "num_threads": 1},
+                      lgb.Dataset(df, label=y), 30)
+    ours = fx.Booster.from_lightgbm(model)
+    m = 2_000
+    test = pd.DataFrame({
+        "a": rng.normal(size=m),
+        "c": pd.Categorical(rng.choice(["z", "x", "v", "w", "y"], m), categories=["z", "y", "x", "w", "v"]),
+        "d": pd.Categorical(rng.choice([30, 10, 20], m)),
+    })
+    test.loc[rng.random(m) < 0.05, "c"] = np.nan
+    np.testing.assert_allclose(ours.predict(test, raw_score=True), model.predict(test, raw_score=True), rtol=0, atol=1e-9)
+    again = fx.Booster.from_bytes(ours.to_bytes())
+    np.testing.assert_array_equal(again.predict(test), ours.predict(test))
