@@ -27,17 +27,24 @@ pub(super) trait Word: Copy + Send + Sync + std::fmt::Debug + PartialEq + std::o
     fn sub_block(g: &Group<Self>, v: &View<'_>, offs: &mut [u32], vals: &mut [f64]);
 }
 
+/// The bit operations shared by both words.
+macro_rules! word_bits {
+    ($t:ty) => {
+        const ONES: $t = <$t>::MAX;
+        const BITS: usize = <$t>::BITS as usize;
+        #[inline(always)]
+        fn tz(self) -> usize {
+            self.trailing_zeros() as usize
+        }
+        fn without(lo: usize, hi: usize) -> $t {
+            let span = if hi - lo >= <$t>::BITS as usize { <$t>::MAX } else { (((1 as $t) << (hi - lo)) - 1) << lo };
+            !span
+        }
+    };
+}
+
 impl Word for u32 {
-    const ONES: u32 = u32::MAX;
-    const BITS: usize = 32;
-    #[inline(always)]
-    fn tz(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    fn without(lo: usize, hi: usize) -> u32 {
-        let span = if hi - lo >= 32 { u32::MAX } else { ((1u32 << (hi - lo)) - 1) << lo };
-        !span
-    }
+    word_bits!(u32);
     fn sub_block(g: &Group<u32>, v: &View<'_>, offs: &mut [u32], vals: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         if has_avx512() {
@@ -59,16 +66,7 @@ impl Word for u32 {
 }
 
 impl Word for u64 {
-    const ONES: u64 = u64::MAX;
-    const BITS: usize = 64;
-    #[inline(always)]
-    fn tz(self) -> usize {
-        self.trailing_zeros() as usize
-    }
-    fn without(lo: usize, hi: usize) -> u64 {
-        let span = if hi - lo >= 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-        !span
-    }
+    word_bits!(u64);
     fn sub_block(g: &Group<u64>, v: &View<'_>, offs: &mut [u32], vals: &mut [f64]) {
         sub_block_generic(g, v, offs, vals)
     }
