@@ -472,6 +472,9 @@ class GBDTClassifier(_GBDTBase):
 class GBDTRanker(_GBDTBase):
     """Learning to rank with LambdaRank, as ``lightgbm.LGBMRanker``; ``group`` gives query sizes.
 
+    Unlike LightGBM, ``fit(X, y)`` without ``group`` is allowed: all rows then form one query, so the
+    ranker works wherever scikit-learn calls ``fit(X, y)`` (its estimator checks, plain pipelines).
+
     >>> import numpy as np
     >>> from ferrox import GBDTRanker
     >>> rng = np.random.default_rng(3)
@@ -500,13 +503,13 @@ class GBDTRanker(_GBDTBase):
         callbacks: Sequence[Any] | None = None,
         categorical_feature: Any = "auto",
     ) -> GBDTRanker:
-        """Fits LambdaRank; ``group`` (and ``eval_group``) are required query sizes."""
-        if group is None:
-            raise ParameterError("GBDTRanker.fit needs group= (the size of each query, in row order)")
+        """Fits LambdaRank; ``group`` (and ``eval_group``) give query sizes in row order (None: one query)."""
         if eval_set is not None and eval_group is None:
             raise ParameterError("eval_group is required when eval_set is given")
         data = self._features(X, reset=True)
         yv = _check_y(y).astype(np.float64)
+        if group is None:
+            group = [len(yv)]
         objective = self.objective if isinstance(self.objective, str) else "lambdarank"
         at = [eval_at] if isinstance(eval_at, int) else list(eval_at)
 

@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import check_estimator
 import ferrox as fx
 
 
-@pytest.mark.parametrize("cls", [fx.GBDTRegressor, fx.GBDTClassifier], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [fx.GBDTRegressor, fx.GBDTClassifier, fx.GBDTRanker], ids=lambda c: c.__name__)
 def test_check_estimator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,3 +127,13 @@ def test_estimators_round_trip_through_the_artifact_and_mlflow(rng, tmp_path):
     loaded = fxm.load_model(str(tmp_path / "model"))
     assert type(loaded) is fx.GBDTClassifier
     np.testing.assert_array_equal(loaded.predict_proba(frame), clf.predict_proba(frame))
+
+
+def test_ranker_without_group_ranks_all_rows_as_one_query(rng):
+    X = rng.normal(size=(400, 4))
+    rel = np.clip(np.round(X[:, 0] + 1), 0, 3)
+    a = fx.GBDTRanker(n_estimators=15, min_child_samples=5).fit(X, rel)
+    b = fx.GBDTRanker(n_estimators=15, min_child_samples=5).fit(X, rel, group=[400])
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    c = fx.GBDTRanker(n_estimators=15, min_child_samples=5).fit(X, rel, group=[200, 200])
+    assert not np.array_equal(a.predict(X), c.predict(X))
