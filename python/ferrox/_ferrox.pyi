@@ -43,6 +43,7 @@ __all__ = [
     "hellinger",
     "psi",
     "adjust_pvalues",
+    "domain_classifier",
     "ReferenceProfile",
     "DriftReport",
     "DriftMonitor",
@@ -99,6 +100,22 @@ def jensenshannon(p: _F64, q: _F64, base: float | None = None) -> float: ...
 def hellinger(p: _F64, q: _F64) -> float: ...
 def psi(reference: _F64, current: _F64, bins: int = 10, epsilon: float = 0.0001) -> float: ...
 def adjust_pvalues(pvalues: _F64, method: str = "bh") -> _F64: ...
+def domain_classifier(
+    reference: Any,
+    current: Any,
+    arrow: bool,
+    feature_names: Sequence[str] | None = None,
+    max_rows: int = 50000,
+    test_size: float = 0.3,
+    num_boost_round: int = 50,
+    num_leaves: int = 15,
+    learning_rate: float = 0.1,
+    min_data_in_leaf: int = 20,
+    seed: int = 0,
+    threshold: float = 0.55,
+    top_features: int = 5,
+    num_threads: int = 0,
+) -> str: ...
 def infer_schema(data: Any, feature_names: Sequence[str] | None = None, num_threads: int = 0) -> str: ...
 def validate_schema(schema: str, data: Any, feature_names: Sequence[str] | None = None, num_threads: int = 0) -> str: ...
 def check_training(

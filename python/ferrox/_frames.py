@@ -57,10 +57,18 @@ def _pandas_to_arrow(df: Any) -> Any:
             "this pandas DataFrame has non-numeric or extension columns; reading those needs pyarrow "
             "(pip install pyarrow)"
         )
-    renamed = df.copy(deep=False)
-    renamed.columns = [str(c) for c in cols]
+    names = [str(c) for c in cols]
     try:
-        return pa.Table.from_pandas(renamed, preserve_index=False), None
+        # float32/float64 numpy columns are wrapped in place (their NaN stay NaN, which the core reads
+        # as missing, as it does Arrow nulls); pyarrow converts the rest (categories, strings, nullable
+        # extension types). One array per column, no data copied for the floats.
+        arrays = [
+            pa.array(s.to_numpy(), from_pandas=False)
+            if isinstance(s.dtype, np.dtype) and s.dtype in (np.float32, np.float64)
+            else pa.array(s, from_pandas=True)
+            for _, s in df.items()
+        ]
+        return pa.Table.from_arrays(arrays, names=names), None
     except pa.ArrowException as e:
         raise DataError(f"cannot read this pandas DataFrame: {e}") from e
 

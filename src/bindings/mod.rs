@@ -55,6 +55,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<profile::PyReferenceProfile>()?;
     m.add_class::<profile::PyDriftReport>()?;
     m.add_class::<profile::PyDriftMonitor>()?;
+    m.add_function(wrap_pyfunction!(profile::domain_classifier, m)?)?;
     m.add_function(wrap_pyfunction!(validate::infer_schema, m)?)?;
     m.add_function(wrap_pyfunction!(validate::validate_schema, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_training, m)?)?;

@@ -418,3 +418,73 @@ fn with_numpy_mut<T: Send>(
         Err(to_py(py, Error::data("data must be a 2-D float32 or float64 numpy array")))
     }
 }
+
+/// A borrowed float32/float64 numpy matrix.
+enum Dense<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+impl Dense<'_> {
+    fn extract<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, what: &str) -> PyResult<Dense<'py>> {
+        if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
+            Ok(Dense::F64(a))
+        } else if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
+            Ok(Dense::F32(a))
+        } else {
+            Err(to_py(py, Error::data(format!("{what} must be a 2-D float32 or float64 numpy array"))))
+        }
+    }
+
+    fn matrix(&self) -> DenseMatrix<'_> {
+        match self {
+            Dense::F32(a) => DenseMatrix::F32(a.as_array()),
+            Dense::F64(a) => DenseMatrix::F64(a.as_array()),
+        }
+    }
+}
+
+/// The domain classifier on two numpy matrices (`arrow=False`) or two Arrow tables (`arrow=True`);
+/// returns its report as JSON.
+#[pyfunction]
+#[pyo3(signature = (reference, current, arrow, feature_names=None, max_rows=50_000, test_size=0.3, num_boost_round=50,
+    num_leaves=15, learning_rate=0.1, min_data_in_leaf=20, seed=0, threshold=0.55, top_features=5, num_threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub fn domain_classifier(
+    py: Python<'_>,
+    reference: &Bound<'_, PyAny>,
+    current: &Bound<'_, PyAny>,
+    arrow: bool,
+    feature_names: Option<Vec<String>>,
+    max_rows: usize,
+    test_size: f64,
+    num_boost_round: usize,
+    num_leaves: usize,
+    learning_rate: f64,
+    min_data_in_leaf: usize,
+    seed: u64,
+    threshold: f64,
+    top_features: usize,
+    num_threads: i64,
+) -> PyResult<String> {
+    use crate::drift::domain::{self, DomainOptions};
+    let o = DomainOptions { max_rows, test_size, num_boost_round, num_leaves, learning_rate, min_data_in_leaf, seed, threshold, top_features };
+    let report = if arrow {
+        let (rb, rs) = arrow_input(py, reference)?;
+        let (cb, cs) = arrow_input(py, current)?;
+        detach(py, move || {
+            let fr = Frame::from_arrow(&rb, &rs, &default_categorical(&rs))?;
+            let fc = Frame::from_arrow(&cb, &cs, &default_categorical(&cs))?;
+            domain::domain_classifier(&fr, &fc, &o, num_threads)
+        })?
+    } else {
+        let (r, c) = (Dense::extract(py, reference, "reference")?, Dense::extract(py, current, "current")?);
+        let (rm, cm) = (r.matrix(), c.matrix());
+        detach(py, move || {
+            let fr = Frame::from_dense(rm, feature_names.clone(), &[])?;
+            let fc = Frame::from_dense(cm, feature_names, &[])?;
+            domain::domain_classifier(&fr, &fc, &o, num_threads)
+        })?
+    };
+    artifact::to_json(&report).map_err(|e| to_py(py, e))
+}

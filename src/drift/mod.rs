@@ -3,6 +3,7 @@
 //! (`multitest`), mergeable reference profiles compared against current data (`profile`, `sketch`).
 
 pub mod distance;
+pub mod domain;
 pub mod html;
 pub mod monitor;
 pub mod multitest;

@@ -29,7 +29,7 @@ use super::distance::{
     bin_counts_sorted, cdf_distance, jensenshannon, psi_from_counts, quantile_edges, Sorted,
 };
 use super::multitest::{adjust, Correction};
-use super::sketch::{sort_f64, QuantileSketch};
+use super::sketch::{sort_f64_in, QuantileSketch};
 use super::twosample::{self, Alternative, KsMethod};
 use crate::data::frame::{CategoricalSource, ColumnSource, NumericSource};
 use crate::data::{CatKey, Frame};
@@ -120,31 +120,36 @@ pub struct ReferenceProfile {
     pub config: ProfileConfig,
 }
 
-const BLOCK: usize = 8192;
+/// Buffers a worker reuses from column to column: fresh multi-megabyte buffers cost a page fault
+/// per 4 KiB on first touch, more than the work done in them.
+#[derive(Default)]
+struct Scratch {
+    /// The radix sort's second buffer.
+    sort: Vec<f64>,
+    /// Current data's values (compare).
+    values: Vec<f64>,
+}
 
-/// Present values of a numeric column (sorted), missing count and infinite count.
-fn numeric_values(src: &NumericSource<'_>, n_rows: usize) -> (Vec<f64>, u64, u64) {
-    let mut out = Vec::with_capacity(n_rows);
-    let mut buf = vec![0.0; BLOCK.min(n_rows.max(1))];
-    let (mut nulls, mut infs) = (0u64, 0u64);
-    let mut row = 0;
-    while row < n_rows {
-        let len = BLOCK.min(n_rows - row);
-        src.read(row, &mut buf[..len]);
-        for &v in &buf[..len] {
-            if v.is_nan() {
-                nulls += 1;
-            } else {
-                if v.is_infinite() {
-                    infs += 1;
-                }
-                out.push(v);
-            }
-        }
-        row += len;
+/// Fills `out` with the present values of a numeric column, sorted; returns the missing and the
+/// infinite counts.
+fn numeric_values(src: &NumericSource<'_>, n_rows: usize, out: &mut Vec<f64>, scratch: &mut Vec<f64>) -> (u64, u64) {
+    // Read the whole column in place, then drop the NaN in one branch-free pass.
+    if out.len() < n_rows {
+        out.resize(n_rows, 0.0);
+    } else {
+        out.truncate(n_rows);
     }
-    sort_f64(&mut out);
-    (out, nulls, infs)
+    src.read(0, out);
+    let (mut kept, mut infs) = (0usize, 0u64);
+    for r in 0..n_rows {
+        let v = out[r];
+        out[kept] = v;
+        kept += !v.is_nan() as usize;
+        infs += v.is_infinite() as u64;
+    }
+    out.truncate(kept);
+    sort_f64_in(out, scratch);
+    ((n_rows - kept) as u64, infs)
 }
 
 fn categorical_counts(src: &CategoricalSource) -> (Vec<u64>, u64) {
@@ -160,10 +165,11 @@ fn categorical_counts(src: &CategoricalSource) -> (Vec<u64>, u64) {
     (counts, nulls)
 }
 
-fn profile_column(col: &ColumnSource<'_>, n_rows: usize, cfg: &ProfileConfig) -> ColumnProfile {
+fn profile_column(col: &ColumnSource<'_>, n_rows: usize, cfg: &ProfileConfig, scratch: &mut Scratch) -> ColumnProfile {
     match col {
         ColumnSource::Numeric(src) => {
-            let (vals, n_null, n_inf) = numeric_values(src, n_rows);
+            let mut vals = Vec::with_capacity(n_rows);
+            let (n_null, n_inf) = numeric_values(src, n_rows, &mut vals, &mut scratch.sort);
             let values = if vals.len() <= cfg.exact_limit {
                 Values::Exact(vals)
             } else {
@@ -187,7 +193,11 @@ impl ReferenceProfile {
             return Err(Error::param("exact_limit must be >= 1 and sketch_k >= 8"));
         }
         let columns = crate::parallel::run_in_pool(num_threads, || {
-            frame.columns.par_iter().map(|c| profile_column(c, frame.n_rows, &config)).collect::<Vec<_>>()
+            frame
+                .columns
+                .par_iter()
+                .map_init(Scratch::default, |s, c| profile_column(c, frame.n_rows, &config, s))
+                .collect::<Vec<_>>()
         })?;
         Ok(ReferenceProfile { names: frame.names.clone(), columns, config })
     }
@@ -523,8 +533,27 @@ fn compare_numeric(
     n_rows: usize,
     test: TestKind,
     o: &CompareOptions,
+    scratch: &mut Scratch,
 ) -> Result<ColumnReport> {
-    let (cur, n_null_cur, n_inf_cur) = numeric_values(src, n_rows);
+    let mut cur = std::mem::take(&mut scratch.values);
+    let r = compare_numeric_values(name, p, src, n_rows, test, o, &mut cur, &mut scratch.sort);
+    scratch.values = cur;
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_numeric_values(
+    name: &str,
+    p: &NumericProfile,
+    src: &NumericSource<'_>,
+    n_rows: usize,
+    test: TestKind,
+    o: &CompareOptions,
+    cur: &mut Vec<f64>,
+    sort_scratch: &mut Vec<f64>,
+) -> Result<ColumnReport> {
+    let (n_null_cur, n_inf_cur) = numeric_values(src, n_rows, cur, sort_scratch);
+    let cur: &[f64] = cur;
     let mut r = nan_report(name, "numeric", "ok", test.name());
     let n_ref = p.n_rows - p.n_null;
     r.n_reference = n_ref;
@@ -615,7 +644,7 @@ fn compare_numeric(
                 Some(w) => rv.iter().zip(w).map(|(x, b)| b * (x - mean).powi(2)).sum::<f64>() / n,
             };
             let u = Sorted { values: rv.to_vec(), weights: rw.map(|w| w.to_vec()) };
-            let v = Sorted { values: cur.clone(), weights: None };
+            let v = Sorted { values: cur.to_vec(), weights: None };
             r.statistic = cdf_distance(1, &u, &v) / var.sqrt().max(f64::MIN_POSITIVE);
         }
         TestKind::Chi2 | TestKind::JensenShannon => {
@@ -751,7 +780,7 @@ impl ReferenceProfile {
             self.names
                 .par_iter()
                 .zip(self.columns.par_iter())
-                .map(|(name, prof)| {
+                .map_init(Scratch::default, |scratch, (name, prof)| {
                     let default = match prof {
                         ColumnProfile::Numeric(_) => TestKind::Ks,
                         ColumnProfile::Categorical(_) => TestKind::Chi2,
@@ -765,7 +794,7 @@ impl ReferenceProfile {
                     };
                     match (prof, &current.columns[j]) {
                         (ColumnProfile::Numeric(p), ColumnSource::Numeric(src)) => {
-                            compare_numeric(name, p, src, current.n_rows, test, o)
+                            compare_numeric(name, p, src, current.n_rows, test, o, scratch)
                         }
                         (ColumnProfile::Categorical(p), ColumnSource::Categorical(src)) => {
                             compare_categorical(name, p, src, test, o)

@@ -89,12 +89,13 @@ pub fn smirnov(n: u64, x: f64) -> f64 {
     let jmax = (nf * (1.0 - x)).floor() as u64;
     let ln_n_fact = ln_gamma(nf + 1.0);
     // log of term j (None when the term is zero).
-    // For long sums, log-factorials come from a table of ln k (one logarithm per k instead of two per
-    // term); Stirling's series as in `ln_gamma`, exact values below 10.
-    let ln_table: Vec<f64> = if jmax > 4096 { (0..=n + 1).map(|k| (k as f64).ln()).collect() } else { Vec::new() };
+    // For long sums, log-factorials come from Stirling's series with one logarithm each (as in
+    // `ln_gamma`; exact values below 10). Only the terms near the peak are ever formed, so they are
+    // computed when asked for (a table of ln k for every k up to n cost more than the whole walk).
+    let long = jmax > 4096;
     let ln_fact = |k: u64| -> f64 {
         // log k! = log Γ(k + 1)
-        if ln_table.is_empty() || k < 9 {
+        if !long || k < 9 {
             return ln_gamma(k as f64 + 1.0);
         }
         const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
@@ -105,7 +106,7 @@ pub fn smirnov(n: u64, x: f64) -> f64 {
             * (1.0 / 12.0
                 - r2 * (1.0 / 360.0
                     - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * (691.0 / 360360.0))))));
-        (xk - 0.5) * ln_table[(k + 1) as usize] - xk + HALF_LN_2PI + series
+        (xk - 0.5) * xk.ln() - xk + HALF_LN_2PI + series
     };
     let log_term = |j: u64| -> Option<f64> {
         let jf = j as f64;

@@ -289,60 +289,273 @@ fn ecdf_extremes(a: &[f64], b: &[f64], wa: Option<&[f64]>) -> (f64, f64, f64, f6
     (max_s, max_loc, (-min_s).clamp(0.0, 1.0), min_loc)
 }
 
-/// [`ecdf_extremes`] for unweighted samples: one branch-light pass over the merge, differences formed
-/// in floating point exactly as scipy forms them (i/n1 − j/n2), so ties break the same way.
+/// [`ecdf_extremes`] for unweighted samples, differences formed in floating point exactly as scipy
+/// forms them (i/n1 − j/n2), so ties break the same way. Candidates are ranked by the exact integer
+/// difference i·n2 − j·n1 (distinct values differ by far more than a rounding error once divided by
+/// n1·n2); on an exact tie the float difference decides, and the first of equal candidates wins, as
+/// numpy's argmax would.
 fn ecdf_extremes_counts(a: &[f64], b: &[f64]) -> (f64, f64, f64, f64) {
-    let (n1, n2) = (a.len(), b.len());
-    // Reads past either end give +inf (no padded copies: they cost page faults on big samples).
-    let at = |s: &[f64], k: usize| if k < s.len() { s[k] } else { f64::INFINITY };
-    let n = n1 + n2;
-    let (n1f, n2f) = (n1 as f64, n2 as f64);
-    let mut i = 0usize;
-    let mut has_a = false;
-    // Candidates are ranked by the exact integer difference i·n2 − j·n1 (distinct values differ by far
-    // more than a rounding error once divided by n1·n2); on an exact tie the float difference, formed
-    // as scipy forms it, decides, so the first of equal floats wins as numpy's argmax would.
-    #[derive(Clone, Copy)]
-    struct Best {
-        exact: i128,
-        float: f64,
-        value: f64,
+    // i·n2 fits in i64 (the fast path) unless both samples hold billions of values.
+    let best: [(f64, f64); 4] = if (a.len() as u128) * (b.len() as u128) < (1u128 << 62) {
+        ecdf_walk::<i64>(a, b).map(|c| (c.float, c.value))
+    } else {
+        ecdf_walk::<i128>(a, b).map(|c| (c.float, c.value))
+    };
+    let [max_a, min_a, max_b, min_b] = best;
+    let mx = if max_a.0 >= max_b.0 { max_a } else { max_b };
+    let mn = if min_a.0 <= min_b.0 { min_a } else { min_b };
+    (mx.0, mx.1, (-mn.0).clamp(0.0, 1.0), mn.1)
+}
+
+/// The exact integer ECDF difference i·n2 − j·n1, in a type wide enough for the sample sizes.
+trait ExactDiff: Copy + Ord {
+    const LOWEST: Self;
+    const HIGHEST: Self;
+    fn diff(i: usize, n2: usize, j: usize, n1: usize) -> Self;
+}
+
+impl ExactDiff for i64 {
+    const LOWEST: Self = i64::MIN;
+    const HIGHEST: Self = i64::MAX;
+    #[inline(always)]
+    fn diff(i: usize, n2: usize, j: usize, n1: usize) -> Self {
+        i as i64 * n2 as i64 - j as i64 * n1 as i64
     }
-    let fl = |i: usize, j: usize| i as f64 / n1f - j as f64 / n2f;
-    let no_max = Best { exact: i128::MIN, float: f64::NEG_INFINITY, value: f64::NAN };
-    let no_min = Best { exact: i128::MAX, float: f64::INFINITY, value: f64::NAN };
-    // [max, min] for groups holding a value of `a`, then [max, min] for groups of `b` values only;
-    // indexed arithmetically so the (unpredictable) kind of each group costs no branch.
-    let mut best = [no_max, no_min, no_max, no_min];
-    let (n1w, n2w) = (n1 as i128, n2 as i128);
-    for k in 0..n {
-        // j = k - i always; keeping one counter keeps the loop in scalar registers.
-        let j0 = k - i;
-        let (x, y) = (at(a, i), at(b, j0));
-        let ta = (i < n1) & ((j0 >= n2) | (x <= y));
-        let v = if ta { x } else { y };
-        i += ta as usize;
-        let j = k + 1 - i;
-        has_a |= ta;
-        let next = at(a, i).min(at(b, j));
-        if (next != v) | (k + 1 == n) {
-            let d = i as i128 * n2w - j as i128 * n1w;
-            let off = 2 * (!has_a) as usize;
-            let mx = best[off];
-            if d > mx.exact || (d == mx.exact && fl(i, j) > mx.float) {
-                best[off] = Best { exact: d, float: fl(i, j), value: v };
-            }
-            let mn = best[off + 1];
-            if d < mn.exact || (d == mn.exact && fl(i, j) < mn.float) {
-                best[off + 1] = Best { exact: d, float: fl(i, j), value: v };
-            }
-            has_a = false;
+}
+
+impl ExactDiff for i128 {
+    const LOWEST: Self = i128::MIN;
+    const HIGHEST: Self = i128::MAX;
+    #[inline(always)]
+    fn diff(i: usize, n2: usize, j: usize, n1: usize) -> Self {
+        i as i128 * n2 as i128 - j as i128 * n1 as i128
+    }
+}
+
+/// A candidate extreme: exact difference, float difference, value.
+#[derive(Clone, Copy)]
+struct Candidate<T> {
+    exact: T,
+    float: f64,
+    value: f64,
+}
+
+/// Per walk: [max, min] over groups holding a value of `a`, then [max, min] over groups of `b` only.
+type Extremes<T> = [Candidate<T>; 4];
+
+fn no_extremes<T: ExactDiff>() -> Extremes<T> {
+    let mx = Candidate { exact: T::LOWEST, float: f64::NEG_INFINITY, value: f64::NAN };
+    let mn = Candidate { exact: T::HIGHEST, float: f64::INFINITY, value: f64::NAN };
+    [mx, mn, mx, mn]
+}
+
+/// Whether candidate `c` beats `best` in slot `q` (even slots keep maxima, odd ones minima); ties go
+/// to `best`, the earlier one.
+#[inline(always)]
+fn beats<T: ExactDiff>(q: usize, c: &Candidate<T>, best: &Candidate<T>) -> bool {
+    if q % 2 == 0 {
+        c.exact > best.exact || (c.exact == best.exact && c.float > best.float)
+    } else {
+        c.exact < best.exact || (c.exact == best.exact && c.float < best.float)
+    }
+}
+
+/// Records a group end that reached (or passed) a slot's current extreme; rare after the first
+/// steps, so the float difference (two divisions) is formed only here.
+#[cold]
+#[inline(never)]
+fn record<T: ExactDiff>(best: &mut Extremes<T>, off: usize, d: T, i: usize, j: usize, n1: usize, n2: usize, v: f64) {
+    let c = Candidate { exact: d, float: i as f64 / n1 as f64 - j as f64 / n2 as f64, value: v };
+    for q in [off, off + 1] {
+        if beats(q, &c, &best[q]) {
+            best[q] = c;
         }
     }
-    let [max_a, min_a, max_b, min_b] = best;
-    let mx = if max_a.float >= max_b.float { max_a } else { max_b };
-    let mn = if min_a.float <= min_b.float { min_a } else { min_b };
-    (mx.float, mx.value, (-mn.float).clamp(0.0, 1.0), mn.value)
+}
+
+/// Number of `a` values among the first `k` of the merge of sorted `a` and `b` (on ties `a` first).
+fn merge_split(a: &[f64], b: &[f64], k: usize) -> usize {
+    // The largest i in [lo, hi] with a[i-1] <= b[k-i] (a[-1] = -inf, b[len] = +inf).
+    let (mut lo, mut hi) = (k.saturating_sub(b.len()), k.min(a.len()));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if a[mid - 1] <= b[k - mid] {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// One cursor over the merge: `i` values of `a` and `j` of `b` taken, the next of each (`x`, `y`;
+/// +inf past the end), whether the open group of equal values holds a value of `a`.
+#[derive(Clone, Copy)]
+struct Cursor<T> {
+    i: usize,
+    j: usize,
+    x: f64,
+    y: f64,
+    has_a: bool,
+    best: Extremes<T>,
+}
+
+impl<T: ExactDiff> Cursor<T> {
+    /// A cursor at merged position `k`.
+    fn at(a: &[f64], b: &[f64], k: usize) -> Self {
+        let i = merge_split(a, b, k);
+        let j = k - i;
+        let (x, y) = (get_or_inf(a, i), get_or_inf(b, j));
+        let next = x.min(y);
+        // The open group holds a value of `a` when the last `a` taken equals the next value.
+        let has_a = i > 0 && k < a.len() + b.len() && a[i - 1] == next;
+        Cursor { i, j, x, y, has_a, best: no_extremes() }
+    }
+
+    /// Takes merged position `k` (ties: `a` first) with no branch on which sample gives the value
+    /// (random interleavings would mispredict half the time) and, at the end of a group of equal
+    /// values, checks the ECDF difference there.
+    #[inline(always)]
+    fn step(&mut self, a: &[f64], b: &[f64], k: usize) {
+        let (n1, n2) = (a.len(), b.len());
+        let ta = (self.i < n1) & ((self.j >= n2) | (self.x <= self.y));
+        let mask = (ta as u64).wrapping_neg();
+        let v = f64::from_bits((self.x.to_bits() & mask) | (self.y.to_bits() & !mask));
+        self.i += ta as usize;
+        self.j += (!ta) as usize;
+        self.has_a |= ta;
+        self.x = get_or_inf(a, self.i);
+        self.y = get_or_inf(b, self.j);
+        let next = self.x.min(self.y);
+        if (next != v) | (k + 1 == n1 + n2) {
+            let (i, j) = (self.i, self.j);
+            let d = T::diff(i, n2, j, n1);
+            let off = 2 * (!self.has_a) as usize;
+            if d >= self.best[off].exact || d <= self.best[off + 1].exact {
+                record(&mut self.best, off, d, i, j, n1, n2, v);
+            }
+            self.has_a = false;
+        }
+    }
+}
+
+/// Reads past the end give +inf (no padded copies: they cost page faults on big samples).
+#[inline(always)]
+fn get_or_inf(s: &[f64], k: usize) -> f64 {
+    if k < s.len() {
+        s[k]
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The walk over the merged samples, split into four equal stretches (each cursor placed by a binary
+/// search) walked in lock-step: each step waits on its own comparison only, so four independent
+/// chains keep the core busy where one would stall on load-compare-advance. The stretches' extremes
+/// combine in order, earlier ones winning ties, which is what one walk would keep.
+fn ecdf_walk<T: ExactDiff>(a: &[f64], b: &[f64]) -> Extremes<T> {
+    if let Some(best) = ecdf_walk_distinct::<T>(a, b) {
+        return best;
+    }
+    let n = a.len() + b.len();
+    let len = n / 4;
+    let starts = [0, len, 2 * len, 3 * len];
+    let [mut c0, mut c1, mut c2, mut c3] = starts.map(|k| Cursor::<T>::at(a, b, k));
+    for t in 0..len {
+        c0.step(a, b, t);
+        c1.step(a, b, len + t);
+        c2.step(a, b, 2 * len + t);
+        c3.step(a, b, 3 * len + t);
+    }
+    for k in 4 * len..n {
+        c3.step(a, b, k);
+    }
+    let mut best = c0.best;
+    for c in [c1, c2, c3] {
+        for q in 0..4 {
+            if beats(q, &c.best[q], &best[q]) {
+                best[q] = c.best[q];
+            }
+        }
+    }
+    best
+}
+
+/// A cursor of the merge that only records which sample each merged position came from.
+/// (`i`, `j`, `x`, `y` as in [`Cursor`]; `tie` once two equal heads met).
+struct TagCursor {
+    i: usize,
+    j: usize,
+    x: f64,
+    y: f64,
+    tie: bool,
+}
+
+impl TagCursor {
+    /// A cursor at merged position `k`.
+    fn at(a: &[f64], b: &[f64], k: usize) -> Self {
+        let i = merge_split(a, b, k);
+        let j = k - i;
+        TagCursor { i, j, x: get_or_inf(a, i), y: get_or_inf(b, j), tie: false }
+    }
+
+    /// Takes the next merged position, writing 1 to `tag` when it came from `a`.
+    #[inline(always)]
+    fn step(&mut self, a: &[f64], b: &[f64], tag: &mut u8) {
+        let ta = (self.i < a.len()) & ((self.j >= b.len()) | (self.x <= self.y));
+        self.tie |= self.x == self.y;
+        *tag = ta as u8;
+        self.i += ta as usize;
+        self.j += (!ta) as usize;
+        self.x = get_or_inf(a, self.i);
+        self.y = get_or_inf(b, self.j);
+    }
+}
+
+/// The walk when every value is distinct (no value repeats within or across the samples): each merged
+/// position closes a group of its own. A merge records which sample each position came from (four
+/// cursors in lock-step, no branch), then one scan forms the differences. None when a value repeats.
+fn ecdf_walk_distinct<T: ExactDiff>(a: &[f64], b: &[f64]) -> Option<Extremes<T>> {
+    let repeats = |s: &[f64]| s.windows(2).any(|w| w[0] == w[1]);
+    if repeats(a) || repeats(b) {
+        return None;
+    }
+    let (n1, n2) = (a.len(), b.len());
+    let n = n1 + n2;
+    let mut tags = vec![0u8; n];
+    let len = n / 4;
+    let [mut c0, mut c1, mut c2, mut c3] = [0, len, 2 * len, 3 * len].map(|k| TagCursor::at(a, b, k));
+    {
+        let (t0, rest) = tags.split_at_mut(len);
+        let (t1, rest) = rest.split_at_mut(len);
+        let (t2, t3) = rest.split_at_mut(len);
+        for t in 0..len {
+            c0.step(a, b, &mut t0[t]);
+            c1.step(a, b, &mut t1[t]);
+            c2.step(a, b, &mut t2[t]);
+            c3.step(a, b, &mut t3[t]);
+        }
+        for tag in t3[len..].iter_mut() {
+            c3.step(a, b, tag);
+        }
+    }
+    if c0.tie | c1.tie | c2.tie | c3.tie {
+        return None;
+    }
+    let mut best = no_extremes::<T>();
+    let (mut i, mut j) = (0usize, 0usize);
+    for &t in &tags {
+        let ta = t as usize;
+        i += ta;
+        j += 1 - ta;
+        let d = T::diff(i, n2, j, n1);
+        let off = 2 * (1 - ta);
+        if d >= best[off].exact || d <= best[off + 1].exact {
+            let v = if ta == 1 { a[i - 1] } else { b[j - 1] };
+            record(&mut best, off, d, i, j, n1, n2, v);
+        }
+    }
+    Some(best)
 }
 
 /// `scipy.stats.ks_2samp` on sorted samples.
@@ -800,6 +1013,62 @@ pub fn chi2_contingency(table: &[f64], rows: usize, cols: usize, correction: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn four_cursor_and_distinct_walks_equal_one_cursor_walk() {
+        let mut rng = crate::data::sample::SplitMix64::new(11);
+        let mut distinct_seen = 0;
+        for case in 0..400 {
+            let n1 = 1 + (rng.next_f64() * 60.0) as usize;
+            let n2 = 1 + (rng.next_f64() * 60.0) as usize;
+            // From heavy ties (2 distinct values) to none.
+            let levels = if case % 4 == 3 { 1e9 } else { 1.0 + (rng.next_f64() * 8.0).floor() };
+            let mut draw = |n: usize| {
+                let mut v: Vec<f64> = (0..n).map(|_| (rng.next_f64() * levels).floor()).collect();
+                v.sort_by(|x, y| x.total_cmp(y));
+                v
+            };
+            let (a, b) = (draw(n1), draw(n2));
+            let mut one = Cursor::<i64>::at(&a, &b, 0);
+            assert_eq!((one.i, one.j, one.has_a), (0, 0, false));
+            for k in 0..n1 + n2 {
+                one.step(&a, &b, k);
+            }
+            let four = ecdf_walk::<i64>(&a, &b);
+            if let Some(distinct) = ecdf_walk_distinct::<i64>(&a, &b) {
+                distinct_seen += 1;
+                for q in 0..4 {
+                    assert_eq!((distinct[q].exact, distinct[q].float.to_bits()), (one.best[q].exact, one.best[q].float.to_bits()));
+                }
+            }
+            let wide = ecdf_walk::<i128>(&a, &b);
+            for q in 0..4 {
+                let bits = |c: &Candidate<i64>| (c.exact, c.float.to_bits(), c.value.to_bits());
+                assert_eq!(bits(&one.best[q]), bits(&four[q]), "case {case} slot {q}: {a:?} {b:?}");
+                assert_eq!((wide[q].float.to_bits(), wide[q].value.to_bits()), (four[q].float.to_bits(), four[q].value.to_bits()));
+            }
+        }
+        assert!(distinct_seen >= 100, "{distinct_seen}");
+        // Large samples: distinct values, then one value shared across the samples (grouped walk).
+        let mut a: Vec<f64> = (0..5003).map(|_| rng.next_f64()).collect();
+        let mut b: Vec<f64> = (0..4001).map(|_| rng.next_f64() * 1.1).collect();
+        for shared in [false, true] {
+            if shared {
+                b[17] = a[2500];
+            }
+            a.sort_by(|x, y| x.total_cmp(y));
+            b.sort_by(|x, y| x.total_cmp(y));
+            assert_eq!(ecdf_walk_distinct::<i64>(&a, &b).is_some(), !shared);
+            let mut one = Cursor::<i64>::at(&a, &b, 0);
+            for k in 0..a.len() + b.len() {
+                one.step(&a, &b, k);
+            }
+            let four = ecdf_walk::<i64>(&a, &b);
+            for q in 0..4 {
+                assert_eq!((one.best[q].exact, one.best[q].value.to_bits()), (four[q].exact, four[q].value.to_bits()));
+            }
+        }
+    }
 
     #[test]
     fn ks_small_exact_known_value() {

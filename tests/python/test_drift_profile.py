@@ -128,6 +128,46 @@ def test_merged_halves_flag_the_same_columns(rng):
         whole.merge(ReferenceProfile.fit(ref[["x"]]))
 
 
+def test_profile_merged_from_random_halves_flags_the_same_columns_as_the_whole(rng):
+    """The bar: fitted on two halves (rows split at random) and merged, a profile flags exactly the
+    columns a profile fitted on the whole flags, with the same numbers, in either merge order."""
+    n_ref, n_cur = 30_000, 20_000
+
+    def make(n, shifted):
+        cols = {}
+        for j in range(12):
+            # shifts from none to clear, so some columns drift and some do not
+            s = (0.0, 0.0, 0.01, 0.03, 0.08, 0.2)[j % 6] if shifted else 0.0
+            kind = j % 3
+            v = rng.normal(s, 1.0, n) if kind == 0 else rng.standard_t(4, n) + s if kind == 1 else rng.poisson(4 + 10 * s, n)
+            cols[f"num_{j}"] = v.astype(float)
+        for j in range(3):
+            p = np.array([5.0, 3.0, 2.0, 1.0])
+            if shifted and j:
+                p[0] += 0.5 * j
+            cols[f"cat_{j}"] = pd.Categorical(rng.choice(list("wxyz"), n, p=p / p.sum()))
+        df = pd.DataFrame(cols)
+        df.loc[rng.random(n) < 0.05, "num_1"] = np.nan
+        return df
+
+    ref, cur = make(n_ref, False), make(n_cur, True)
+    order = rng.permutation(n_ref)
+    first, second = ref.iloc[order[: n_ref // 2]], ref.iloc[order[n_ref // 2 :]]
+    whole = ReferenceProfile.fit(ref).compare(cur)
+    assert 0 < len(whole.drifted_columns) < ref.shape[1], whole.drifted_columns
+    for a, b in [(first, second), (second, first)]:
+        merged = ReferenceProfile.fit(a).merge(ReferenceProfile.fit(b)).compare(cur)
+        assert merged.drifted_columns == whole.drifted_columns
+        for key in ("statistic", "pvalue", "pvalue_corrected", "effect_size", "null_share_reference"):
+            np.testing.assert_array_equal([c[key] for c in merged.columns], [c[key] for c in whole.columns], err_msg=key)
+    # numpy input, the same rows split in four: still the same verdicts
+    num = ref.filter(like="num_").to_numpy()
+    parts = [ReferenceProfile.fit(num[order[k::4]]) for k in range(4)]
+    merged = parts[0].merge(parts[1]).merge(parts[2].merge(parts[3]))
+    cur_num = cur.filter(like="num_").to_numpy()
+    assert merged.compare(cur_num).drifted_columns == ReferenceProfile.fit(num).compare(cur_num).drifted_columns
+
+
 def test_sketch_ks_close_to_exact(rng):
     ref = pd.DataFrame({"x": rng.normal(size=60_000)})
     cur = pd.DataFrame({"x": rng.normal(0.03, size=20_000)})
