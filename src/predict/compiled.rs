@@ -430,10 +430,10 @@ mod tests {
         // missing-value rule, values on thresholds and in the zero band, a partial tree count.
         let mut rng = SplitMix64::new(5);
         let nf = 6;
-        for (max_leaves, missing_rules) in [(32, false), (32, true), (64, true)] {
+        for (max_leaves, missing_rules, f32_sum) in [(32, false, false), (32, true, true), (64, true, false), (64, false, true)] {
             let trees: Vec<FlatTree> =
                 (0..150).map(|i| random_tree_with(&mut rng, 1 + (i * 7) % max_leaves, nf, missing_rules, false)).collect();
-            let c = Compiled::new(&trees, false);
+            let c = Compiled::new(&trees, f32_sum);
             assert!(!matches!(c.quick, Quick::None));
             let rows = 300;
             let thresholds: Vec<f64> = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.threshold)).collect();
@@ -465,9 +465,11 @@ mod tests {
                     let row = &buf[r * nf..(r + 1) * nf];
                     let mut want = vec![0.0; k];
                     for (t, tree) in trees.iter().enumerate().take(n_trees) {
-                        want[t % k] += tree.leaf_values[tree.leaf(row)];
+                        let v = tree.leaf_values[tree.leaf(row)];
+                        let w = &mut want[t % k];
+                        *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
                     }
-                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}");
+                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}, {f32_sum}");
                 }
             }
         }

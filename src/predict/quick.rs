@@ -333,23 +333,35 @@ impl<W: Word> MaskForest<W> {
                 W::sub_block(g, &view, &mut offs, &mut vals);
                 // Sum in tree order per row; the rows are independent, so their adds run side by side.
                 let o = &mut out[s0 * k..(s0 + sr) * k];
-                if k == 1 && !f32_sum {
+                if k == 1 {
                     // Eight rows at a time, each its own chain of adds kept in registers.
                     let mut r0 = 0;
                     while r0 + 8 <= sr {
-                        let mut acc: [f64; 8] = o[r0..r0 + 8].try_into().unwrap();
                         let rowv: [&[f64]; 8] = std::array::from_fn(|l| &vals[(r0 + l) * p..(r0 + l) * p + g.nt]);
-                        for t in 0..g.nt {
-                            for l in 0..8 {
-                                acc[l] += rowv[l][t];
+                        if f32_sum {
+                            let mut acc: [f32; 8] = std::array::from_fn(|l| o[r0 + l] as f32);
+                            for t in 0..g.nt {
+                                for l in 0..8 {
+                                    acc[l] += rowv[l][t] as f32;
+                                }
                             }
+                            for l in 0..8 {
+                                o[r0 + l] = acc[l] as f64;
+                            }
+                        } else {
+                            let mut acc: [f64; 8] = o[r0..r0 + 8].try_into().unwrap();
+                            for t in 0..g.nt {
+                                for l in 0..8 {
+                                    acc[l] += rowv[l][t];
+                                }
+                            }
+                            o[r0..r0 + 8].copy_from_slice(&acc);
                         }
-                        o[r0..r0 + 8].copy_from_slice(&acc);
                         r0 += 8;
                     }
                     for r in r0..sr {
                         for &x in &vals[r * p..r * p + g.nt] {
-                            o[r] += x;
+                            o[r] = if f32_sum { (o[r] as f32 + x as f32) as f64 } else { o[r] + x };
                         }
                     }
                     continue;
