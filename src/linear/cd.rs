@@ -4,6 +4,7 @@
 //! change falls below tol) and its gap-safe screening. The updates are scikit-learn's, computed from
 //! X^T X and X^T y (one parallel pass over the data), so each epoch costs O(features^2), not O(rows).
 
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 
@@ -255,8 +256,19 @@ pub fn fit(
                     yy[c] += v * v;
                 }
             }
+            // The Gram matrix is symmetric: compute its lower half (half the work), mirrored below.
             let mut g = Mat::<f64>::zeros(m, m);
-            matmul(g.as_mut(), Accum::Replace, bt.as_ref(), bt.transpose(), 1.0, Par::Seq);
+            triangular::matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                bt.as_ref(),
+                BlockStructure::Rectangular,
+                bt.transpose(),
+                BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
             let mut xy = Mat::<f64>::zeros(m, t);
             matmul(xy.as_mut(), Accum::Replace, bt.as_ref(), yb.as_ref(), 1.0, Par::Seq);
             Ok((g, xy, yy))
@@ -271,7 +283,12 @@ pub fn fit(
                 yy[c] += y2[c];
             }
         }
-        let g = sum_in_order(gs, m, m);
+        let mut g = sum_in_order(gs, m, m);
+        for a in 0..m {
+            for b in a + 1..m {
+                g[(a, b)] = g[(b, a)];
+            }
+        }
         let xy = sum_in_order(xys, m, t);
         let l1 = opt.alpha * opt.l1_ratio * n as f64;
         let l2 = opt.alpha * (1.0 - opt.l1_ratio) * n as f64;

@@ -80,6 +80,15 @@ impl LinearModel {
     }
 }
 
+/// The error for a NaN or infinite value of X at (row, column).
+pub fn non_finite_error(v: f64, row: usize, col: usize) -> Error {
+    Error::data(format!(
+        "Input X contains {} at row {row}, column {col}; linear models need finite values \
+         (impute missing values first, e.g. with SimpleImputer)",
+        if v.is_nan() { "NaN" } else { "infinity" }
+    ))
+}
+
 /// Rows `rows` of `x` as a transposed block: a (features [+1], rows) faer matrix whose column i is row
 /// i, minus `center`, times `scale[i]` when given, with a trailing 1 when `ones`. Infinite or NaN
 /// values are an error naming row and column.
@@ -101,11 +110,7 @@ pub fn block_t(
                 for (j, &v) in $a.row(row).iter().enumerate() {
                     let v = v as f64;
                     if !v.is_finite() {
-                        return Err(Error::data(format!(
-                            "Input X contains {} at row {row}, column {j}; linear models need finite values \
-                             (impute missing values first, e.g. with SimpleImputer)",
-                            if v.is_nan() { "NaN" } else { "infinity" }
-                        )));
+                        return Err(non_finite_error(v, row, j));
                     }
                     bt[(j, i)] = (v - center.map_or(0.0, |c| c[j])) * s;
                 }
@@ -143,18 +148,29 @@ pub fn sum_in_order(parts: Vec<Mat<f64>>, nrows: usize, ncols: usize) -> Mat<f64
     acc
 }
 
-/// Per-column weighted means of X (weights `w`, or uniform).
+/// Per-column weighted means of X (weights `w`, or uniform), read row by row in place; a NaN or
+/// infinite value is an error naming its row and column.
 pub fn weighted_means(x: &DenseMatrix<'_>, w: Option<&[f64]>) -> Result<Vec<f64>> {
     let (n, m) = x.dim();
     let parts = over_blocks(n, |_, rows| {
-        let bt = block_t(x, rows.clone(), None, None, false)?;
         let mut s = vec![0.0; m + 1];
-        for (i, row) in rows.enumerate() {
-            let wi = w.map_or(1.0, |w| w[row]);
-            for j in 0..m {
-                s[j] += wi * bt[(j, i)];
+        let mut finite = true;
+        crate::transform::stats::for_each_row(x, rows.clone(), |i, row| {
+            let wi = w.map_or(1.0, |w| w[i]);
+            for (t, &v) in s.iter_mut().zip(row) {
+                finite &= v.is_finite();
+                *t += wi * v;
             }
             s[m] += wi;
+        });
+        if !finite {
+            let mut hit = None;
+            crate::transform::stats::for_each_row(x, rows, |i, row| {
+                if hit.is_none() {
+                    hit = row.iter().position(|v| !v.is_finite()).map(|j| non_finite_error(row[j], i, j));
+                }
+            });
+            return Err(hit.unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
         }
         Ok(s)
     })?;

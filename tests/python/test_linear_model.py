@@ -165,7 +165,11 @@ def test_results_do_not_depend_on_threads(rng):
     np.testing.assert_array_equal(fits[0], fits[1])
 
 
-@pytest.mark.parametrize("cls", [fxl.Ridge, fxl.ElasticNet, fxl.Lasso, fxl.LogisticRegression], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [fxl.Ridge, fxl.ElasticNet, fxl.Lasso, fxl.LogisticRegression, fxl.SGDClassifier, fxl.SGDRegressor],
+    ids=lambda c: c.__name__,
+)
 def test_check_estimator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -236,3 +240,25 @@ def test_sgd_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
     clf.save(tmp_path / "sgd.frx")
     np.testing.assert_array_equal(fxl.SGDClassifier.load(tmp_path / "sgd.frx").predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("cls", [fxl.SGDClassifier, fxl.SGDRegressor], ids=lambda c: c.__name__)
+def test_sgd_shuffled_weights_equal_repeated_rows(rng, cls):
+    X, y, _, _ = problem(rng, n=60, m=4)
+    X = (X - X.mean(0)) / X.std(0)
+    target = np.digitize(y, np.quantile(y, [0.33, 0.66])) if cls is fxl.SGDClassifier else y
+    sw = rng.integers(0, 4, size=len(y))
+    rep = np.repeat(np.arange(len(y)), sw)[::-1]  # repeated rows, stored in another order
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = cls(random_state=3, max_iter=50).fit(X, target, sample_weight=sw)
+        b = cls(random_state=3, max_iter=50).fit(X[rep], target[rep])
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.intercept_, b.intercept_)
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    assert np.abs(a.coef_).max() > 0
+    # Fractional weights still scale the updates (a weight of 0.5 is not a full visit).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = cls(random_state=3, max_iter=50).fit(X, target, sample_weight=np.where(sw > 0, 0.5, 0.0))
+    assert not np.array_equal(c.coef_, a.coef_)
