@@ -132,10 +132,19 @@ pub fn over_blocks<T: Send>(
     n_rows: usize,
     f: impl Fn(usize, std::ops::Range<usize>) -> Result<T> + Sync + Send,
 ) -> Result<Vec<T>> {
-    let n_blocks = n_rows.div_ceil(BLOCK);
+    over_blocks_of(BLOCK, n_rows, f)
+}
+
+/// [`over_blocks`] with blocks of `size` rows.
+pub fn over_blocks_of<T: Send>(
+    size: usize,
+    n_rows: usize,
+    f: impl Fn(usize, std::ops::Range<usize>) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    let n_blocks = n_rows.div_ceil(size);
     (0..n_blocks)
         .into_par_iter()
-        .map(|b| f(b, b * BLOCK..((b + 1) * BLOCK).min(n_rows)))
+        .map(|b| f(b, b * size..((b + 1) * size).min(n_rows)))
         .collect()
 }
 
@@ -182,6 +191,37 @@ pub fn weighted_means(x: &DenseMatrix<'_>, w: Option<&[f64]>) -> Result<Vec<f64>
     }
     let sw = tot[m];
     Ok(tot[..m].iter().map(|s| s / sw).collect())
+}
+
+/// Per-column means and means of squares of X (unweighted), read row by row in place; a NaN or
+/// infinite value is an error naming its row and column.
+pub fn means_and_squares(x: &DenseMatrix<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (n, m) = x.dim();
+    let parts = over_blocks(n, |_, rows| {
+        let mut s = vec![0.0; 2 * m];
+        let mut finite = true;
+        crate::transform::stats::for_each_row(x, rows.clone(), |_, row| {
+            let (sum, sq) = s.split_at_mut(m);
+            for ((a, b), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+                finite &= v.is_finite();
+                *a += v;
+                *b += v * v;
+            }
+        });
+        if !finite {
+            return Err(weighted_means(x, None).err().unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
+        }
+        Ok(s)
+    })?;
+    let mut tot = vec![0.0; 2 * m];
+    for p in parts {
+        for (t, v) in tot.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    let mean = tot[..m].iter().map(|s| s / n as f64).collect();
+    let sq = tot[m..].iter().map(|s| s / n as f64).collect();
+    Ok((mean, sq))
 }
 
 /// Checks sample weights: one per row, finite, >= 0, not all zero.

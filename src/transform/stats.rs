@@ -22,6 +22,16 @@ const RED_BLOCK: usize = 1024;
 pub(crate) fn for_each_row(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>, mut each: impl FnMut(usize, &[f64])) {
     let cols = m.dim().1;
     if let DenseMatrix::F64(a) = m {
+        if let Some(flat) = a.as_slice() {
+            // C-ordered: the block is one contiguous run of rows.
+            if cols > 0 {
+                let start = rows.start;
+                for (k, row) in flat[rows.start * cols..rows.end * cols].chunks_exact(cols).enumerate() {
+                    each(start + k, row);
+                }
+            }
+            return;
+        }
         if a.strides()[1] == 1 || cols <= 1 {
             for i in rows {
                 let row = a.row(i);
