@@ -191,16 +191,46 @@ pub fn min_max(m: &DenseMatrix<'_>, n_threads: i64) -> Result<Vec<(f64, f64)>> {
     let parts = blocks(m, n_threads, |rows| {
         let mut lo = vec![f64::INFINITY; cols];
         let mut hi = vec![f64::NEG_INFINITY; cols];
-        let mut inf = false;
         // Comparisons with NaN are false, so missing values never replace a bound.
-        for_each_row(m, rows.clone(), |_, row| {
-            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                inf |= v.is_infinite();
-                *l = if v < *l { v } else { *l };
-                *h = if v > *h { v } else { *h };
+        match m {
+            DenseMatrix::F64(a) if a.as_slice().is_some() && cols > 0 => {
+                // C-ordered: eight columns at a time over the block's rows, so the running bounds stay
+                // in registers.
+                let flat = &a.as_slice().expect("checked")[rows.start * cols..rows.end * cols];
+                let mut j0 = 0;
+                while j0 + 8 <= cols {
+                    let (mut l, mut h) = ([f64::INFINITY; 8], [f64::NEG_INFINITY; 8]);
+                    for row in flat.chunks_exact(cols) {
+                        let part: &[f64; 8] = row[j0..j0 + 8].try_into().expect("eight columns");
+                        for k in 0..8 {
+                            let v = part[k];
+                            l[k] = if v < l[k] { v } else { l[k] };
+                            h[k] = if v > h[k] { v } else { h[k] };
+                        }
+                    }
+                    lo[j0..j0 + 8].copy_from_slice(&l);
+                    hi[j0..j0 + 8].copy_from_slice(&h);
+                    j0 += 8;
+                }
+                if j0 < cols {
+                    for row in flat.chunks_exact(cols) {
+                        for ((l, h), &v) in lo[j0..].iter_mut().zip(hi[j0..].iter_mut()).zip(&row[j0..]) {
+                            *l = if v < *l { v } else { *l };
+                            *h = if v > *h { v } else { *h };
+                        }
+                    }
+                }
             }
-        });
-        if inf {
+            _ => for_each_row(m, rows.clone(), |_, row| {
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                    *l = if v < *l { v } else { *l };
+                    *h = if v > *h { v } else { *h };
+                }
+            }),
+        }
+        // An infinite value becomes a bound (-inf a minimum, +inf a maximum); the starting bounds
+        // (+inf, -inf) stay only in columns without values.
+        if lo.iter().any(|&v| v == f64::NEG_INFINITY) || hi.iter().any(|&v| v == f64::INFINITY) {
             return Err(first_infinite(m, rows));
         }
         Ok((lo, hi))
@@ -502,6 +532,31 @@ mod tests {
         }
         assert!((all.mean[0] - 3.6).abs() < 1e-12);
         assert!((all.var[0] - 5.84).abs() < 1e-12);
+    }
+
+    #[test]
+    fn min_max_over_column_groups_and_remainder() {
+        let (n, m) = (3000, 11);
+        let mut x = ndarray::Array2::from_shape_fn((n, m), |(i, j)| (((i * 31 + j * 7) % 101) as f64 - 50.0) * (j + 1) as f64);
+        x.column_mut(4).fill(f64::NAN);
+        x[[17, 9]] = f64::NAN;
+        let got = min_max(&DenseMatrix::F64(x.view()), 2).unwrap();
+        let f = x.t().as_standard_layout().to_owned();
+        let strided = min_max(&DenseMatrix::F64(f.t()), 1).unwrap();
+        for j in 0..m {
+            let col: Vec<f64> = x.column(j).iter().copied().filter(|v| !v.is_nan()).collect();
+            let want = if col.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                (col.iter().copied().fold(f64::INFINITY, f64::min), col.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            };
+            for (g, what) in [(got[j], "C"), (strided[j], "F")] {
+                assert!(g.0.to_bits() == want.0.to_bits() && g.1.to_bits() == want.1.to_bits(), "{what} column {j}: {g:?} vs {want:?}");
+            }
+        }
+        x[[2500, 8]] = f64::NEG_INFINITY;
+        let e = min_max(&DenseMatrix::F64(x.view()), 2).unwrap_err().to_string();
+        assert!(e.contains("row 2500, column 8"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,23 @@ def test_elastic_net_matches_sklearn_at_same_tol(rng, params):
         assert a.dual_gap_ <= b.dual_gap_ * (1 + 1e-6) + 1e-12
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e5])
+def test_elastic_net_without_weights_matches_sklearn(rng, offset):
+    # Unweighted float64 input is multiplied in place and the Gram matrix centred afterwards, unless a
+    # column's mean dwarfs its spread (offset 1e5): then a centred copy is used. Both match scikit-learn.
+    X, y, _, _ = problem(rng)
+    X[:, 3] += offset
+    cases = [{"alpha": 0.05}, {"alpha": 0.01, "l1_ratio": 0.9}]
+    if offset == 0.0:
+        cases.append({"alpha": 0.01, "l1_ratio": 0.2, "fit_intercept": False})
+    for params in cases:
+        a = fxl.ElasticNet(tol=1e-8, **params).fit(X, y)
+        b = skl.ElasticNet(tol=1e-8, **params).fit(X, y)
+        assert rel(a.coef_, b.coef_) < 1e-4, params
+        np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-6)
+        assert a.dual_gap_ <= b.dual_gap_ * (1 + 1e-6) + 1e-12
+
+
 def test_lasso_warm_start_continues(rng):
     X, y, _, _ = problem(rng)
     m = fxl.Lasso(alpha=0.1, warm_start=True, max_iter=2, tol=1e-12)
