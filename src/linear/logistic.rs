@@ -384,8 +384,8 @@ fn subsample_rows(n: usize, p: usize, k: usize) -> Option<Vec<usize>> {
 
 /// Solves the objective on the subsample `rows` (same penalty, loss averaged over the subsample) by
 /// Newton steps from `theta`, moves `theta` there when `move_start` (no warm start was given), and
-/// returns the Cholesky factor of the subsample's
-/// Hessian at that point (None when it cannot be factored).
+/// returns the Cholesky factor of the subsample's Hessian at that point. None (and `theta` kept) when
+/// the subsample lacks a class or has no weight, or the Hessian cannot be factored.
 fn warm_start_on_subsample(
     x: &DenseMatrix<'_>,
     full: &Problem<'_>,
@@ -405,7 +405,7 @@ fn warm_start_on_subsample(
     let ys: Vec<u32> = rows.iter().map(|&i| full.y[i]).collect();
     let ws: Option<Vec<f64>> = full.sw.map(|w| rows.iter().map(|&i| w[i]).collect());
     let s_total = ws.as_ref().map_or(rows.len() as f64, |w| w.iter().sum());
-    if !(s_total > 0.0) {
+    if !(s_total > 0.0) || ys.iter().all(|&c| c == ys[0]) {
         return Ok(None);
     }
     let xv = DenseMatrix::F64(xs.view());
@@ -427,8 +427,7 @@ fn warm_start_on_subsample(
         *theta = t;
     }
     let (_, _, hs) = sub.eval(theta, true)?;
-    let hs = hs.expect("hessian requested");
-    Ok(hs.llt(faer::Side::Lower).ok())
+    Ok(hs.and_then(|h| h.llt(faer::Side::Lower).ok()))
 }
 
 /// L-BFGS; `pre` (a Cholesky factor of a Hessian estimate) replaces the scaled identity as the

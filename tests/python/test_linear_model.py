@@ -88,6 +88,20 @@ def objective(clf, X, codes, sw, C):
     return (np.sum(sw * loss) + pen) / np.sum(sw)
 
 
+@pytest.mark.parametrize("params", [{}, {"C": 0.05, "class_weight": "balanced"}])
+def test_logistic_on_many_rows_matches_sklearn(rng, params):
+    # 100k rows: L-BFGS starts from a strided subsample's solution with that subsample's Hessian.
+    X, y, w, sw = problem(rng, n=100_000, m=5)
+    codes = (X @ w + rng.logistic(size=len(y)) > 1.0).astype(int)
+    a = fxl.LogisticRegression(tol=1e-8, max_iter=1000, **params).fit(X, codes, sample_weight=sw)
+    b = skl.LogisticRegression(tol=1e-8, max_iter=1000, **params).fit(X, codes, sample_weight=sw)
+    assert rel(a.coef_, b.coef_) < 1e-4 and rel(a.intercept_, b.intercept_) < 1e-4
+    full_sw = a._weights(codes, sw)  # sample weights with the class weights folded in
+    C = params.get("C", 1.0)
+    assert objective(a, X, codes, full_sw, C) <= objective(b, X, codes, full_sw, C) + 1e-12
+    assert a.n_iter_[0] < b.n_iter_[0]
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize(
     "params", [{}, {"solver": "newton-cholesky"}, {"C": 0.1, "class_weight": "balanced"}, {"C": np.inf}]
