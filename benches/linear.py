@@ -12,7 +12,8 @@ tol=1e-6, lbfgs on both sides, and ferrox's newton-cholesky beside it); ElasticN
 (alpha=0.01, l1_ratio=0.5, tol=1e-4). Thread limits for numpy/BLAS are set in the environment before
 numpy is imported; ferrox gets ``n_jobs=threads``.
 
-Printed per case: the median fit time of each library over ``--repeats`` (libraries alternating), the
+Printed per case: the best fit time of each library over ``--repeats`` (libraries alternating; the
+machine may be shared, so the minimum is the least disturbed run), the
 ratio scikit-learn / ferrox, the largest coefficient difference relative to scikit-learn's largest
 coefficient, and both objective values (each library's model scored with the same formula).
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -96,13 +96,13 @@ def main() -> None:
                 times[lib].append(time.perf_counter() - t0)
                 fitted[lib] = est
         sk = fitted["sklearn"]
-        sk_t = statistics.median(times["sklearn"])
+        sk_t = min(times["sklearn"])
         print(f"{name} {n} x {cols}: sklearn {sk_t:.3f}s  objective {objective(sk, X, y):.12g}")
         for lib in makers:
             if lib == "sklearn":
                 continue
             est = fitted[lib]
-            ft = statistics.median(times[lib])
+            ft = min(times[lib])
             c_sk = np.ravel(sk.coef_)  # type: ignore[attr-defined]
             diff = float(np.max(np.abs(np.ravel(est.coef_) - c_sk)) / max(np.max(np.abs(c_sk)), 1e-300))  # type: ignore[attr-defined]
             print(f"  {lib:24s} {ft:.3f}s  ratio {sk_t / ft:5.1f}x  max coef rel diff {diff:.1e}  "

@@ -253,6 +253,19 @@ class BoosterModel:
 class CategoryTable:
     @staticmethod
     def fit(data: Any, n_threads: int = 0) -> CategoryTable: ...
+    @staticmethod
+    def fit_ordinal(
+        data: Any, names: Sequence[str], missing_value: float = ..., n_threads: int = 0
+    ) -> tuple[CategoryTable, _F64]: ...
+    @staticmethod
+    def fit_onehot(
+        data: Any,
+        min_frequency: float | None = None,
+        max_categories: int | None = None,
+        drop: str | None = None,
+        infrequent_if_exist: bool = False,
+        n_threads: int = 0,
+    ) -> tuple[CategoryTable, npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
     def n_features(self) -> int: ...
     def categories(self, j: int) -> tuple[_F64 | list[str], bool, bool]: ...
     def counts(self, j: int) -> list[int]: ...

@@ -75,7 +75,9 @@ class _Linear(FerroxEstimator):
         check_is_fitted(self, "_model")
 
     def _x(self, X: Any, reset: bool) -> np.ndarray:
-        return self._validate(X, reset=reset, allow_nan=False)
+        # NaN and infinity are rejected by the Rust core while it reads X (the error names the row and
+        # column), so no separate pass over X is made here.
+        return self._validate(X, reset=reset, allow_nan=True)
 
     def _decision(self, X: Any) -> np.ndarray:
         self._check_fitted()
@@ -585,7 +587,10 @@ class _SGD(_Linear):
             _threads(getattr(self, "n_jobs", None)),
         )
         n_iter = max(iters)
-        self.t_ += n_iter * arr.shape[0]
+        # Learning-rate steps taken: one per row visit (when shuffling, a weight counts as ceil(weight)
+        # visits, so integer weights are equivalent to repeated rows).
+        visits = arr.shape[0] if seed is None or sw is None else float(np.ceil(sw).sum())
+        self.t_ += n_iter * visits
         return np.asarray(out), np.asarray(b), n_iter
 
     def _store(self, coef: np.ndarray, icpt: np.ndarray) -> None:
@@ -612,7 +617,9 @@ class SGDRegressor(_SGD, _Regressor):
     scikit-learn's update rules (scaled weights, L2 shrinkage, cumulative L1 clipping, "invscaling" /
     "optimal" / "constant" / "adaptive" rates, stopping on the average objective). With ``shuffle=False``
     the coefficients equal scikit-learn's; with shuffling, rows are permuted by ferrox's own seeded
-    generator. ``partial_fit`` runs one epoch on a batch, continuing the learning-rate schedule.
+    generator, an integer ``sample_weight`` counts as that many visits of the row per epoch (so weights
+    are equivalent to repeated rows) and the result does not depend on the order the rows are stored in.
+    ``partial_fit`` runs one epoch on a batch, continuing the learning-rate schedule.
 
     >>> import numpy as np
     >>> from ferrox.linear_model import SGDRegressor
@@ -703,7 +710,8 @@ class SGDClassifier(_SGD, _Classifier):
 
     Binary problems use one coefficient vector; several classes are fitted one-vs-all in parallel
     (``n_jobs``). Losses: hinge, log_loss, modified_huber, squared_hinge, perceptron and the regression
-    losses. With ``shuffle=False`` the coefficients equal scikit-learn's. ``partial_fit(X, y, classes=...)``
+    losses. With ``shuffle=False`` the coefficients equal scikit-learn's; with shuffling, sample weights
+    count as repeated rows, as in :class:`SGDRegressor`. ``partial_fit(X, y, classes=...)``
     learns online, one epoch per call.
 
     >>> import numpy as np

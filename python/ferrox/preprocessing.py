@@ -538,11 +538,18 @@ class _Encoder(_Transform):
     def _tag_overrides(self) -> dict[str, Any]:
         return {"allow_nan": True, "categorical": True}
 
-    def _fit_table(self, X: Any) -> tuple[Any, int]:
+    def _fit_input(self, X: Any) -> tuple[Any, int]:
         if self.categories != "auto":
             raise ParameterError("categories must be 'auto' in ferrox (given lists are not supported yet)")
         data, n, _ = _encoder_input(self, X, reset=True)
-        table = _ferrox.CategoryTable.fit(data, _threads(self.n_jobs))
+        return data, n
+
+    def _fit_table(self, X: Any) -> tuple[Any, int]:
+        data, n = self._fit_input(X)
+        self._set_table(_ferrox.CategoryTable.fit(data, _threads(self.n_jobs)))
+        return data, n
+
+    def _set_table(self, table: Any) -> None:
         self._table = table
         cats = []
         for j in range(table.n_features()):  # per-column metadata (the categories), not data
@@ -557,7 +564,6 @@ class _Encoder(_Transform):
                 arr = values
             cats.append(arr)
         self.categories_ = cats
-        return data, n
 
     def _names(self) -> list[str]:
         return [str(n) for n in self._input_feature_names()]
@@ -603,6 +609,23 @@ class OrdinalEncoder(_Encoder):
 
     def fit(self, X: Any, y: Any = None) -> OrdinalEncoder:
         """Learns the sorted categories of each column."""
+        self._check_params()
+        self._fit_table(X)
+        self._check_unknown_value()
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Learns the categories and encodes X, reading X once (same result as ``fit(X).transform(X)``)."""
+        self._check_params()
+        data, _ = self._fit_input(X)
+        table, out = _ferrox.CategoryTable.fit_ordinal(
+            data, self._names(), float(self.encoded_missing_value), _threads(self.n_jobs)
+        )
+        self._set_table(table)
+        self._check_unknown_value()
+        return self._wrap(out.astype(self.dtype, copy=False), X)
+
+    def _check_params(self) -> None:
         if self.handle_unknown not in ("error", "use_encoded_value"):
             raise ParameterError(f"handle_unknown must be 'error' or 'use_encoded_value', got {self.handle_unknown!r}")
         if self.handle_unknown == "use_encoded_value":
@@ -619,7 +642,8 @@ class OrdinalEncoder(_Encoder):
             )
         if self.min_frequency is not None or self.max_categories is not None:
             raise ParameterError("OrdinalEncoder: min_frequency and max_categories are not supported by ferrox yet")
-        self._fit_table(X)
+
+    def _check_unknown_value(self) -> None:
         if self.handle_unknown == "use_encoded_value" and not np.isnan(float(self.unknown_value)):
             for j, cats in enumerate(self.categories_):
                 n_known = len(cats) - int(self._table.categories(j)[1])
@@ -628,7 +652,6 @@ class OrdinalEncoder(_Encoder):
                         f"The used value for unknown_value {self.unknown_value} is one of the values already used "
                         f"for encoding the seen categories."
                     )
-        return self
 
     def transform(self, X: Any) -> Any:
         """Category codes; DataError (naming column and value) for an unseen value unless told otherwise."""
@@ -689,6 +712,25 @@ class OneHotEncoder(_Encoder):
 
     def fit(self, X: Any, y: Any = None) -> OneHotEncoder:
         """Learns the sorted categories of each column, the infrequent groups and the dropped ones."""
+        self._check_params()
+        _, n = self._fit_table(X)
+        self._set_min_count(n)
+        self._set_layout()
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Learns the categories and one-hot encodes X, reading X once (same as ``fit(X).transform(X)``)."""
+        self._check_params()
+        data, n = self._fit_input(X)
+        self._set_min_count(n)
+        table, indptr, indices, width = _ferrox.CategoryTable.fit_onehot(
+            data, n_threads=_threads(self.n_jobs), **self._options()
+        )
+        self._set_table(table)
+        self._set_layout()
+        return self._output(indptr, indices, width, n, X)
+
+    def _check_params(self) -> None:
         if self.handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
             raise ParameterError(
                 f"handle_unknown must be 'error', 'ignore', 'infrequent_if_exist' or 'warn', got {self.handle_unknown!r}"
@@ -697,7 +739,8 @@ class OneHotEncoder(_Encoder):
             raise ParameterError(f"drop must be None, 'first' or 'if_binary' in ferrox, got {self.drop!r}")
         if self.max_categories is not None and (isinstance(self.max_categories, bool) or int(self.max_categories) < 1):
             raise ParameterError(f"max_categories must be an integer >= 1, got {self.max_categories!r}")
-        _, n = self._fit_table(X)
+
+    def _set_min_count(self, n: int) -> None:
         mf = self.min_frequency
         if mf is None:
             self._min_count = None
@@ -707,6 +750,8 @@ class OneHotEncoder(_Encoder):
             self._min_count = mf * n
         else:
             raise ParameterError(f"min_frequency must be an int >= 1 or a float in (0, 1), got {mf!r}")
+
+    def _set_layout(self) -> None:
         self._layout = self._table.onehot_layout(**self._options())
         infreq = [np.asarray(self.categories_[j], dtype=self.categories_[j].dtype)[lay["infrequent"]] if lay["infrequent"] else None
                   for j, lay in enumerate(self._layout)]
@@ -716,7 +761,6 @@ class OneHotEncoder(_Encoder):
         else:
             d = [lay["dropped"] for lay in self._layout]
             self.drop_idx_ = np.array(d, dtype=object)
-        return self
 
     def transform(self, X: Any) -> Any:
         """The one-hot matrix (CSR when ``sparse_output``)."""
@@ -725,6 +769,9 @@ class OneHotEncoder(_Encoder):
         indptr, indices, width = self._table.onehot(
             data, self._names(), self.handle_unknown == "error", n_threads=_threads(self.n_jobs), **self._options()
         )
+        return self._output(indptr, indices, width, n, X)
+
+    def _output(self, indptr: np.ndarray, indices: np.ndarray, width: int, n: int, X: Any) -> Any:
         if self.sparse_output:
             if getattr(self, "_ferrox_output", "default") != "default":
                 raise ValueError("Pandas output does not support sparse data. Set sparse_output=False to output pandas dataframes or disable Pandas output via `ohe.set_output(transform='default')`.")

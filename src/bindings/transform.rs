@@ -258,6 +258,51 @@ impl PyCategoryTable {
         Ok(PyCategoryTable { inner })
     }
 
+    /// Fits the categories of `data` and returns them with the ordinal codes of the same rows, reading
+    /// `data` once (`fit_transform`).
+    #[staticmethod]
+    #[pyo3(signature = (data, names, missing_value=f64::NAN, n_threads=0))]
+    fn fit_ordinal<'py>(
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        names: Vec<String>,
+        missing_value: f64,
+        n_threads: i64,
+    ) -> PyResult<(Self, Bound<'py, PyArray2<f64>>)> {
+        let (cats, out, n) = with_frame(py, data, move |f| {
+            let (cats, (codes, unknown)) = encode::fit_lookup(f, n_threads)?;
+            let out = encode::ordinal(&codes, &unknown, &cats, &names, None, missing_value)?;
+            Ok((cats, out, f.n_rows))
+        })?;
+        let m = cats.len();
+        Ok((PyCategoryTable { inner: cats }, matrix_out(py, n, m, out)?))
+    }
+
+    /// Fits the categories of `data` and returns them with the one-hot CSR parts (indptr, indices,
+    /// n_columns) of the same rows, reading `data` once (`fit_transform`).
+    #[staticmethod]
+    #[pyo3(signature = (data, min_frequency=None, max_categories=None, drop=None, infrequent_if_exist=false, n_threads=0))]
+    #[allow(clippy::type_complexity)]
+    fn fit_onehot<'py>(
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        min_frequency: Option<f64>,
+        max_categories: Option<usize>,
+        drop: Option<String>,
+        infrequent_if_exist: bool,
+        n_threads: i64,
+    ) -> PyResult<(Self, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, usize)> {
+        let opt = onehot_options(min_frequency, max_categories, drop, infrequent_if_exist);
+        let (cats, indptr, indices, width) = with_frame(py, data, move |f| {
+            let (cats, (codes, _)) = encode::fit_lookup(f, n_threads)?;
+            let layout = encode::onehot_layout(&cats, &opt)?;
+            let (indptr, indices) = encode::onehot_csr(&codes, &layout);
+            let width = layout.iter().map(|l| l.width).sum::<usize>();
+            Ok((cats, indptr, indices, width))
+        })?;
+        Ok((PyCategoryTable { inner: cats }, PyArray1::from_vec(py, indptr), PyArray1::from_vec(py, indices), width))
+    }
+
     /// Number of columns.
     fn n_features(&self) -> usize {
         self.inner.len()

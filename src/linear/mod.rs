@@ -80,6 +80,15 @@ impl LinearModel {
     }
 }
 
+/// The error for a NaN or infinite value of X at (row, column).
+pub fn non_finite_error(v: f64, row: usize, col: usize) -> Error {
+    Error::data(format!(
+        "Input X contains {} at row {row}, column {col}; linear models need finite values \
+         (impute missing values first, e.g. with SimpleImputer)",
+        if v.is_nan() { "NaN" } else { "infinity" }
+    ))
+}
+
 /// Rows `rows` of `x` as a transposed block: a (features [+1], rows) faer matrix whose column i is row
 /// i, minus `center`, times `scale[i]` when given, with a trailing 1 when `ones`. Infinite or NaN
 /// values are an error naming row and column.
@@ -101,11 +110,7 @@ pub fn block_t(
                 for (j, &v) in $a.row(row).iter().enumerate() {
                     let v = v as f64;
                     if !v.is_finite() {
-                        return Err(Error::data(format!(
-                            "Input X contains {} at row {row}, column {j}; linear models need finite values \
-                             (impute missing values first, e.g. with SimpleImputer)",
-                            if v.is_nan() { "NaN" } else { "infinity" }
-                        )));
+                        return Err(non_finite_error(v, row, j));
                     }
                     bt[(j, i)] = (v - center.map_or(0.0, |c| c[j])) * s;
                 }
@@ -127,10 +132,19 @@ pub fn over_blocks<T: Send>(
     n_rows: usize,
     f: impl Fn(usize, std::ops::Range<usize>) -> Result<T> + Sync + Send,
 ) -> Result<Vec<T>> {
-    let n_blocks = n_rows.div_ceil(BLOCK);
+    over_blocks_of(BLOCK, n_rows, f)
+}
+
+/// [`over_blocks`] with blocks of `size` rows.
+pub fn over_blocks_of<T: Send>(
+    size: usize,
+    n_rows: usize,
+    f: impl Fn(usize, std::ops::Range<usize>) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    let n_blocks = n_rows.div_ceil(size);
     (0..n_blocks)
         .into_par_iter()
-        .map(|b| f(b, b * BLOCK..((b + 1) * BLOCK).min(n_rows)))
+        .map(|b| f(b, b * size..((b + 1) * size).min(n_rows)))
         .collect()
 }
 
@@ -143,18 +157,29 @@ pub fn sum_in_order(parts: Vec<Mat<f64>>, nrows: usize, ncols: usize) -> Mat<f64
     acc
 }
 
-/// Per-column weighted means of X (weights `w`, or uniform).
+/// Per-column weighted means of X (weights `w`, or uniform), read row by row in place; a NaN or
+/// infinite value is an error naming its row and column.
 pub fn weighted_means(x: &DenseMatrix<'_>, w: Option<&[f64]>) -> Result<Vec<f64>> {
     let (n, m) = x.dim();
     let parts = over_blocks(n, |_, rows| {
-        let bt = block_t(x, rows.clone(), None, None, false)?;
         let mut s = vec![0.0; m + 1];
-        for (i, row) in rows.enumerate() {
-            let wi = w.map_or(1.0, |w| w[row]);
-            for j in 0..m {
-                s[j] += wi * bt[(j, i)];
+        let mut finite = true;
+        crate::transform::stats::for_each_row(x, rows.clone(), |i, row| {
+            let wi = w.map_or(1.0, |w| w[i]);
+            for (t, &v) in s.iter_mut().zip(row) {
+                finite &= v.is_finite();
+                *t += wi * v;
             }
             s[m] += wi;
+        });
+        if !finite {
+            let mut hit = None;
+            crate::transform::stats::for_each_row(x, rows, |i, row| {
+                if hit.is_none() {
+                    hit = row.iter().position(|v| !v.is_finite()).map(|j| non_finite_error(row[j], i, j));
+                }
+            });
+            return Err(hit.unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
         }
         Ok(s)
     })?;
@@ -166,6 +191,37 @@ pub fn weighted_means(x: &DenseMatrix<'_>, w: Option<&[f64]>) -> Result<Vec<f64>
     }
     let sw = tot[m];
     Ok(tot[..m].iter().map(|s| s / sw).collect())
+}
+
+/// Per-column means and means of squares of X (unweighted), read row by row in place; a NaN or
+/// infinite value is an error naming its row and column.
+pub fn means_and_squares(x: &DenseMatrix<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (n, m) = x.dim();
+    let parts = over_blocks(n, |_, rows| {
+        let mut s = vec![0.0; 2 * m];
+        let mut finite = true;
+        crate::transform::stats::for_each_row(x, rows.clone(), |_, row| {
+            let (sum, sq) = s.split_at_mut(m);
+            for ((a, b), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+                finite &= v.is_finite();
+                *a += v;
+                *b += v * v;
+            }
+        });
+        if !finite {
+            return Err(weighted_means(x, None).err().unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
+        }
+        Ok(s)
+    })?;
+    let mut tot = vec![0.0; 2 * m];
+    for p in parts {
+        for (t, v) in tot.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    let mean = tot[..m].iter().map(|s| s / n as f64).collect();
+    let sq = tot[m..].iter().map(|s| s / n as f64).collect();
+    Ok((mean, sq))
 }
 
 /// Checks sample weights: one per row, finite, >= 0, not all zero.

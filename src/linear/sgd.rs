@@ -2,6 +2,14 @@
 //! with a scaled weight vector, L2 shrinkage, cumulative L1 clipping (Tsuruoka et al.), learning-rate
 //! schedules "optimal", "invscaling", "constant" and "adaptive", and the epoch-level stopping rule on
 //! the average objective. Several binary or regression problems (one-vs-all) run in parallel.
+//!
+//! Sample weights. Without shuffling, rows are visited in storage order, once per epoch, each update
+//! scaled by the row's weight: scikit-learn's rule, with its numbers. With shuffling, a weight counts
+//! as a number of visits: a row of weight `w > 0` is visited `ceil(w)` times per epoch with its update
+//! scaled by `w / ceil(w)` (weight 0 removes the row), and the epoch order is a seeded permutation of
+//! the visits taken in a canonical order of their contents (row values, targets, scale), not of their
+//! storage positions. Integer weights are then exactly equivalent to repeating rows, and a shuffled
+//! fit does not depend on the order in which the rows were stored.
 
 use rayon::prelude::*;
 
@@ -195,7 +203,8 @@ pub struct Options {
     pub eta0: f64,
     /// Exponent of invscaling.
     pub power_t: f64,
-    /// Shuffle the rows each epoch with this seed (None = in order).
+    /// Shuffle the visits each epoch with this seed (None = rows in storage order); see the module notes
+    /// for what a sample weight means in each case.
     pub shuffle_seed: Option<u64>,
 }
 
@@ -270,8 +279,40 @@ fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     idx
 }
 
-fn solve(rows: &[Vec<f64>], sw: &[f64], prob: &Problem, opt: &Options, t0: f64) -> Result<Solved> {
+/// One visit of an epoch: a row and the factor its update is scaled by.
+type Visit = (usize, f64);
+
+/// The visits of one epoch before shuffling (see the module notes on weights).
+fn visits(rows: &[Vec<f64>], sw: Option<&[f64]>, problems: &[Problem], shuffle: bool) -> Result<Vec<Visit>> {
     let n = rows.len();
+    if !shuffle {
+        return Ok((0..n).map(|i| (i, sw.map_or(1.0, |w| w[i]))).collect());
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| sw.map_or(true, |w| w[i] > 0.0)).collect();
+    let scale = |i: usize| sw.map_or(1.0, |w| w[i] / w[i].ceil());
+    order.sort_by(|&a, &b| {
+        let by_row = rows[a].iter().zip(&rows[b]).map(|(u, v)| u.total_cmp(v)).find(|o| o.is_ne());
+        by_row
+            .or_else(|| problems.iter().map(|p| p.y[a].total_cmp(&p.y[b])).find(|o| o.is_ne()))
+            .unwrap_or_else(|| scale(a).total_cmp(&scale(b)))
+    });
+    let total: f64 = order.iter().map(|&i| sw.map_or(1.0, |w| w[i].ceil())).sum();
+    if total > u32::MAX as f64 {
+        return Err(Error::data(format!(
+            "sample weights ask for {total} row visits per epoch (a weight counts as that many visits when \
+             shuffling); rescale the weights"
+        )));
+    }
+    let mut out = Vec::with_capacity(total as usize);
+    for i in order {
+        let k = sw.map_or(1.0, |w| w[i].ceil()) as usize;
+        out.extend(std::iter::repeat_n((i, scale(i)), k));
+    }
+    Ok(out)
+}
+
+fn solve(rows: &[Vec<f64>], visits: &[Visit], prob: &Problem, opt: &Options, t0: f64) -> Result<Solved> {
+    let n = visits.len();
     let m = prob.coef.len();
     let mut w = Weights { w: prob.coef.clone(), wscale: 1.0, sq_norm: prob.coef.iter().map(|v| v * v).sum() };
     let mut intercept = prob.intercept;
@@ -299,7 +340,8 @@ fn solve(rows: &[Vec<f64>], sw: &[f64], prob: &Problem, opt: &Options, t0: f64) 
             Some(seed) => permutation(n, seed, epoch),
             None => (0..n).collect(),
         };
-        for &i in &order {
+        for &v in &order {
+            let (i, sw_i) = visits[v];
             let x = &rows[i];
             let y = prob.y[i];
             let p = w.dot(x) + intercept;
@@ -314,7 +356,7 @@ fn solve(rows: &[Vec<f64>], sw: &[f64], prob: &Problem, opt: &Options, t0: f64) 
             }
             let cw = if y > 0.0 { prob.weight_pos } else { prob.weight_neg };
             let dloss = opt.loss.gradient(y, p).clamp(-1e12, 1e12);
-            let update = -eta * dloss * cw * sw[i];
+            let update = -eta * dloss * cw * sw_i;
             if use_l2 {
                 w.scale((1.0 - (1.0 - l1) * eta * alpha).max(0.0));
             }
@@ -411,10 +453,12 @@ pub fn fit(
         }
         rows.push(r);
     }
-    let ones = vec![1.0; n];
-    let sw = sample_weight.unwrap_or(&ones);
+    let visits = visits(&rows, sample_weight, problems, opt.shuffle_seed.is_some())?;
+    if visits.is_empty() {
+        return Err(Error::data("SGD needs at least one row with a non-zero sample weight"));
+    }
     crate::parallel::run_in_pool(n_threads, || {
-        problems.par_iter().map(|p| solve(&rows, sw, p, opt, t0)).collect::<Result<Vec<_>>>()
+        problems.par_iter().map(|p| solve(&rows, &visits, p, opt, t0)).collect::<Result<Vec<_>>>()
     })?
 }
 
@@ -445,5 +489,36 @@ mod tests {
         let p = Problem { y, weight_pos: 1.0, weight_neg: 1.0, coef: vec![0.0], intercept: 0.0 };
         let r = fit(&DenseMatrix::F64(x.view()), &[p], None, &opt, 1.0, 2).unwrap();
         assert!((r[0].0[0] - 3.0).abs() < 1e-2 && (r[0].1 - 1.0).abs() < 1e-2, "{:?}", r[0]);
+    }
+
+    #[test]
+    fn shuffled_integer_weights_equal_repeated_rows_in_any_storage_order() {
+        let n = 40;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| (((i * 7 + j * 13) % 17) as f64) / 8.0 - 1.0);
+        let y: Vec<f64> = (0..n).map(|i| if (i * 5) % 3 == 0 { 1.0 } else { -1.0 }).collect();
+        let w: Vec<f64> = (0..n).map(|i| ((i * 11) % 4) as f64).collect();
+        let opt = Options {
+            loss: Loss::Hinge(1.0),
+            alpha: 1e-3,
+            l1_ratio: 0.15,
+            penalized: true,
+            fit_intercept: true,
+            max_iter: 30,
+            tol: Some(1e-3),
+            n_iter_no_change: 5,
+            schedule: Schedule::Optimal,
+            eta0: 0.0,
+            power_t: 0.5,
+            shuffle_seed: Some(42),
+        };
+        let problem = |y: Vec<f64>| Problem { y, weight_pos: 1.0, weight_neg: 1.0, coef: vec![0.0; 3], intercept: 0.0 };
+        let weighted = fit(&DenseMatrix::F64(x.view()), &[problem(y.clone())], Some(&w), &opt, 1.0, 1).unwrap();
+        // The same rows repeated by their weights, stored in reverse order.
+        let rep: Vec<usize> = (0..n).rev().flat_map(|i| std::iter::repeat_n(i, w[i] as usize)).collect();
+        let xr = Array2::from_shape_fn((rep.len(), 3), |(r, j)| x[[rep[r], j]]);
+        let yr: Vec<f64> = rep.iter().map(|&i| y[i]).collect();
+        let repeated = fit(&DenseMatrix::F64(xr.view()), &[problem(yr)], None, &opt, 1.0, 2).unwrap();
+        assert_eq!(weighted, repeated);
+        assert!(weighted[0].0.iter().any(|&c| c != 0.0));
     }
 }

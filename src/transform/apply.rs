@@ -54,24 +54,26 @@ impl Affine {
     }
 
     /// The same map on a C-contiguous f64 matrix, in straight-line loops the compiler vectorises.
+    /// Columns whose divisor is 1 skip the division (x / 1 is exactly x, so the numbers are the same).
     fn apply_rows(&self, x: &[f64], n_rows: usize, n: usize, n_threads: i64) -> Result<Vec<f64>> {
         use rayon::prelude::*;
-        let mut out = vec![0.0f64; n_rows * n];
+        let mut out = super::output_buffer(n_rows * n);
         if n == 0 {
             return Ok(out);
         }
         const ROWS: usize = 1024;
-        let (sub, div, mul, add) = (&self.sub[..], &self.div[..], &self.mul[..], &self.add[..]);
+        let (sub, div, mul, add) = (&self.sub[..n], &self.div[..n], &self.mul[..n], &self.add[..n]);
+        let divides = div.iter().any(|&d| d != 1.0);
         let clip = self.clip;
         crate::parallel::run_in_pool(n_threads, || {
             out.par_chunks_mut(ROWS * n).zip(x.par_chunks(ROWS * n)).enumerate().try_for_each(|(b, (o, xi))| {
                 let mut inf = false;
                 for (orow, xrow) in o.chunks_exact_mut(n).zip(xi.chunks_exact(n)) {
-                    let params = sub.iter().zip(div).zip(mul.iter().zip(add));
-                    for ((o, &v), ((&s, &d), (&mu, &a))) in orow.iter_mut().zip(xrow).zip(params) {
-                        inf |= v.is_infinite();
-                        *o = ((v - s) / d) * mu + a;
-                    }
+                    inf |= if divides {
+                        affine_row_div(orow, xrow, sub, div, mul, add)
+                    } else {
+                        affine_row(orow, xrow, sub, mul, add)
+                    };
                     if let Some((lo, hi)) = clip {
                         for y in orow.iter_mut() {
                             if !y.is_nan() {
@@ -89,6 +91,34 @@ impl Affine {
         })??;
         Ok(out)
     }
+}
+
+/// One row of `((x - sub) / div) * mul + add`; true when the row holds an infinite value.
+#[inline]
+fn affine_row_div(o: &mut [f64], x: &[f64], sub: &[f64], div: &[f64], mul: &[f64], add: &[f64]) -> bool {
+    let n = o.len();
+    let (x, sub, div, mul, add) = (&x[..n], &sub[..n], &div[..n], &mul[..n], &add[..n]);
+    let mut inf = false;
+    for j in 0..n {
+        let v = x[j];
+        inf |= v.abs() == f64::INFINITY;
+        o[j] = ((v - sub[j]) / div[j]) * mul[j] + add[j];
+    }
+    inf
+}
+
+/// One row of `(x - sub) * mul + add` (all divisors 1); true when the row holds an infinite value.
+#[inline]
+fn affine_row(o: &mut [f64], x: &[f64], sub: &[f64], mul: &[f64], add: &[f64]) -> bool {
+    let n = o.len();
+    let (x, sub, mul, add) = (&x[..n], &sub[..n], &mul[..n], &add[..n]);
+    let mut inf = false;
+    for j in 0..n {
+        let v = x[j];
+        inf |= v.abs() == f64::INFINITY;
+        o[j] = (v - sub[j]) * mul[j] + add[j];
+    }
+    inf
 }
 
 /// Replaces missing values of column j by `fill[j]`.
@@ -221,6 +251,7 @@ impl QuantileMap {
         let clip_lo = norm_ppf(BOUNDS_THRESHOLD - eps);
         let clip_hi = norm_ppf(1.0 - (BOUNDS_THRESHOLD - eps));
         let normal = self.normal;
+        let lookups: Vec<Lookup> = self.quantiles.iter().map(|q| Lookup::new(q)).collect();
         map_elements(m, n_threads, |x, j| {
             if x.is_nan() {
                 return x;
@@ -232,7 +263,12 @@ impl QuantileMap {
             } else {
                 (x == lo, x == hi)
             };
-            let mut y = quantile_cdf(x, q, refs);
+            let mut y = if x > hi || x < lo {
+                quantile_cdf(x, q, refs)
+            } else {
+                let (ub, first) = lookups[j].bounds(x, q);
+                cdf_between(x, q, refs, ub, first)
+            };
             if at_hi {
                 y = 1.0;
             }
@@ -248,16 +284,63 @@ impl QuantileMap {
     }
 }
 
-/// scikit-learn's `0.5 * (interp(x, xp, fp) - interp(-x, -xp[::-1], -fp[::-1]))` with one binary search:
-/// the second interpolation needs the first index of the tie run the first one ends on.
+/// A per-column index over a sorted quantile table: the table's order keys split into at most 4096
+/// equal key ranges, each mapped to the span of table entries inside it, so locating a value takes a
+/// lookup and a search among a few entries instead of a search through the whole table.
+struct Lookup {
+    base: u64,
+    shift: u32,
+    /// starts[b] = entries with a key in a range below b.
+    starts: Vec<u32>,
+}
+
+/// An order key in which numerically equal values (0.0 and -0.0) are equal; `x` is not NaN.
 #[inline]
-pub fn quantile_cdf(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
-    let n = xp.len();
-    if x > xp[n - 1] || x < xp[0] {
-        return 0.5 * (interp(x, xp, fp) - interp_from_above(x, xp, fp));
+fn value_key(x: f64) -> u64 {
+    let b = (x + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
     }
-    // ub: first index with xp[ub] > x (>= 1 here).
-    let ub = xp.partition_point(|&v| v <= x);
+}
+
+impl Lookup {
+    fn new(q: &[f64]) -> Self {
+        let n = q.len();
+        let base = value_key(q[0]);
+        let range = value_key(q[n - 1]) - base;
+        let target = (4 * n).next_power_of_two().min(4096) as u64;
+        let mut shift = 0;
+        while (range >> shift) >= target {
+            shift += 1;
+        }
+        let nb = (range >> shift) as usize + 1;
+        let mut starts = vec![0u32; nb + 1];
+        for &v in q {
+            starts[((value_key(v) - base) >> shift) as usize + 1] += 1;
+        }
+        for b in 1..=nb {
+            starts[b] += starts[b - 1];
+        }
+        Lookup { base, shift, starts }
+    }
+
+    /// For `q[0] <= x <= q[last]`: (first index with q > x, first index with q >= x).
+    #[inline]
+    fn bounds(&self, x: f64, q: &[f64]) -> (usize, usize) {
+        let b = ((value_key(x) - self.base) >> self.shift) as usize;
+        let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        let span = &q[lo..hi];
+        (lo + span.partition_point(|&v| v <= x), lo + span.partition_point(|&v| v < x))
+    }
+}
+
+/// [`quantile_cdf`] for `xp[0] <= x <= xp[last]`, given `ub` (first index with xp > x) and `first`
+/// (first index with xp >= x).
+#[inline]
+fn cdf_between(x: f64, xp: &[f64], fp: &[f64], ub: usize, first: usize) -> f64 {
+    let n = xp.len();
     let j = ub - 1;
     let up = if j == n - 1 || x == xp[j] {
         fp[j]
@@ -275,11 +358,7 @@ pub fn quantile_cdf(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
             y
         }
     };
-    // i: first index with xp[i] >= x.
-    let mut i = ub;
-    while i > 0 && xp[i - 1] == x {
-        i -= 1;
-    }
+    let i = first;
     let down = if i == 0 || x == xp[i] {
         -fp[i]
     } else {
@@ -298,6 +377,23 @@ pub fn quantile_cdf(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
         }
     };
     0.5 * (up - down)
+}
+
+/// scikit-learn's `0.5 * (interp(x, xp, fp) - interp(-x, -xp[::-1], -fp[::-1]))` with one binary search:
+/// the second interpolation needs the first index of the tie run the first one ends on.
+#[inline]
+pub fn quantile_cdf(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
+    let n = xp.len();
+    if x > xp[n - 1] || x < xp[0] {
+        return 0.5 * (interp(x, xp, fp) - interp_from_above(x, xp, fp));
+    }
+    // ub: first index with xp[ub] > x (>= 1 here); i: first index with xp[i] >= x.
+    let ub = xp.partition_point(|&v| v <= x);
+    let mut i = ub;
+    while i > 0 && xp[i - 1] == x {
+        i -= 1;
+    }
+    cdf_between(x, xp, fp, ub, i)
 }
 
 /// numpy's `interp(-x, -xp[::-1], -fp[::-1])` computed on `xp`, `fp` directly (no reversed copies): the
@@ -361,6 +457,28 @@ mod tests {
             let two = 0.5 * (interp(x, &xp, &fp) - interp_from_above(x, &xp, &fp));
             assert_eq!(quantile_cdf(x, &xp, &fp), two, "x = {x}");
         }
+    }
+
+    #[test]
+    fn lookup_finds_the_same_positions_as_a_search() {
+        let mut q: Vec<f64> = (0..1000).map(|i| ((i as f64) / 97.0).exp() - 3.0).collect();
+        q[500] = q[499];
+        q[501] = q[499];
+        q[10] = -0.0;
+        q.sort_by(f64::total_cmp);
+        let refs: Vec<f64> = (0..1000).map(|i| i as f64 / 999.0).collect();
+        let lk = Lookup::new(&q);
+        let mut xs: Vec<f64> = q.clone();
+        xs.extend((0..5000).map(|i| q[0] + (q[999] - q[0]) * (i as f64 / 4999.0).powi(3)));
+        xs.push(0.0);
+        for &x in &xs {
+            let (ub, first) = lk.bounds(x, &q);
+            assert_eq!(ub, q.partition_point(|&v| v <= x), "x = {x}");
+            assert_eq!(first, q.partition_point(|&v| v < x), "x = {x}");
+            assert_eq!(cdf_between(x, &q, &refs, ub, first), quantile_cdf(x, &q, &refs));
+        }
+        let flat = Lookup::new(&[2.0, 2.0, 2.0]);
+        assert_eq!(flat.bounds(2.0, &[2.0, 2.0, 2.0]), (3, 0));
     }
 
     #[test]

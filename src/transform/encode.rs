@@ -252,6 +252,14 @@ pub fn lookup(frame: &Frame<'_>, cats: &[ColumnCategories], n_threads: i64) -> R
     Ok(per_col.into_iter().unzip())
 }
 
+/// Fits the categories of `frame` and looks its rows up in them: what `fit_transform` needs, with
+/// the frame read (and its strings interned) once.
+pub fn fit_lookup(frame: &Frame<'_>, n_threads: i64) -> Result<(Vec<ColumnCategories>, Lookup)> {
+    let cats = fit_categories(frame, n_threads)?;
+    let found = lookup(frame, &cats, n_threads)?;
+    Ok((cats, found))
+}
+
 /// The error for an unknown category under handle_unknown="error".
 pub fn unknown_error(names: &[String], j: usize, row: usize, value: &str) -> Error {
     let name = names.get(j).map(|n| format!(" ('{n}')")).unwrap_or_default();

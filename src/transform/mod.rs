@@ -119,6 +119,148 @@ pub fn per_column<T: Send>(
     Ok(per_group.into_iter().flatten().collect())
 }
 
+/// Computes one statistic per column in parallel from the column's non-missing values (only rows
+/// `rows` when given, in that order), handed to `f` in a buffer it may reorder. Columns are gathered
+/// a group at a time in row tiles, so row-major input is read one cache line per group and row;
+/// each task reuses its buffers from group to group.
+pub fn per_column_values<T: Send>(
+    m: &DenseMatrix<'_>,
+    rows: Option<&[usize]>,
+    n_threads: i64,
+    f: impl Fn(usize, &mut [f64]) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    let (n, n_cols) = m.dim();
+    let groups: Vec<std::ops::Range<usize>> =
+        (0..n_cols).step_by(COLUMN_GROUP).map(|s| s..(s + COLUMN_GROUP).min(n_cols)).collect();
+    let len = rows.map_or(n, |r| r.len());
+    let per_group = crate::parallel::run_in_pool(n_threads, || {
+        // One set of buffers per thread's share of the groups (allocated once, on huge pages).
+        let share = groups.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+        groups
+            .par_chunks(share)
+            .flat_map_iter(|chunk| {
+                let f = &f;
+                let mut bufs: Vec<Vec<f64>> = (0..COLUMN_GROUP.min(n_cols))
+                    .map(|_| {
+                        let b = Vec::<f64>::with_capacity(len);
+                        advise_huge_pages_raw(b.as_ptr() as usize, len * std::mem::size_of::<f64>());
+                        b
+                    })
+                    .collect();
+                chunk.iter().map(move |g| {
+                    let bufs = &mut bufs;
+                    for b in bufs.iter_mut() {
+                        b.clear();
+                    }
+                    macro_rules! gather {
+                        ($a:expr) => {{
+                            let a = $a;
+                            const TILE: usize = 256;
+                            let mut t0 = 0;
+                            while t0 < len {
+                                let t1 = (t0 + TILE).min(len);
+                                for (k, b) in bufs.iter_mut().enumerate().take(g.len()) {
+                                    let col = a.column(g.start + k);
+                                    for t in t0..t1 {
+                                        let i = rows.map_or(t, |r| r[t]);
+                                        let v = col[i] as f64;
+                                        if !v.is_nan() {
+                                            b.push(v);
+                                        }
+                                    }
+                                }
+                                t0 = t1;
+                            }
+                        }};
+                    }
+                    match m {
+                        DenseMatrix::F64(a) if rows.is_none() && a.as_slice().is_some() => {
+                            // Row-major f64: copy each row's slice of the group, keeping non-missing
+                            // values without a branch (the slot is written, the length moves on or not).
+                            let flat = a.as_slice().expect("checked");
+                            let w = g.len();
+                            let mut lens = [0usize; COLUMN_GROUP];
+                            {
+                                let mut spare: Vec<&mut [std::mem::MaybeUninit<f64>]> = bufs
+                                    .iter_mut()
+                                    .take(w)
+                                    .map(|b| {
+                                        b.reserve(n);
+                                        &mut b.spare_capacity_mut()[..n]
+                                    })
+                                    .collect();
+                                for row in flat.chunks_exact(n_cols) {
+                                    let part = &row[g.start..g.end];
+                                    for k in 0..w {
+                                        let v = part[k];
+                                        spare[k][lens[k]].write(v);
+                                        lens[k] += usize::from(!v.is_nan());
+                                    }
+                                }
+                            }
+                            for (b, &len) in bufs.iter_mut().zip(&lens).take(w) {
+                                // SAFETY: the first `len` spare slots were written above.
+                                unsafe { b.set_len(len) };
+                            }
+                        }
+                        DenseMatrix::F32(a) => gather!(a),
+                        DenseMatrix::F64(a) => gather!(a),
+                    }
+                    bufs.iter_mut().take(g.len()).enumerate().map(|(k, b)| f(g.start + k, b)).collect::<Result<Vec<T>>>()
+                })
+                .collect::<Vec<_>>()
+            })
+            .collect::<Vec<Result<Vec<T>>>>()
+            .into_iter()
+            .collect::<Result<Vec<Vec<T>>>>()
+    })??;
+    Ok(per_group.into_iter().flatten().collect())
+}
+
+/// The row of the `i`-th non-missing value of column `j` (for error messages).
+pub fn row_of_present(m: &DenseMatrix<'_>, j: usize, i: usize) -> usize {
+    let present = |v: f64| !v.is_nan();
+    let rows: Vec<usize> = match m {
+        DenseMatrix::F32(a) => a.column(j).iter().enumerate().filter(|(_, v)| present(**v as f64)).map(|(r, _)| r).collect(),
+        DenseMatrix::F64(a) => a.column(j).iter().enumerate().filter(|(_, v)| present(**v)).map(|(r, _)| r).collect(),
+    };
+    rows.get(i).copied().unwrap_or(i)
+}
+
+/// A zero-filled f64 buffer for a transform's output. Large buffers are asked to be backed by huge
+/// pages (Linux), so filling them costs a page fault per 2 MiB instead of per 4 KiB, as numpy's own
+/// large arrays are.
+pub fn output_buffer(len: usize) -> Vec<f64> {
+    let v = vec![0.0f64; len];
+    advise_huge_pages(&v);
+    v
+}
+
+fn advise_huge_pages(v: &[f64]) {
+    advise_huge_pages_raw(v.as_ptr() as usize, std::mem::size_of_val(v));
+}
+
+/// Asks for huge pages behind the untouched allocation at `start` of `bytes` bytes (Linux; a hint).
+#[cfg(target_os = "linux")]
+fn advise_huge_pages_raw(start: usize, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    if bytes < 4 * HUGE {
+        return;
+    }
+    let aligned = start.next_multiple_of(HUGE);
+    let end = (start + bytes) / HUGE * HUGE;
+    if end > aligned {
+        // SAFETY: the range lies inside the caller's live allocation; MADV_HUGEPAGE only changes how
+        // the kernel backs pages not yet touched, never their contents. A failure is harmless.
+        unsafe {
+            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages_raw(_: usize, _: usize) {}
+
 /// Applies `f(value, column) -> output` to every element, writing a row-major (rows, cols) buffer.
 /// An infinite input is an error (named by row and column); NaN is passed to `f`.
 pub fn map_elements(
@@ -127,7 +269,7 @@ pub fn map_elements(
     f: impl Fn(f64, usize) -> f64 + Sync + Send,
 ) -> Result<Vec<f64>> {
     let (n_rows, n_cols) = m.dim();
-    let mut out = vec![0.0f64; n_rows * n_cols];
+    let mut out = output_buffer(n_rows * n_cols);
     if n_cols == 0 {
         return Ok(out);
     }

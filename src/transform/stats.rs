@@ -12,41 +12,60 @@ fn check_finite(j: usize, col: &[f64]) -> Result<()> {
     }
 }
 
-/// Rows per block of the row-wise reductions.
-const RED_BLOCK: usize = 8192;
+/// Rows per block of the row-wise reductions: small enough that a block of a 50-column matrix stays
+/// in the core's cache between the passes a statistic makes over it.
+const RED_BLOCK: usize = 1024;
 
-/// Calls `visit(j, row_values)` style scans: applies `each(j, v)` to every element of rows `rows`.
+/// Calls `each(i, row)` for every row `i` in `rows`, with the row as a contiguous f64 slice: borrowed
+/// from a C-ordered f64 input, copied into a reused buffer otherwise.
 #[inline]
-fn scan_rows(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>, mut each: impl FnMut(usize, f64)) {
-    macro_rules! go {
-        ($a:expr) => {
-            for i in rows.clone() {
-                for (j, &v) in $a.row(i).iter().enumerate() {
-                    each(j, v as f64);
+pub(crate) fn for_each_row(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>, mut each: impl FnMut(usize, &[f64])) {
+    let cols = m.dim().1;
+    if let DenseMatrix::F64(a) = m {
+        if let Some(flat) = a.as_slice() {
+            // C-ordered: the block is one contiguous run of rows.
+            if cols > 0 {
+                let start = rows.start;
+                for (k, row) in flat[rows.start * cols..rows.end * cols].chunks_exact(cols).enumerate() {
+                    each(start + k, row);
                 }
             }
-        };
+            return;
+        }
+        if a.strides()[1] == 1 || cols <= 1 {
+            for i in rows {
+                let row = a.row(i);
+                // A row of a matrix with unit column stride is contiguous.
+                let slice = row.as_slice().expect("unit column stride");
+                each(i, slice);
+            }
+            return;
+        }
     }
-    match m {
-        DenseMatrix::F32(a) => go!(a),
-        DenseMatrix::F64(a) => go!(a),
+    let mut buf = vec![0.0f64; cols];
+    for i in rows {
+        match m {
+            DenseMatrix::F32(a) => buf.iter_mut().zip(a.row(i)).for_each(|(b, &v)| *b = v as f64),
+            DenseMatrix::F64(a) => buf.iter_mut().zip(a.row(i)).for_each(|(b, &v)| *b = v),
+        }
+        each(i, &buf);
     }
 }
 
 /// The error naming the first infinite value in `rows` (which must hold one).
 fn first_infinite(m: &DenseMatrix<'_>, rows: std::ops::Range<usize>) -> crate::error::Error {
-    for i in rows {
-        let mut hit = None;
-        scan_rows(m, i..i + 1, |j, v| {
-            if v.is_infinite() && hit.is_none() {
-                hit = Some(j);
+    let mut hit = None;
+    for_each_row(m, rows, |i, row| {
+        if hit.is_none() {
+            if let Some(j) = row.iter().position(|v| v.is_infinite()) {
+                hit = Some((i, j));
             }
-        });
-        if let Some(j) = hit {
-            return infinity_error(i, j);
         }
+    });
+    match hit {
+        Some((i, j)) => infinity_error(i, j),
+        None => crate::error::Error::Internal("an infinite value vanished while being located".into()),
     }
-    crate::error::Error::Internal("an infinite value vanished while being located".into())
 }
 
 /// Per-block partial results over fixed row blocks, computed in parallel, returned in block order.
@@ -57,6 +76,19 @@ fn blocks<T: Send>(m: &DenseMatrix<'_>, n_threads: i64, f: impl Fn(std::ops::Ran
     crate::parallel::run_in_pool(n_threads, || {
         (0..nb).into_par_iter().map(|b| f(b * RED_BLOCK..((b + 1) * RED_BLOCK).min(n))).collect::<Result<Vec<T>>>()
     })?
+}
+
+/// An error naming the first infinite value, if X holds one (one parallel pass over the rows).
+pub fn check_no_infinity(m: &DenseMatrix<'_>, n_threads: i64) -> Result<()> {
+    blocks(m, n_threads, |rows| {
+        let mut inf = false;
+        for_each_row(m, rows.clone(), |_, row| inf |= row.iter().fold(false, |a, v| a | v.is_infinite()));
+        if inf {
+            return Err(first_infinite(m, rows));
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Running per-column mean and (population) variance over the non-missing values seen so far.
@@ -77,64 +109,70 @@ impl Moments {
     }
 
     /// Folds a new batch of rows into the moments (Chan, Golub and LeVeque's pairwise update, in the
-    /// form scikit-learn's `_incremental_mean_and_var` uses, so the numbers agree).
+    /// form scikit-learn's `_incremental_mean_and_var` uses, so the numbers agree). X is read once:
+    /// each small row block is summed, then centred on its own mean while still in cache, and the
+    /// blocks' (count, mean, squares) are merged in block order.
     pub fn update(&mut self, m: &DenseMatrix<'_>, n_threads: i64) -> Result<()> {
         let cols = m.dim().1;
-        // Pass 1: sums and counts per column over fixed row blocks (merged in block order).
         let parts = blocks(m, n_threads, |rows| {
-            let mut acc = vec![0.0f64; 2 * cols];
+            let mut cnt = vec![0.0f64; cols];
+            let mut sum = vec![0.0f64; cols];
             let mut inf = false;
-            scan_rows(m, rows.clone(), |j, v| {
-                inf |= v.is_infinite();
-                if !v.is_nan() {
-                    acc[2 * j] += v;
-                    acc[2 * j + 1] += 1.0;
+            for_each_row(m, rows.clone(), |_, row| {
+                for ((c, s), &v) in cnt.iter_mut().zip(sum.iter_mut()).zip(row) {
+                    inf |= v.is_infinite();
+                    let miss = v.is_nan();
+                    *s += if miss { 0.0 } else { v };
+                    *c += if miss { 0.0 } else { 1.0 };
                 }
             });
             if inf {
                 return Err(first_infinite(m, rows));
             }
-            Ok(acc)
-        })?;
-        let mut tot = vec![0.0f64; 2 * cols];
-        for p in &parts {
-            for (t, v) in tot.iter_mut().zip(p) {
-                *t += v;
-            }
-        }
-        let mean_new: Vec<f64> = (0..cols).map(|j| tot[2 * j] / tot[2 * j + 1]).collect();
-        // Pass 2: centred sums and squares.
-        let parts2 = blocks(m, n_threads, |rows| {
-            let mut acc = vec![0.0f64; 2 * cols];
-            scan_rows(m, rows, |j, v| {
-                if !v.is_nan() {
-                    let d = v - mean_new[j];
-                    acc[2 * j] += d;
-                    acc[2 * j + 1] += d * d;
+            let mean: Vec<f64> = sum.iter().zip(&cnt).map(|(s, c)| if *c > 0.0 { s / c } else { 0.0 }).collect();
+            // Centred sums and squares; the sum of deviations corrects the squares for rounding.
+            let mut dev = vec![0.0f64; cols];
+            let mut sq = vec![0.0f64; cols];
+            for_each_row(m, rows, |_, row| {
+                for (((d, q), &mu), &v) in dev.iter_mut().zip(sq.iter_mut()).zip(&mean).zip(row) {
+                    let x = v - mu;
+                    let x = if x.is_nan() { 0.0 } else { x };
+                    *d += x;
+                    *q += x * x;
                 }
             });
-            Ok(acc)
+            let m2: Vec<f64> = (0..cols).map(|j| if cnt[j] > 0.0 { sq[j] - dev[j] * dev[j] / cnt[j] } else { 0.0 }).collect();
+            Ok((cnt, mean, m2))
         })?;
-        let mut tot2 = vec![0.0f64; 2 * cols];
-        for p in &parts2 {
-            for (t, v) in tot2.iter_mut().zip(p) {
-                *t += v;
+        // Merge the blocks in order: (count, mean, M2) per column.
+        let mut tn = vec![0.0f64; cols];
+        let mut tmean = vec![0.0f64; cols];
+        let mut tm2 = vec![0.0f64; cols];
+        for (cnt, mean, m2) in &parts {
+            for j in 0..cols {
+                let nb = cnt[j];
+                if nb == 0.0 {
+                    continue;
+                }
+                let na = tn[j];
+                let n = na + nb;
+                let delta = mean[j] - tmean[j];
+                tmean[j] += delta * nb / n;
+                tm2[j] += m2[j] + delta * delta * na * nb / n;
+                tn[j] = n;
             }
         }
-        let batch: Vec<(f64, f64, f64)> = (0..cols)
-            .map(|j| {
-                let (n, sum) = (tot[2 * j + 1], tot[2 * j]);
-                let (corr, sq) = (tot2[2 * j], tot2[2 * j + 1]);
-                (n, sum, sq - corr * corr / n)
-            })
-            .collect();
-        for (j, (new_n, new_sum, new_m2)) in batch.into_iter().enumerate() {
+        for j in 0..cols {
+            let (new_n, new_m2) = (tn[j], tm2[j]);
+            let new_sum = tmean[j] * new_n;
             let last_n = self.count[j];
             let last_sum = self.mean[j] * last_n;
             let n = last_n + new_n;
             let mean = (last_sum + new_sum) / n;
             let m2 = if last_n == 0.0 {
                 new_m2
+            } else if new_n == 0.0 {
+                self.var[j] * last_n
             } else {
                 let ratio = last_n / new_n;
                 self.var[j] * last_n + new_m2 + ratio / n * (last_sum / ratio - new_sum).powi(2)
@@ -151,29 +189,48 @@ impl Moments {
 pub fn min_max(m: &DenseMatrix<'_>, n_threads: i64) -> Result<Vec<(f64, f64)>> {
     let cols = m.dim().1;
     let parts = blocks(m, n_threads, |rows| {
-        // f64::min/max ignore a NaN operand, so missing values drop out without a branch.
         let mut lo = vec![f64::INFINITY; cols];
         let mut hi = vec![f64::NEG_INFINITY; cols];
-        let mut inf = false;
         // Comparisons with NaN are false, so missing values never replace a bound.
-        macro_rules! go {
-            ($a:expr) => {
-                for i in rows.clone() {
-                    let row = $a.row(i);
-                    for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row.iter()) {
-                        let v = v as f64;
-                        inf |= v.is_infinite();
-                        *l = if v < *l { v } else { *l };
-                        *h = if v > *h { v } else { *h };
+        match m {
+            DenseMatrix::F64(a) if a.as_slice().is_some() && cols > 0 => {
+                // C-ordered: eight columns at a time over the block's rows, so the running bounds stay
+                // in registers.
+                let flat = &a.as_slice().expect("checked")[rows.start * cols..rows.end * cols];
+                let mut j0 = 0;
+                while j0 + 8 <= cols {
+                    let (mut l, mut h) = ([f64::INFINITY; 8], [f64::NEG_INFINITY; 8]);
+                    for row in flat.chunks_exact(cols) {
+                        let part: &[f64; 8] = row[j0..j0 + 8].try_into().expect("eight columns");
+                        for k in 0..8 {
+                            let v = part[k];
+                            l[k] = if v < l[k] { v } else { l[k] };
+                            h[k] = if v > h[k] { v } else { h[k] };
+                        }
+                    }
+                    lo[j0..j0 + 8].copy_from_slice(&l);
+                    hi[j0..j0 + 8].copy_from_slice(&h);
+                    j0 += 8;
+                }
+                if j0 < cols {
+                    for row in flat.chunks_exact(cols) {
+                        for ((l, h), &v) in lo[j0..].iter_mut().zip(hi[j0..].iter_mut()).zip(&row[j0..]) {
+                            *l = if v < *l { v } else { *l };
+                            *h = if v > *h { v } else { *h };
+                        }
                     }
                 }
-            };
+            }
+            _ => for_each_row(m, rows.clone(), |_, row| {
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                    *l = if v < *l { v } else { *l };
+                    *h = if v > *h { v } else { *h };
+                }
+            }),
         }
-        match m {
-            DenseMatrix::F32(a) => go!(a),
-            DenseMatrix::F64(a) => go!(a),
-        }
-        if inf {
+        // An infinite value becomes a bound (-inf a minimum, +inf a maximum); the starting bounds
+        // (+inf, -inf) stay only in columns without values.
+        if lo.iter().any(|&v| v == f64::NEG_INFINITY) || hi.iter().any(|&v| v == f64::INFINITY) {
             return Err(first_infinite(m, rows));
         }
         Ok((lo, hi))
@@ -207,6 +264,66 @@ pub enum QuantileMethod {
     Linear,
     /// The average of the inverted CDF at a jump (type 2).
     AveragedInvertedCdf,
+}
+
+/// Below this many values, percentiles select in place; above, [`select_ranks`] narrows first.
+const RADIX_MIN: usize = 1 << 14;
+
+/// An order-preserving integer key of a non-NaN f64 (the order of `f64::total_cmp`).
+#[inline]
+fn order_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// The values at sorted positions `ranks` (ascending, distinct, each < len) of `values` (no NaN),
+/// as a full sort would place them. One pass counts the values per bucket of the keys' top 16 bits,
+/// which locates each rank's bucket; a second pass gathers only those buckets' values, and the
+/// selection runs among them. `values` is not reordered.
+pub fn select_ranks(values: &[f64], ranks: &[usize]) -> Vec<f64> {
+    const BITS: u32 = 16;
+    const SHIFT: u32 = 64 - BITS;
+    let mut hist = vec![0u32; 1 << BITS];
+    for &v in values {
+        hist[(order_key(v) >> SHIFT) as usize] += 1;
+    }
+    // For each rank: its bucket and the number of values in lower buckets.
+    let mut located = Vec::with_capacity(ranks.len());
+    let (mut bucket, mut below) = (0usize, 0usize);
+    for &r in ranks {
+        while below + hist[bucket] as usize <= r {
+            below += hist[bucket] as usize;
+            bucket += 1;
+        }
+        located.push((bucket, below));
+    }
+    let mut slot = vec![0u8; 1 << BITS];
+    let mut buckets: Vec<usize> = Vec::new();
+    for &(b, _) in &located {
+        if slot[b] == 0 {
+            buckets.push(b);
+            slot[b] = buckets.len() as u8;
+        }
+    }
+    let mut cands: Vec<Vec<f64>> = buckets.iter().map(|&b| Vec::with_capacity(hist[b] as usize)).collect();
+    for &v in values {
+        let s = slot[(order_key(v) >> SHIFT) as usize];
+        if s != 0 {
+            cands[s as usize - 1].push(v);
+        }
+    }
+    ranks
+        .iter()
+        .zip(&located)
+        .map(|(&r, &(b, below))| {
+            let c = &mut cands[slot[b] as usize - 1];
+            *c.select_nth_unstable_by(r - below, f64::total_cmp).1
+        })
+        .collect()
 }
 
 /// Percentiles (in 0..=100) of `values` (no NaN inside; reordered in place) as numpy's
@@ -251,6 +368,17 @@ pub fn percentiles_with(values: &mut [f64], qs: &[f64], method: QuantileMethod) 
     let mut ranks: Vec<usize> = pos.iter().flat_map(|&(lo, _)| [lo, (lo + 1).min(n - 1)]).collect();
     ranks.sort_unstable();
     ranks.dedup();
+    if ranks.len() <= 24 && n >= RADIX_MIN {
+        let at = select_ranks(values, &ranks);
+        let value = |r: usize| at[ranks.binary_search(&r).expect("rank was selected")];
+        return pos
+            .iter()
+            .map(|&(lo, t)| {
+                let hi = (lo + 1).min(n - 1);
+                lerp(value(lo), value(hi), t)
+            })
+            .collect();
+    }
     if ranks.len() > 24 {
         values.sort_unstable_by(f64::total_cmp);
     } else {
@@ -281,7 +409,9 @@ pub fn percentiles(
     percentiles_by(m, qs, rows, QuantileMethod::Linear, n_threads)
 }
 
-/// [`percentiles`] with a choice of numpy method.
+/// [`percentiles`] with a choice of numpy method. Columns are read a group at a time (a group's
+/// values share cache lines in row-major input); only the subsample's rows are read when `rows` is
+/// given, after one pass that rejects infinite values anywhere in X.
 pub fn percentiles_by(
     m: &DenseMatrix<'_>,
     qs: &[f64],
@@ -289,13 +419,16 @@ pub fn percentiles_by(
     method: QuantileMethod,
     n_threads: i64,
 ) -> Result<Vec<Vec<f64>>> {
-    per_column(m, n_threads, |j, col| {
-        check_finite(j, &col)?;
-        let mut present: Vec<f64> = match rows {
-            Some(rows) => rows.iter().map(|&r| col[r]).filter(|v| !v.is_nan()).collect(),
-            None => col.into_iter().filter(|v| !v.is_nan()).collect(),
-        };
-        Ok(percentiles_with(&mut present, qs, method))
+    if rows.is_some() {
+        check_no_infinity(m, n_threads)?;
+    }
+    super::per_column_values(m, rows, n_threads, |j, present| {
+        if rows.is_none() {
+            if let Some(i) = present.iter().position(|v| v.is_infinite()) {
+                return Err(infinity_error(super::row_of_present(m, j, i), j));
+            }
+        }
+        Ok(percentiles_with(present, qs, method))
     })
 }
 
@@ -353,6 +486,38 @@ mod tests {
     }
 
     #[test]
+    fn radix_selection_equals_sorting() {
+        let n = 50_000;
+        let mut v: Vec<f64> = (0..n).map(|i| (((i * 7919) % 10007) as f64 - 5000.0) * if i % 3 == 0 { 1e-3 } else { 1.0 }).collect();
+        v[7] = -0.0;
+        v[8] = 0.0;
+        v.extend(std::iter::repeat_n(42.0, 20_000));
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let ranks = [0, 1, 17_500, 17_501, 35_000, 60_000, 60_001, v.len() - 1];
+        let got = select_ranks(&v, &ranks);
+        for (r, g) in ranks.iter().zip(&got) {
+            assert_eq!(g.to_bits(), sorted[*r].to_bits(), "rank {r}");
+        }
+        let qs = [0.0, 12.5, 25.0, 50.0, 75.0, 99.9, 100.0];
+        let mut a = v.clone();
+        let fast = percentiles_of(&mut a, &qs);
+        let mut b = v[..RADIX_MIN - 1].to_vec();
+        let _ = percentiles_of(&mut b, &qs);
+        let slow: Vec<f64> = qs
+            .iter()
+            .map(|q| {
+                let virt = (v.len() - 1) as f64 * q / 100.0;
+                let lo = virt.floor() as usize;
+                lerp(sorted[lo], sorted[(lo + 1).min(v.len() - 1)], virt - lo as f64)
+            })
+            .collect();
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((f - s).abs() <= 1e-12 * s.abs().max(1.0), "{fast:?} vs {slow:?}");
+        }
+    }
+
+    #[test]
     fn moments_merge_equals_one_pass() {
         let x = array![[1.0, f64::NAN], [2.0, 5.0], [4.0, 7.0], [8.0, f64::NAN], [3.0, 1.0]];
         let mut all = Moments::empty(2);
@@ -367,6 +532,31 @@ mod tests {
         }
         assert!((all.mean[0] - 3.6).abs() < 1e-12);
         assert!((all.var[0] - 5.84).abs() < 1e-12);
+    }
+
+    #[test]
+    fn min_max_over_column_groups_and_remainder() {
+        let (n, m) = (3000, 11);
+        let mut x = ndarray::Array2::from_shape_fn((n, m), |(i, j)| (((i * 31 + j * 7) % 101) as f64 - 50.0) * (j + 1) as f64);
+        x.column_mut(4).fill(f64::NAN);
+        x[[17, 9]] = f64::NAN;
+        let got = min_max(&DenseMatrix::F64(x.view()), 2).unwrap();
+        let f = x.t().as_standard_layout().to_owned();
+        let strided = min_max(&DenseMatrix::F64(f.t()), 1).unwrap();
+        for j in 0..m {
+            let col: Vec<f64> = x.column(j).iter().copied().filter(|v| !v.is_nan()).collect();
+            let want = if col.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                (col.iter().copied().fold(f64::INFINITY, f64::min), col.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            };
+            for (g, what) in [(got[j], "C"), (strided[j], "F")] {
+                assert!(g.0.to_bits() == want.0.to_bits() && g.1.to_bits() == want.1.to_bits(), "{what} column {j}: {g:?} vs {want:?}");
+            }
+        }
+        x[[2500, 8]] = f64::NEG_INFINITY;
+        let e = min_max(&DenseMatrix::F64(x.view()), 2).unwrap_err().to_string();
+        assert!(e.contains("row 2500, column 8"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,23 @@ def test_elastic_net_matches_sklearn_at_same_tol(rng, params):
         assert a.dual_gap_ <= b.dual_gap_ * (1 + 1e-6) + 1e-12
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e5])
+def test_elastic_net_without_weights_matches_sklearn(rng, offset):
+    # Unweighted float64 input is multiplied in place and the Gram matrix centred afterwards, unless a
+    # column's mean dwarfs its spread (offset 1e5): then a centred copy is used. Both match scikit-learn.
+    X, y, _, _ = problem(rng)
+    X[:, 3] += offset
+    cases = [{"alpha": 0.05}, {"alpha": 0.01, "l1_ratio": 0.9}]
+    if offset == 0.0:
+        cases.append({"alpha": 0.01, "l1_ratio": 0.2, "fit_intercept": False})
+    for params in cases:
+        a = fxl.ElasticNet(tol=1e-8, **params).fit(X, y)
+        b = skl.ElasticNet(tol=1e-8, **params).fit(X, y)
+        assert rel(a.coef_, b.coef_) < 1e-4, params
+        np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-6)
+        assert a.dual_gap_ <= b.dual_gap_ * (1 + 1e-6) + 1e-12
+
+
 def test_lasso_warm_start_continues(rng):
     X, y, _, _ = problem(rng)
     m = fxl.Lasso(alpha=0.1, warm_start=True, max_iter=2, tol=1e-12)
@@ -69,6 +86,20 @@ def objective(clf, X, codes, sw, C):
         loss = np.log(np.exp(d - d.max(1, keepdims=True)).sum(1)) + d.max(1) - d[np.arange(len(d)), codes]
     pen = 0.0 if np.isinf(C) else np.sum(clf.coef_**2) / (2 * C)
     return (np.sum(sw * loss) + pen) / np.sum(sw)
+
+
+@pytest.mark.parametrize("params", [{}, {"C": 0.05, "class_weight": "balanced"}])
+def test_logistic_on_many_rows_matches_sklearn(rng, params):
+    # 100k rows: L-BFGS starts from a strided subsample's solution with that subsample's Hessian.
+    X, y, w, sw = problem(rng, n=100_000, m=5)
+    codes = (X @ w + rng.logistic(size=len(y)) > 1.0).astype(int)
+    a = fxl.LogisticRegression(tol=1e-8, max_iter=1000, **params).fit(X, codes, sample_weight=sw)
+    b = skl.LogisticRegression(tol=1e-8, max_iter=1000, **params).fit(X, codes, sample_weight=sw)
+    assert rel(a.coef_, b.coef_) < 1e-4 and rel(a.intercept_, b.intercept_) < 1e-4
+    full_sw = a._weights(codes, sw)  # sample weights with the class weights folded in
+    C = params.get("C", 1.0)
+    assert objective(a, X, codes, full_sw, C) <= objective(b, X, codes, full_sw, C) + 1e-12
+    assert a.n_iter_[0] < b.n_iter_[0]
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -165,7 +196,11 @@ def test_results_do_not_depend_on_threads(rng):
     np.testing.assert_array_equal(fits[0], fits[1])
 
 
-@pytest.mark.parametrize("cls", [fxl.Ridge, fxl.ElasticNet, fxl.Lasso, fxl.LogisticRegression], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [fxl.Ridge, fxl.ElasticNet, fxl.Lasso, fxl.LogisticRegression, fxl.SGDClassifier, fxl.SGDRegressor],
+    ids=lambda c: c.__name__,
+)
 def test_check_estimator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -236,3 +271,25 @@ def test_sgd_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
     clf.save(tmp_path / "sgd.frx")
     np.testing.assert_array_equal(fxl.SGDClassifier.load(tmp_path / "sgd.frx").predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("cls", [fxl.SGDClassifier, fxl.SGDRegressor], ids=lambda c: c.__name__)
+def test_sgd_shuffled_weights_equal_repeated_rows(rng, cls):
+    X, y, _, _ = problem(rng, n=60, m=4)
+    X = (X - X.mean(0)) / X.std(0)
+    target = np.digitize(y, np.quantile(y, [0.33, 0.66])) if cls is fxl.SGDClassifier else y
+    sw = rng.integers(0, 4, size=len(y))
+    rep = np.repeat(np.arange(len(y)), sw)[::-1]  # repeated rows, stored in another order
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = cls(random_state=3, max_iter=50).fit(X, target, sample_weight=sw)
+        b = cls(random_state=3, max_iter=50).fit(X[rep], target[rep])
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.intercept_, b.intercept_)
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    assert np.abs(a.coef_).max() > 0
+    # Fractional weights still scale the updates (a weight of 0.5 is not a full visit).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = cls(random_state=3, max_iter=50).fit(X, target, sample_weight=np.where(sw > 0, 0.5, 0.0))
+    assert not np.array_equal(c.coef_, a.coef_)

@@ -190,6 +190,11 @@ def test_ordinal_encoder_matches_sklearn_exactly(rng, params):
     np.testing.assert_array_equal(a.transform(df), b.transform(df))
     for other in (pl.from_pandas(df), df.to_numpy()):
         np.testing.assert_array_equal(fxp.OrdinalEncoder(**params).fit(other).transform(other), b.transform(df))
+    # fit_transform reads the data once and gives the same codes and fitted state.
+    c = fxp.OrdinalEncoder(**params)
+    np.testing.assert_array_equal(c.fit_transform(df), b.fit_transform(df))
+    same_categories(c.categories_, b.categories_)
+    np.testing.assert_array_equal(c.transform(df), b.transform(df))
 
 
 ONEHOT = [
@@ -218,6 +223,14 @@ def test_onehot_encoder_matches_sklearn_exactly(rng, params):
     assert type(sa) is type(sb) and sa.shape == sb.shape and (sa != sb).nnz == 0
     dense = fxp.OneHotEncoder(sparse_output=False, **params).fit(pl.from_pandas(df)).transform(pl.from_pandas(test))
     np.testing.assert_array_equal(dense, sb.toarray())
+    # fit_transform reads the data once and gives the same matrix and fitted state.
+    c = fxp.OneHotEncoder(**params)
+    fa, fb = c.fit_transform(df), skp.OneHotEncoder(**params).fit_transform(df)
+    assert type(fa) is type(fb) and fa.shape == fb.shape and (fa != fb).nnz == 0
+    assert list(c.get_feature_names_out()) == list(b.get_feature_names_out())
+    np.testing.assert_array_equal(
+        fxp.OneHotEncoder(sparse_output=False, **params).fit_transform(pl.from_pandas(df)), fb.toarray()
+    )
 
 
 def test_unknown_category_error_names_column_and_value(rng):
@@ -228,6 +241,11 @@ def test_unknown_category_error_names_column_and_value(rng):
         enc.fit(df)
         with pytest.raises(fx.DataError, match=r"\['atlantis'\] in column 0 \('city'\).*row 7"):
             enc.transform(bad)
+    # fit_transform keeps the fit-time parameter checks.
+    with pytest.raises(ValueError, match="already used for encoding the seen categories"):
+        fxp.OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=0).fit_transform(df)
+    with pytest.raises(fx.ParameterError, match="drop"):
+        fxp.OneHotEncoder(drop="last").fit_transform(df)
 
 
 def test_encoder_pickle_and_numeric_input(rng):
