@@ -119,7 +119,8 @@ fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, qg: &mut Vec<i8>, qh: 
             let i = c * 4096 + k;
             let u = row_uniform(seed, i);
             qgc[k] = (g[i] as f64 / gs + u).floor().clamp(-half, half) as i8;
-            qhc[k] = (h[i] as f64 / hs + (1.0 - u)).floor().clamp(0.0, bins as f64) as u8;
+            let v = row_uniform(seed ^ 0xA076_1D64_78BD_642F, i);
+            qhc[k] = (h[i] as f64 / hs + v).floor().clamp(0.0, bins as f64) as u8;
         }
     });
     (gs, hs)
