@@ -66,14 +66,30 @@ pub fn fit(
                     yb[(k, c)] = (y[i * t + c] - y_mean[c]) * s;
                 }
             }
+            // The Gram matrix is symmetric: compute its lower triangle only (half the work).
             let mut g = Mat::<f64>::zeros(m, m);
-            matmul(g.as_mut(), Accum::Replace, bt.as_ref(), bt.transpose(), 1.0, Par::Seq);
+            faer::linalg::matmul::triangular::matmul(
+                g.as_mut(),
+                faer::linalg::matmul::triangular::BlockStructure::TriangularLower,
+                Accum::Replace,
+                bt.as_ref(),
+                faer::linalg::matmul::triangular::BlockStructure::Rectangular,
+                bt.transpose(),
+                faer::linalg::matmul::triangular::BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
             let mut xy = Mat::<f64>::zeros(m, t);
             matmul(xy.as_mut(), Accum::Replace, bt.as_ref(), yb.as_ref(), 1.0, Par::Seq);
             Ok((g, xy))
         })?;
         let (gs, xys): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
         let mut g = sum_in_order(gs, m, m);
+        for i in 0..m {
+            for j in i + 1..m {
+                g[(i, j)] = g[(j, i)];
+            }
+        }
         let xy = sum_in_order(xys, m, t);
         for j in 0..m {
             g[(j, j)] += alpha;
