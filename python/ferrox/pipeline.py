@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,30 @@ def _step(est: Any) -> tuple[str, dict[str, Any]]:
                          "QuantileTransformer, SimpleImputer)")
 
 
+def _final_is_logistic(pipe: Any) -> bool:
+    from .linear_model import LogisticRegression
+
+    steps = getattr(pipe, "steps_", pipe.steps)
+    return bool(steps) and isinstance(steps[-1][1], LogisticRegression)
+
+
+class _OnlyIfLogistic:
+    """A method that exists only when the final step is a LogisticRegression (``hasattr`` is False
+    otherwise, as scikit-learn's ``available_if`` makes it, without importing scikit-learn here)."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.fn
+        if not _final_is_logistic(obj):
+            raise AttributeError(f"{self.__name__} needs a LogisticRegression as the final step")
+        return types.MethodType(self.fn, obj)
+
+
 class Pipeline(FerroxEstimator):
     """A chain of ferrox transforms and a final ferrox linear model, predicting end to end in Rust.
 
@@ -76,27 +101,37 @@ class Pipeline(FerroxEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Pipeline:
-        """Fits each transform on the previous one's output, then the model; compiles the chain."""
+        """Fits a copy of each transform on the previous one's output, then a copy of the model, and
+        compiles the chain; the fitted steps are ``steps_`` (``steps`` stays as given)."""
+        from sklearn.base import clone
+
         if not self.steps:
             raise ParameterError("a Pipeline needs at least a final model")
+        fitted = [(name, clone(est)) for name, est in self.steps]
         Xt = X
-        for _, est in self.steps[:-1]:
+        for _, est in fitted[:-1]:
             Xt = est.fit_transform(Xt, y)
-        final = self.steps[-1][1]
-        final.fit(Xt, y, **fit_params)
+        fitted[-1][1].fit(Xt, y, **fit_params)
+        self.steps_ = fitted
         self._compile()
         return self
 
+    @property
+    def named_steps(self) -> dict[str, Any]:
+        """The fitted steps by name (the unfitted ones before :meth:`fit`)."""
+        return dict(getattr(self, "steps_", self.steps))
+
     def _compile(self) -> None:
-        final = self.steps[-1][1]
+        steps = self.steps_
+        final = steps[-1][1]
         if not hasattr(final, "_model"):
             raise ParameterError(f"the final step must be a fitted ferrox linear model, got {type(final).__name__}")
-        compiled = [_step(est) for _, est in self.steps[:-1]]
-        first = self.steps[0][1]
+        compiled = [_step(est) for _, est in steps[:-1]]
+        first = steps[0][1]
         self.n_features_in_ = int(first.n_features_in_)
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
-        meta: dict[str, Any] = {"final": final._meta(), "names": [n for n, _ in self.steps],
+        meta: dict[str, Any] = {"final": final._meta(), "names": [n for n, _ in steps],
                                 "n_features_in_": self.n_features_in_}
         if hasattr(self, "feature_names_in_"):
             meta["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
@@ -128,12 +163,9 @@ class Pipeline(FerroxEstimator):
         d = self._decision(X)
         return d[:, 0] if d.shape[1] == 1 else d
 
+    @_OnlyIfLogistic
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (LogisticRegression as the final model)."""
-        from .linear_model import LogisticRegression
-
-        if not isinstance(self._final, LogisticRegression):
-            raise AttributeError("predict_proba needs a LogisticRegression as the final step")
+        """Class probabilities (present when the final model is a LogisticRegression)."""
         d = self._decision(X)
         if d.shape[1] == 1:
             p1 = 1.0 / (1.0 + np.exp(-d[:, 0]))
@@ -163,6 +195,7 @@ class Pipeline(FerroxEstimator):
             raise DataError(f"this artifact's final model {final_meta.get('estimator')!r} is unknown to this ferrox")
         final = final_cls._from_model(compiled.model())
         pipe = cls([(meta["names"][-1], final)])
+        pipe.steps_ = pipe.steps
         pipe._compiled = compiled
         pipe._final = final
         pipe.n_features_in_ = int(meta["n_features_in_"])

@@ -68,3 +68,22 @@ def test_pipeline_rejects_unsupported_steps(rng):
     X, y = data(rng, n=50)
     with pytest.raises(fx.ParameterError, match="cannot be compiled"):
         Pipeline([("enc", fxp.KBinsDiscretizer(encode="ordinal")), ("m", fxl.Ridge())]).fit(np.nan_to_num(X), y)
+
+
+@pytest.mark.parametrize("final", ["Ridge", "LogisticRegression"])
+def test_pipeline_passes_check_estimator(final):
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from ferrox import linear_model as fxl
+    from ferrox.pipeline import Pipeline
+    from ferrox.preprocessing import StandardScaler
+
+    pipe = Pipeline([("scale", StandardScaler()), ("model", getattr(fxl, final)())])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(pipe, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert failed == []
+    assert hasattr(pipe, "predict_proba") == (final == "LogisticRegression")
