@@ -261,9 +261,10 @@ pub fn fit(
             }
             y_mean.iter_mut().for_each(|v| *v /= tot);
         }
-        // Blocks of 1024 rows: the partial Gram matrices are cheap to add, and even a few thousand rows
-        // split evenly across threads.
-        let parts = over_blocks_of(1024, n, |_, rows| {
+        // Blocks of 8192 rows: large enough that each block's product runs at full speed (1024-row
+        // blocks measured 10% slower), small enough that a few hundred thousand rows split evenly
+        // across threads. The block size, not the thread count, fixes the summation order.
+        let parts = over_blocks_of(8192, n, |_, rows| {
             let sq: Option<Vec<f64>> = sw.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
             let copied;
             let bt = match flat {
