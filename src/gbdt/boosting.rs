@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::learner::{Gradients, Learner, SplitRules, Sums};
@@ -14,6 +15,9 @@ use crate::data::sample::{sample_rows, SplitMix64};
 use crate::data::{BinMapper, Dataset};
 use crate::error::{Error, Result};
 use crate::predict::OutputTransform;
+
+/// Rows per task when pairing gradients with hessians.
+const PAIR_CHUNK: usize = 16_384;
 
 /// A fitted gradient-boosted model: what `Booster` saves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +99,8 @@ pub struct Trainer {
     /// Quantized gradients of the current class (quantized training).
     qg: Vec<i8>,
     qh: Vec<u8>,
+    /// Gradient and hessian side by side (what the float histograms read).
+    gh: Vec<[f32; 2]>,
 }
 
 /// A uniform draw in [0, 1) from a seed and a row: the same for a row whatever thread handles it.
@@ -106,7 +112,6 @@ fn row_uniform(seed: u64, row: usize) -> f64 {
 /// Rounds gradients to integers in [-bins/2, bins/2] and hessians to [0, bins], stochastically
 /// (unbiased: E[rounded] = exact / scale). Returns the two scales.
 fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, qg: &mut Vec<i8>, qh: &mut Vec<u8>) -> (f64, f64) {
-    use rayon::prelude::*;
     let max_g = g.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
     let max_h = h.iter().fold(0f32, |m, v| m.max(*v)) as f64;
     let half = (bins / 2) as f64;
@@ -245,6 +250,7 @@ impl Trainer {
             finished: false,
             qg: Vec::new(),
             qh: Vec::new(),
+            gh: Vec::new(),
         })
     }
 
@@ -342,7 +348,16 @@ impl Trainer {
                 let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qg, qh));
                 Gradients::Quantized { g: &self.qg, h: &self.qh, g_scale, h_scale }
             } else {
-                Gradients::Float { g, h }
+                let gh = &mut self.gh;
+                gh.resize(n, [0.0; 2]);
+                self.pool.install(|| {
+                    gh.par_chunks_mut(PAIR_CHUNK).zip(g.par_chunks(PAIR_CHUNK).zip(h.par_chunks(PAIR_CHUNK))).for_each(|(o, (g, h))| {
+                        for (o, (&g, &h)) in o.iter_mut().zip(g.iter().zip(h)) {
+                            *o = [g, h];
+                        }
+                    })
+                });
+                Gradients::Float { gh: &self.gh }
             };
             let (mut tree, ranges) = self.pool.install(|| learner.grow(grads, bag, &active));
             if p.use_quantized_grad && p.quant_train_renew_leaf && p.monotone_constraints.iter().all(|&m| m == 0) {
@@ -374,12 +389,7 @@ impl Trainer {
                 node.value *= lr;
             }
             let plane = &mut self.scores[c * n..(c + 1) * n];
-            for (leaf, &range) in ranges.iter().enumerate() {
-                let v = tree.leaf_value[leaf];
-                for &r in learner.rows(range) {
-                    plane[r as usize] += v;
-                }
-            }
+            self.pool.install(|| learner.add_leaf_values(&ranges, &tree.leaf_value, plane));
             if let Some(oob) = &oob {
                 tree.add_to_scores(&train, plane, Some(oob));
             }

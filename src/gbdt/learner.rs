@@ -20,16 +20,29 @@ pub struct Sums {
     pub n: u32,
 }
 
-impl Sums {
+/// One histogram bin: sums of gradients and hessians. Rows are not counted per bin (that would be a
+/// third read-modify-write per row and feature): as LightGBM does, a side's row count is estimated
+/// from its share of the leaf's hessian, and leaves get their exact counts when they are partitioned.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bin {
+    pub g: f64,
+    pub h: f64,
+}
+
+impl Bin {
     #[inline]
-    fn add(&mut self, o: &Sums) {
+    fn add(&mut self, o: &Bin) {
         self.g += o.g;
         self.h += o.h;
-        self.n += o.n;
     }
     #[inline]
-    fn minus(&self, o: &Sums) -> Sums {
-        Sums { g: self.g - o.g, h: self.h - o.h, n: self.n - o.n }
+    fn minus(&self, o: &Bin) -> Bin {
+        Bin { g: self.g - o.g, h: self.h - o.h }
+    }
+    /// No row fell in the bin (or only rows with zero gradient and hessian).
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.g == 0.0 && self.h == 0.0
     }
 }
 
@@ -64,7 +77,7 @@ struct Leaf {
     end: usize,
     sums: Sums,
     depth: usize,
-    hist: Option<Vec<Sums>>,
+    hist: Option<Vec<Bin>>,
     best: Option<Split>,
     bounds: Bounds,
     /// Features split on along the path to this leaf (kept only under interaction constraints).
@@ -77,8 +90,8 @@ struct Leaf {
 /// (quantized training: histograms then sum integers exactly, reading 2 bytes per row instead of 8).
 #[derive(Clone, Copy)]
 pub enum Gradients<'g> {
-    /// Gradient and hessian per row.
-    Float { g: &'g [f32], h: &'g [f32] },
+    /// Gradient and hessian per row, side by side.
+    Float { gh: &'g [[f32; 2]] },
     /// Quantized gradient and hessian per row; true value = integer x scale.
     Quantized { g: &'g [i8], h: &'g [u8], g_scale: f64, h_scale: f64 },
 }
@@ -86,6 +99,9 @@ pub enum Gradients<'g> {
 /// Rows per task when gathering gradients and partitioning a leaf (fixed: results do not depend on
 /// the thread count).
 const PAR_CHUNK: usize = 32_768;
+
+/// Fewest rows per task when partitioning a leaf.
+const PART_MIN: usize = 4096;
 
 /// Per-dataset layout of the histogram: feature `f` has bins `offsets[f]..offsets[f + 1]`.
 pub struct HistLayout {
@@ -236,10 +252,18 @@ fn best_split_for_feature(
     rules: &SplitRules,
     feature: usize,
     mapper: &BinMapper,
-    hist: &[Sums],
+    hist: &[Bin],
     total: &Sums,
     bounds: Bounds,
 ) -> Option<Split> {
+    // Rows per unit of hessian in this leaf: a side's count is estimated from its hessian (LightGBM's
+    // rule), the other side gets the rest of the leaf's exact count.
+    let cnt_factor = if total.h > 0.0 { total.n as f64 / total.h } else { 0.0 };
+    let count = |b: &Bin| -> u32 { ((b.h * cnt_factor + 0.5).floor().max(0.0) as u32).min(total.n) };
+    let sides = |acc: &Bin| -> (Sums, Sums) {
+        let ln = count(acc);
+        (Sums { g: acc.g, h: acc.h, n: ln }, Sums { g: total.g - acc.g, h: total.h - acc.h, n: total.n - ln })
+    };
     let l2 = rules.lambda_l2;
     let parent_gain = rules.gain_at(total, l2, rules.leaf_output(total, l2, bounds));
     let mono = if mapper.is_categorical() { 0 } else { rules.monotone_of(feature) };
@@ -273,31 +297,31 @@ fn best_split_for_feature(
     match mapper {
         BinMapper::Numeric { .. } => {
             let miss = hist[missing];
-            let mut acc = Sums::default();
+            let mut acc = Bin::default();
             for (t, hb) in hist[..missing].iter().enumerate() {
                 acc.add(hb);
-                if hb.n == 0 && t + 1 < missing {
+                if hb.is_empty() && t + 1 < missing {
                     continue;
                 }
-                let right = total.minus(&acc);
+                let (left, right) = sides(&acc);
                 // Missing goes right; with none seen, it follows the larger side at inference.
-                let dl = miss.n == 0 && acc.n >= right.n;
-                consider(acc, right, t as u32, dl, Vec::new(), l2, &mut best);
+                let dl = miss.is_empty() && left.n >= right.n;
+                consider(left, right, t as u32, dl, Vec::new(), l2, &mut best);
             }
-            if miss.n > 0 {
+            if !miss.is_empty() {
                 let mut acc = miss;
                 for (t, hb) in hist[..missing.saturating_sub(1)].iter().enumerate() {
                     acc.add(hb);
-                    if hb.n == 0 {
+                    if hb.is_empty() {
                         continue;
                     }
-                    let right = total.minus(&acc);
-                    consider(acc, right, t as u32, true, Vec::new(), l2, &mut best);
+                    let (left, right) = sides(&acc);
+                    consider(left, right, t as u32, true, Vec::new(), l2, &mut best);
                 }
             }
         }
         BinMapper::Categorical { .. } => {
-            let used: Vec<usize> = (0..hist.len()).filter(|&b| hist[b].n > 0).collect();
+            let used: Vec<usize> = (0..hist.len()).filter(|&b| !hist[b].is_empty()).collect();
             let words = hist.len().div_ceil(32);
             let set_of = |bins: &[usize]| {
                 let mut s = vec![0u32; words];
@@ -308,25 +332,24 @@ fn best_split_for_feature(
             };
             if used.len() <= rules.max_cat_to_onehot {
                 for &b in &used {
-                    let left = hist[b];
-                    let right = total.minus(&left);
+                    let (left, right) = sides(&hist[b]);
                     consider(left, right, 0, b == missing, set_of(&[b]), l2, &mut best);
                 }
             } else {
                 let l2c = l2 + rules.cat_l2;
                 let mut cands: Vec<usize> =
-                    used.iter().copied().filter(|&b| hist[b].n >= rules.min_data_per_group.min(total.n / 2).max(1)).collect();
+                    used.iter().copied().filter(|&b| count(&hist[b]) >= rules.min_data_per_group.min(total.n / 2).max(1)).collect();
                 let ratio = |b: usize| hist[b].g / (hist[b].h + rules.cat_smooth);
                 cands.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)).then(a.cmp(&b)));
                 let limit = rules.max_cat_threshold.min(cands.len().saturating_sub(1)).max(1);
                 for dir in 0..2 {
                     let order: Vec<usize> = if dir == 0 { cands.clone() } else { cands.iter().rev().copied().collect() };
-                    let mut acc = Sums::default();
+                    let mut acc = Bin::default();
                     for k in 0..limit.min(order.len()) {
                         acc.add(&hist[order[k]]);
-                        let right = total.minus(&acc);
+                        let (left, right) = sides(&acc);
                         let left_bins = &order[..=k];
-                        consider(acc, right, 0, left_bins.contains(&missing), set_of(left_bins), l2c, &mut best);
+                        consider(left, right, 0, left_bins.contains(&missing), set_of(left_bins), l2c, &mut best);
                     }
                 }
             }
@@ -335,8 +358,134 @@ fn best_split_for_feature(
     best
 }
 
+/// A leaf holding fewer than 1/SPARSE_LEAF of the rows reads its bins (and gradients) with prefetching.
+const SPARSE_LEAF: usize = 5;
+/// How many rows ahead the prefetches reach.
+const PREFETCH_AHEAD: usize = 64;
+
+/// Asks the cache for `data[rows[at]]` ahead of its use (a hint: no effect past the end, or off x86-64).
+#[inline(always)]
+fn prefetch<T>(data: &[T], rows: &[u32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(&r) = rows.get(at) {
+        // SAFETY: a prefetch is a hint that never faults; the address lies inside `data` (rows index it).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().wrapping_add(r as usize) as *const i8)
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, rows, at);
+}
+
+/// Adds rows `at` (an even start) to one feature's float histogram. `gh` holds gradient and hessian
+/// pairs in the order of `rows` (of the data when `rows` is None). Even rows go to `hs`, odd rows to
+/// `other`, to be added together at the end: two neighbouring rows landing in one bin then do not
+/// wait on each other's sums.
+fn float_hist<B: Copy + Into<usize>>(
+    col: &[B],
+    rows: Option<&[u32]>,
+    gh: &[[f32; 2]],
+    at: std::ops::Range<usize>,
+    hs: &mut [Bin],
+    other: &mut [Bin],
+) {
+    debug_assert!(at.start % 2 == 0);
+    macro_rules! run {
+        ($bin:expr) => {{
+            let mut i = at.start;
+            while i + 1 < at.end {
+                let (a, b) = (gh[i], gh[i + 1]);
+                let e = &mut hs[$bin(i)];
+                e.g += a[0] as f64;
+                e.h += a[1] as f64;
+                let e = &mut other[$bin(i + 1)];
+                e.g += b[0] as f64;
+                e.h += b[1] as f64;
+                i += 2;
+            }
+            if i < at.end {
+                let e = &mut hs[$bin(i)];
+                e.g += gh[i][0] as f64;
+                e.h += gh[i][1] as f64;
+            }
+        }};
+    }
+    match rows {
+        None => run!(|i: usize| -> usize { col[i].into() }),
+        // A sparse leaf's rows are far apart: each read of a bin would wait on memory, so the bins a
+        // few dozen rows ahead are fetched early.
+        Some(rows) if rows.len() * SPARSE_LEAF < col.len() => run!(|i: usize| -> usize {
+            prefetch(col, rows, i + PREFETCH_AHEAD);
+            col[rows[i] as usize].into()
+        }),
+        Some(rows) => run!(|i: usize| -> usize { col[rows[i] as usize].into() }),
+    }
+}
+
+/// One feature's histogram from quantized gradients: exact integer sums, scaled once per bin. A row's
+/// gradient and hessian are packed into one integer (gradient in the upper half, hessian in the lower
+/// 32 bits), so one addition sums both; the hessians of a leaf then must sum below 2^32, true below
+/// 16 million rows (larger leaves sum the two separately).
+fn quantized_hist<B: Copy + Into<usize>>(
+    col: &[B],
+    rows: Option<&[u32]>,
+    g: &[i8],
+    h: &[u8],
+    (g_scale, h_scale): (f64, f64),
+    hs: &mut [Bin],
+) {
+    let nb = hs.len();
+    let m = g.len();
+    let bin = |i: usize| -> usize {
+        match rows {
+            None => col[i].into(),
+            Some(rows) => col[rows[i] as usize].into(),
+        }
+    };
+    if (m as u64) * (u8::MAX as u64) < (1u64 << 32) {
+        let mut acc = vec![0i64; 2 * nb];
+        let (a, b) = acc.split_at_mut(nb);
+        macro_rules! run {
+            ($bin:expr) => {{
+                for k in 0..m / 2 {
+                    let (i, j) = (2 * k, 2 * k + 1);
+                    a[$bin(i)] += ((g[i] as i64) << 32) + h[i] as i64;
+                    b[$bin(j)] += ((g[j] as i64) << 32) + h[j] as i64;
+                }
+                if m % 2 == 1 {
+                    a[$bin(m - 1)] += ((g[m - 1] as i64) << 32) + h[m - 1] as i64;
+                }
+            }};
+        }
+        match rows {
+            None => run!(|i: usize| -> usize { col[i].into() }),
+            Some(rows) if rows.len() * SPARSE_LEAF < col.len() => run!(|i: usize| -> usize {
+                prefetch(col, rows, i + PREFETCH_AHEAD);
+                col[rows[i] as usize].into()
+            }),
+            Some(rows) => run!(|i: usize| -> usize { col[rows[i] as usize].into() }),
+        }
+        for (e, (&x, &y)) in hs.iter_mut().zip(a.iter().zip(b.iter())) {
+            let v = x + y;
+            let hsum = v & 0xFFFF_FFFF;
+            let gsum = (v - hsum) >> 32;
+            *e = Bin { g: gsum as f64 * g_scale, h: hsum as f64 * h_scale };
+        }
+    } else {
+        let mut acc = vec![(0i64, 0i64); nb];
+        for i in 0..m {
+            let e = &mut acc[bin(i)];
+            e.0 += g[i] as i64;
+            e.1 += h[i] as i64;
+        }
+        for (e, &(gs, hsum)) in hs.iter_mut().zip(&acc) {
+            *e = Bin { g: gs as f64 * g_scale, h: hsum as f64 * h_scale };
+        }
+    }
+}
+
 /// Splits `hist` into one mutable slice per feature.
-fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Sums]) -> Vec<&'a mut [Sums]> {
+fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Bin]) -> Vec<&'a mut [Bin]> {
     let mut out = Vec::with_capacity(layout.offsets.len() - 1);
     for w in layout.offsets.windows(2) {
         let (head, tail) = hist.split_at_mut(w[1] - w[0]);
@@ -353,8 +502,7 @@ pub struct Learner<'a> {
     rules: SplitRules,
     indices: Vec<u32>,
     scratch: Vec<u32>,
-    og: Vec<f32>,
-    oh: Vec<f32>,
+    ogh: Vec<[f32; 2]>,
     oqg: Vec<i8>,
     oqh: Vec<u8>,
 }
@@ -368,110 +516,78 @@ impl<'a> Learner<'a> {
             rules,
             indices: Vec::with_capacity(n),
             scratch: vec![0; n],
-            og: Vec::new(),
-            oh: Vec::new(),
+            ogh: Vec::new(),
             oqg: Vec::new(),
             oqh: Vec::new(),
         }
     }
 
-    /// Fills the histogram of rows `indices[begin..end]` for the `active` features.
-    fn build_hist(&mut self, begin: usize, end: usize, grads: Gradients<'_>, active: &[bool], hist: &mut [Sums]) {
-        let rows = &self.indices[begin..end];
-        let full = rows.len() == self.data.num_data();
+    /// Fills the histogram of rows `indices[begin..end]` for the `active` features: one task per feature,
+    /// each feature summed in row order (so the sums do not depend on the thread count).
+    fn build_hist(&mut self, begin: usize, end: usize, grads: Gradients<'_>, active: &[bool], hist: &mut [Bin]) {
         let n = self.data.num_data();
+        let rows = &self.indices[begin..end];
+        // The whole data set, in order: bins are read straight, with no row indices.
+        let rows = if rows.len() == n { None } else { Some(rows) };
         let data = self.data;
         let slices = per_feature(&self.layout, hist);
         // Gradients gathered into this leaf's row order, so every feature reads them sequentially.
         fn gather<T: Copy + Default + Send + Sync>(buf: &mut Vec<T>, src: &[T], rows: &[u32]) {
             buf.resize(rows.len(), T::default());
+            let sparse = rows.len() * SPARSE_LEAF < src.len();
             buf.par_chunks_mut(PAR_CHUNK).zip(rows.par_chunks(PAR_CHUNK)).for_each(|(o, r)| {
-                for (o, &r) in o.iter_mut().zip(r) {
-                    *o = src[r as usize];
+                for (i, (o, &ri)) in o.iter_mut().zip(r).enumerate() {
+                    if sparse {
+                        prefetch(src, r, i + PREFETCH_AHEAD);
+                    }
+                    *o = src[ri as usize];
                 }
             });
         }
         match grads {
-            Gradients::Float { g, h } => {
-                let (og, oh): (&[f32], &[f32]) = if full {
-                    (g, h)
-                } else {
-                    gather(&mut self.og, g, rows);
-                    gather(&mut self.oh, h, rows);
-                    (&self.og, &self.oh)
-                };
-                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
-                    hs.fill(Sums::default());
-                    macro_rules! accumulate {
-                        ($col:expr) => {{
-                            let col = $col;
-                            if full {
-                                for ((&b, &gv), &hv) in col.iter().zip(og).zip(oh) {
-                                    let e = &mut hs[b as usize];
-                                    e.g += gv as f64;
-                                    e.h += hv as f64;
-                                    e.n += 1;
-                                }
-                            } else {
-                                for ((&r, &gv), &hv) in rows.iter().zip(og).zip(oh) {
-                                    let e = &mut hs[col[r as usize] as usize];
-                                    e.g += gv as f64;
-                                    e.h += hv as f64;
-                                    e.n += 1;
-                                }
-                            }
-                        }};
+            Gradients::Float { gh } => {
+                let ogh: &[[f32; 2]] = match rows {
+                    None => gh,
+                    Some(rows) => {
+                        gather(&mut self.ogh, gh, rows);
+                        &self.ogh
                     }
+                };
+                let m = ogh.len();
+                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
+                    hs.fill(Bin::default());
+                    let mut other = vec![Bin::default(); hs.len()];
                     match &data.bins {
-                        BinMatrix::U8(d) => accumulate!(&d[f * n..(f + 1) * n]),
-                        BinMatrix::U16(d) => accumulate!(&d[f * n..(f + 1) * n]),
+                        BinMatrix::U8(d) => float_hist(&d[f * n..(f + 1) * n], rows, ogh, 0..m, hs, &mut other),
+                        BinMatrix::U16(d) => float_hist(&d[f * n..(f + 1) * n], rows, ogh, 0..m, hs, &mut other),
+                    }
+                    for (e, o) in hs.iter_mut().zip(&other) {
+                        e.g += o.g;
+                        e.h += o.h;
                     }
                 });
             }
             Gradients::Quantized { g, h, g_scale, h_scale } => {
-                let (og, oh): (&[i8], &[u8]) = if full {
-                    (g, h)
-                } else {
-                    gather(&mut self.oqg, g, rows);
-                    gather(&mut self.oqh, h, rows);
-                    (&self.oqg, &self.oqh)
+                let (og, oh): (&[i8], &[u8]) = match rows {
+                    None => (g, h),
+                    Some(rows) => {
+                        gather(&mut self.oqg, g, rows);
+                        gather(&mut self.oqh, h, rows);
+                        (&self.oqg, &self.oqh)
+                    }
                 };
                 slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
-                    // Exact integer sums, scaled once per bin at the end.
-                    let mut acc = vec![(0i64, 0i64, 0u32); hs.len()];
-                    macro_rules! accumulate {
-                        ($col:expr) => {{
-                            let col = $col;
-                            if full {
-                                for ((&b, &gv), &hv) in col.iter().zip(og).zip(oh) {
-                                    let e = &mut acc[b as usize];
-                                    e.0 += gv as i64;
-                                    e.1 += hv as i64;
-                                    e.2 += 1;
-                                }
-                            } else {
-                                for ((&r, &gv), &hv) in rows.iter().zip(og).zip(oh) {
-                                    let e = &mut acc[col[r as usize] as usize];
-                                    e.0 += gv as i64;
-                                    e.1 += hv as i64;
-                                    e.2 += 1;
-                                }
-                            }
-                        }};
-                    }
+                    let scale = (g_scale, h_scale);
                     match &data.bins {
-                        BinMatrix::U8(d) => accumulate!(&d[f * n..(f + 1) * n]),
-                        BinMatrix::U16(d) => accumulate!(&d[f * n..(f + 1) * n]),
-                    }
-                    for (o, &(gs, hsum, c)) in hs.iter_mut().zip(&acc) {
-                        *o = Sums { g: gs as f64 * g_scale, h: hsum as f64 * h_scale, n: c };
+                        BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, og, oh, scale, hs),
+                        BinMatrix::U16(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, og, oh, scale, hs),
                     }
                 });
             }
         }
     }
 
-    fn find_best(&self, hist: &[Sums], sums: &Sums, active: &[bool], bounds: Bounds, used: &[usize]) -> Option<Split> {
+    fn find_best(&self, hist: &[Bin], sums: &Sums, active: &[bool], bounds: Bounds, used: &[usize]) -> Option<Split> {
         let allowed = self.rules.allowed(used, active);
         let active = &allowed[..];
         let layout = &self.layout;
@@ -507,18 +623,23 @@ impl<'a> Learner<'a> {
     pub fn grow(&mut self, grads: Gradients<'_>, bag: Option<&[u32]>, active: &[bool]) -> (Tree, Vec<(usize, usize)>) {
         self.indices.clear();
         match bag {
-            Some(b) => self.indices.extend_from_slice(b),
+            Some(b) => {
+                // Distinct rows (add_leaf_values relies on it).
+                assert!(b.windows(2).all(|w| w[0] < w[1]), "the rows of a bag must ascend strictly");
+                self.indices.extend_from_slice(b)
+            }
             None => self.indices.extend(0..self.data.num_data() as u32),
         }
         let total_bins = self.layout.total();
-        let mut root_hist = vec![Sums::default(); total_bins];
+        let mut root_hist = vec![Bin::default(); total_bins];
         let n_rows = self.indices.len();
         self.build_hist(0, n_rows, grads, active, &mut root_hist);
         // Root sums from the first active feature's histogram (every row lands in one of its bins).
         let f0 = active.iter().position(|&a| a).unwrap_or(0);
-        let mut root = Sums::default();
-        for s in &root_hist[self.layout.offsets[f0]..self.layout.offsets[f0 + 1]] {
-            root.add(s);
+        let mut root = Sums { g: 0.0, h: 0.0, n: n_rows as u32 };
+        for b in &root_hist[self.layout.offsets[f0]..self.layout.offsets[f0 + 1]] {
+            root.g += b.g;
+            root.h += b.h;
         }
         let mut leaves = vec![Leaf {
             begin: 0,
@@ -547,9 +668,12 @@ impl<'a> Learner<'a> {
                 }
             }
             let Some(li) = pick else { break };
-            let split = leaves[li].best.take().unwrap();
+            let mut split = leaves[li].best.take().unwrap();
             let (begin, end, depth) = (leaves[li].begin, leaves[li].end, leaves[li].depth);
             let mid = self.partition(begin, end, &split);
+            // The children's exact row counts (the histogram only estimated them).
+            split.left.n = (mid - begin) as u32;
+            split.right.n = (end - mid) as u32;
             let node_index = nodes.len();
             let m = &self.data.mappers[split.feature];
             let threshold = match m {
@@ -583,7 +707,7 @@ impl<'a> Learner<'a> {
             let mut parent_hist = leaves[li].hist.take().unwrap();
             let left_small = split.left.n <= split.right.n;
             let (sb, se) = if left_small { (begin, mid) } else { (mid, end) };
-            let mut small_hist = vec![Sums::default(); total_bins];
+            let mut small_hist = vec![Bin::default(); total_bins];
             self.build_hist(sb, se, grads, active, &mut small_hist);
             for (f, (p, s)) in per_feature(&self.layout, &mut parent_hist)
                 .into_iter()
@@ -680,59 +804,190 @@ impl<'a> Learner<'a> {
         };
         let rows = &mut self.indices[begin..end];
         let scratch = &mut self.scratch[..rows.len()];
+        // Which side each bin goes to, looked up instead of tested (numeric, missing and categorical
+        // rules alike), so the loop below has no data-dependent branch.
+        let side: Vec<u8> = (0..self.data.mappers[f].num_bins() as u32).map(|b| node.bin_goes_left(b, missing) as u8).collect();
         let bins = &self.data.bins;
-        let goes_left = |r: u32| -> bool {
-            let b = match bins {
-                BinMatrix::U8(d) => d[f * n + r as usize] as u32,
-                BinMatrix::U16(d) => d[f * n + r as usize] as u32,
-            };
-            node.bin_goes_left(b, missing)
+        let sparse = rows.len() * SPARSE_LEAF < n;
+        let prefetch_bin = |src: &[u32], at: usize| match bins {
+            BinMatrix::U8(d) => prefetch(&d[f * n..(f + 1) * n], src, at),
+            BinMatrix::U16(d) => prefetch(&d[f * n..(f + 1) * n], src, at),
         };
-        // Each chunk of rows splits itself into [left rows, right rows] in scratch (in order), then
-        // every chunk's two runs are copied to their final places: a stable partition whatever the
-        // number of threads.
+        let goes_left = |r: u32| -> usize {
+            let b = match bins {
+                BinMatrix::U8(d) => d[f * n + r as usize] as usize,
+                BinMatrix::U16(d) => d[f * n + r as usize] as usize,
+            };
+            side[b] as usize
+        };
+        // One chunk of rows per thread (at least PART_MIN rows each): a chunk keeps its left rows at its
+        // front, in order, and puts its right rows in scratch; then the runs are joined. The outcome is
+        // the stable partition, the same for any chunking.
+        let len = rows.len();
+        let chunk = len.div_ceil(rayon::current_num_threads().max(1)).max(PART_MIN);
         let counts: Vec<usize> = rows
-            .par_chunks(PAR_CHUNK)
-            .zip(scratch.par_chunks_mut(PAR_CHUNK))
-            .map(|(src, dst)| {
-                let mut nl = 0;
-                let mut nr = dst.len();
-                for &r in src {
-                    if goes_left(r) {
-                        dst[nl] = r;
-                        nl += 1;
-                    } else {
-                        nr -= 1;
-                        dst[nr] = r;
+            .par_chunks_mut(chunk)
+            .zip(scratch.par_chunks_mut(chunk))
+            .map(|(src, right)| {
+                let (mut nl, mut nr) = (0, 0);
+                for i in 0..src.len() {
+                    if sparse {
+                        prefetch_bin(src, i + PREFETCH_AHEAD);
                     }
+                    let r = src[i];
+                    let left = goes_left(r);
+                    // Both slots are written, the side taken keeps its row; nl <= i, so no unread row
+                    // is overwritten.
+                    src[nl] = r;
+                    right[nr] = r;
+                    nl += left;
+                    nr += 1 - left;
                 }
-                // Right rows were written from the end backwards: restore their order.
-                dst[nl..].reverse();
                 nl
             })
             .collect();
         let total_left: usize = counts.iter().sum();
-        let mut pieces: Vec<(&mut [u32], &mut [u32])> = Vec::with_capacity(counts.len());
-        let (mut lefts, mut rights) = rows.split_at_mut(total_left);
+        // Left runs slide to the front in chunk order: each lands at or before its own start and ends
+        // before the next run begins.
+        let mut at = 0;
         for (c, &nl) in counts.iter().enumerate() {
-            let len = PAR_CHUNK.min(scratch.len() - c * PAR_CHUNK);
-            let (l, lt) = lefts.split_at_mut(nl);
-            let (r, rt) = rights.split_at_mut(len - nl);
-            pieces.push((l, r));
-            lefts = lt;
-            rights = rt;
+            rows.copy_within(c * chunk..c * chunk + nl, at);
+            at += nl;
+        }
+        let mut dests: Vec<(usize, &mut [u32])> = Vec::with_capacity(counts.len());
+        let mut rest = &mut rows[total_left..];
+        for (c, &nl) in counts.iter().enumerate() {
+            let (d, tail) = rest.split_at_mut(chunk.min(len - c * chunk) - nl);
+            dests.push((c, d));
+            rest = tail;
         }
         let scratch = &*scratch;
-        pieces.into_par_iter().enumerate().for_each(|(c, (l, r))| {
-            let src = &scratch[c * PAR_CHUNK..c * PAR_CHUNK + l.len() + r.len()];
-            l.copy_from_slice(&src[..l.len()]);
-            r.copy_from_slice(&src[l.len()..]);
-        });
+        dests.into_par_iter().for_each(|(c, d)| d.copy_from_slice(&scratch[c * chunk..c * chunk + d.len()]));
         begin + total_left
+    }
+
+    /// Adds `values[i]` to `plane[r]` for every row r of leaf range `ranges[i]` of the last grown tree,
+    /// leaves in parallel (in pieces of at most PAR_CHUNK rows).
+    pub fn add_leaf_values(&self, ranges: &[(usize, usize)], values: &[f64], plane: &mut [f64]) {
+        /// The plane, shared by tasks that write disjoint rows.
+        struct Shared(*mut f64);
+        // SAFETY: only the disjoint writes below go through it.
+        unsafe impl Sync for Shared {}
+        let mut sorted = ranges.to_vec();
+        sorted.sort_unstable();
+        assert!(
+            sorted.windows(2).all(|w| w[0].1 <= w[1].0) && sorted.iter().all(|r| r.0 <= r.1 && r.1 <= self.indices.len()),
+            "leaf ranges overlap"
+        );
+        let out = Shared(plane.as_mut_ptr());
+        let len = plane.len();
+        let pieces: Vec<(&[u32], f64)> =
+            ranges.iter().zip(values).flat_map(|(&(b, e), &v)| self.indices[b..e].chunks(PAR_CHUNK).map(move |c| (c, v))).collect();
+        pieces.into_par_iter().for_each(|(rows, v)| {
+            let out = &out;
+            for &r in rows {
+                assert!((r as usize) < len, "row {r} outside the scores");
+                // SAFETY: in bounds (checked); the ranges are disjoint parts of `indices`, whose rows
+                // are distinct (grow starts from distinct rows and partitioning only permutes them), so
+                // no two tasks write one row.
+                unsafe { *out.0.add(r as usize) += v };
+            }
+        });
     }
 
     /// The row indices of leaf range `(begin, end)` of the last grown tree.
     pub fn rows(&self, range: (usize, usize)) -> &[u32] {
         &self.indices[range.0..range.1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::frame::{DenseMatrix, Frame};
+    use crate::data::sample::SplitMix64;
+    use crate::data::BinConfig;
+    use ndarray::Array2;
+
+    /// 40,000 rows x 3 features, the second with 10% missing values.
+    fn dataset() -> Dataset {
+        let mut rng = SplitMix64::new(7);
+        let x = Array2::from_shape_fn((40_000, 3), |(_, j)| {
+            let v = rng.next_f64();
+            if j == 1 && v < 0.1 { f64::NAN } else { (v * 1000.0).floor() }
+        });
+        let f = Frame::from_dense(DenseMatrix::F64(x.view()), None, &[]).unwrap();
+        Dataset::construct(&f, Some(vec![0.0; 40_000]), None, &BinConfig::default(), None).unwrap()
+    }
+
+    fn rules() -> SplitRules {
+        SplitRules::from_params(&GbdtParams::default())
+    }
+
+    fn split_on(feature: usize, threshold_bin: u32, default_left: bool) -> Split {
+        let s = Sums { g: 0.0, h: 0.0, n: 0 };
+        Split { feature, threshold_bin, default_left, gain: 1.0, left: s, right: s, cat_left: vec![], left_out: 0.0, right_out: 0.0 }
+    }
+
+    #[test]
+    fn partition_is_stable_for_any_thread_count_and_leaf_size() {
+        let data = dataset();
+        let n = data.num_data();
+        // Every 9th row (a sparse leaf, read with prefetching) and every row (one chunk per thread).
+        let leaves: [Vec<u32>; 2] = [(0..n as u32).step_by(9).collect(), (0..n as u32).collect()];
+        for rows in &leaves {
+            for (feature, default_left) in [(0, false), (1, true), (1, false)] {
+                let split = split_on(feature, 100, default_left);
+                let missing = data.mappers[feature].missing_bin();
+                let goes_left = |r: u32| {
+                    let b = data.bin(r as usize, feature);
+                    if b == missing { default_left } else { b <= 100 }
+                };
+                let want: Vec<u32> = rows.iter().copied().filter(|&r| goes_left(r)).chain(rows.iter().copied().filter(|&r| !goes_left(r))).collect();
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut l = Learner::new(&data, rules());
+                    l.indices = rows.clone();
+                    let mid = pool.install(|| l.partition(0, rows.len(), &split));
+                    assert_eq!(l.indices, want, "feature {feature}, {threads} threads, {} rows", rows.len());
+                    assert_eq!(mid, want.iter().take_while(|&&r| goes_left(r)).count());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn histograms_match_a_plain_sum() {
+        let data = dataset();
+        let n = data.num_data();
+        let mut rng = SplitMix64::new(3);
+        let gh: Vec<[f32; 2]> = (0..n).map(|_| [rng.next_f64() as f32 - 0.5, rng.next_f64() as f32]).collect();
+        let qg: Vec<i8> = (0..n).map(|i| (i % 9) as i8 - 4).collect();
+        let qh: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
+        let active = vec![true; 3];
+        let layout = HistLayout::new(&data);
+        for rows in [(0..n as u32).collect::<Vec<_>>(), (0..n as u32).filter(|r| r % 7 == 3).collect(), (5..n as u32).step_by(31).collect()] {
+            let mut l = Learner::new(&data, rules());
+            l.indices = rows.clone();
+            let mut hf = vec![Bin::default(); layout.total()];
+            l.build_hist(0, rows.len(), Gradients::Float { gh: &gh }, &active, &mut hf);
+            let mut hq = vec![Bin::default(); layout.total()];
+            l.build_hist(0, rows.len(), Gradients::Quantized { g: &qg, h: &qh, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq);
+            let mut want = vec![Bin::default(); layout.total()];
+            let mut want_q = vec![(0i64, 0i64); layout.total()];
+            for &r in &rows {
+                for f in 0..3 {
+                    let at = layout.offsets[f] + data.bin(r as usize, f) as usize;
+                    want[at].g += gh[r as usize][0] as f64;
+                    want[at].h += gh[r as usize][1] as f64;
+                    want_q[at].0 += qg[r as usize] as i64;
+                    want_q[at].1 += qh[r as usize] as i64;
+                }
+            }
+            for at in 0..layout.total() {
+                assert!((hf[at].g - want[at].g).abs() < 1e-9 && (hf[at].h - want[at].h).abs() < 1e-9, "bin {at}");
+                assert_eq!(hq[at], Bin { g: want_q[at].0 as f64 * 0.5, h: want_q[at].1 as f64 * 0.25 }, "bin {at}");
+            }
+        }
     }
 }
