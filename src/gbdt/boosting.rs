@@ -554,6 +554,23 @@ mod tests {
     }
 
     #[test]
+    fn histograms_by_rows_give_the_same_model() {
+        // 5 features and 3 threads: histograms of the large leaves are built by rows; with 1 thread, by
+        // features. The model bytes must not change.
+        let (x, y) = make(110_000, 4);
+        let mut models = Vec::new();
+        for threads in [1, 3] {
+            let p = params(&[("num_threads", ParamValue::Int(threads)), ("num_leaves", ParamValue::Int(15))]);
+            let mut t = Trainer::new(p, dataset(&x, y.clone(), threads), vec![], None).unwrap();
+            for _ in 0..5 {
+                t.update(None).unwrap();
+            }
+            models.push(serde_json::to_string(t.model()).unwrap());
+        }
+        assert_eq!(models[0], models[1]);
+    }
+
+    #[test]
     fn binary_with_validation_improves_auc() {
         let (x, y) = make(4_000, 2);
         let yb: Vec<f64> = y.iter().map(|&v| (v > 1.0) as i32 as f64).collect();

@@ -422,6 +422,88 @@ fn float_hist<B: Copy + Into<usize>>(
     }
 }
 
+/// Rows per block of a float histogram. A bin's sum is defined block by block: within a block its even
+/// and odd rows are summed apart and their sum is added to the bin, blocks in order. Both ways of
+/// building histograms below keep exactly this order, so they give the same bits.
+const HIST_BLOCK: usize = 16_384;
+
+/// Whether to build a float histogram by rows (tasks are blocks of rows, each summing every feature)
+/// rather than by features (one task per feature): when there are too few features to keep the
+/// threads busy and rows enough for two blocks per thread.
+fn row_wise(features: usize, rows: usize, threads: usize) -> bool {
+    features < 2 * threads && rows >= 2 * threads * HIST_BLOCK
+}
+
+/// Adds one block of rows `at` of one feature to `total`; `pair` is scratch of twice the bins.
+fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, pair: &mut [Bin], total: &mut [Bin]) {
+    let nb = total.len();
+    let (even, odd) = pair[..2 * nb].split_at_mut(nb);
+    even.fill(Bin::default());
+    odd.fill(Bin::default());
+    float_hist(col, rows, gh, at, even, odd);
+    for ((t, e), o) in total.iter_mut().zip(even.iter()).zip(odd.iter()) {
+        t.g += e.g + o.g;
+        t.h += e.h + o.h;
+    }
+}
+
+/// Adds rows `at` of feature `f` to `total` (either bin width).
+fn add_feature_block(data: &Dataset, f: usize, rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, pair: &mut [Bin], total: &mut [Bin]) {
+    let n = data.num_data();
+    match &data.bins {
+        BinMatrix::U8(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at, pair, total),
+        BinMatrix::U16(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at, pair, total),
+    }
+}
+
+/// Float histograms, one task per active feature walking all rows block by block.
+fn float_hist_by_features(data: &Dataset, slices: Vec<&mut [Bin]>, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool]) {
+    let m = gh.len();
+    slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
+        hs.fill(Bin::default());
+        let mut pair = vec![Bin::default(); 2 * hs.len()];
+        for b0 in (0..m).step_by(HIST_BLOCK) {
+            add_feature_block(data, f, rows, gh, b0..(b0 + HIST_BLOCK).min(m), &mut pair, hs);
+        }
+    });
+}
+
+/// Float histograms, tasks being blocks of rows: `threads` blocks at a time each sum every active
+/// feature into a histogram of their own, which are then added to `hist` in block order.
+fn float_hist_by_rows(data: &Dataset, layout: &HistLayout, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool], threads: usize, hist: &mut [Bin]) {
+    let m = gh.len();
+    let offsets = &layout.offsets;
+    let feats: Vec<usize> = (0..active.len()).filter(|&f| active[f]).collect();
+    let widest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    for &f in &feats {
+        hist[offsets[f]..offsets[f + 1]].fill(Bin::default());
+    }
+    let blocks = m.div_ceil(HIST_BLOCK);
+    for wave in (0..blocks).step_by(threads.max(1)) {
+        let parts: Vec<Vec<Bin>> = (wave..(wave + threads.max(1)).min(blocks))
+            .into_par_iter()
+            .map(|k| {
+                let at = k * HIST_BLOCK..((k + 1) * HIST_BLOCK).min(m);
+                let mut part = vec![Bin::default(); layout.total()];
+                let mut pair = vec![Bin::default(); 2 * widest];
+                for &f in &feats {
+                    add_feature_block(data, f, rows, gh, at.clone(), &mut pair, &mut part[offsets[f]..offsets[f + 1]]);
+                }
+                part
+            })
+            .collect();
+        const BINS: usize = 4096;
+        hist.par_chunks_mut(BINS).enumerate().for_each(|(c, hc)| {
+            for part in &parts {
+                for (t, p) in hc.iter_mut().zip(&part[c * BINS..]) {
+                    t.g += p.g;
+                    t.h += p.h;
+                }
+            }
+        });
+    }
+}
+
 /// One feature's histogram from quantized gradients: exact integer sums, scaled once per bin. A row's
 /// gradient and hessian are packed into one integer (gradient in the upper half, hessian in the lower
 /// 32 bits), so one addition sums both; the hessians of a leaf then must sum below 2^32, true below
@@ -530,7 +612,6 @@ impl<'a> Learner<'a> {
         // The whole data set, in order: bins are read straight, with no row indices.
         let rows = if rows.len() == n { None } else { Some(rows) };
         let data = self.data;
-        let slices = per_feature(&self.layout, hist);
         // Gradients gathered into this leaf's row order, so every feature reads them sequentially.
         fn gather<T: Copy + Default + Send + Sync>(buf: &mut Vec<T>, src: &[T], rows: &[u32]) {
             buf.resize(rows.len(), T::default());
@@ -553,19 +634,13 @@ impl<'a> Learner<'a> {
                         &self.ogh
                     }
                 };
-                let m = ogh.len();
-                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
-                    hs.fill(Bin::default());
-                    let mut other = vec![Bin::default(); hs.len()];
-                    match &data.bins {
-                        BinMatrix::U8(d) => float_hist(&d[f * n..(f + 1) * n], rows, ogh, 0..m, hs, &mut other),
-                        BinMatrix::U16(d) => float_hist(&d[f * n..(f + 1) * n], rows, ogh, 0..m, hs, &mut other),
-                    }
-                    for (e, o) in hs.iter_mut().zip(&other) {
-                        e.g += o.g;
-                        e.h += o.h;
-                    }
-                });
+                let threads = rayon::current_num_threads();
+                let feats = active.iter().filter(|&&a| a).count();
+                if row_wise(feats, ogh.len(), threads) {
+                    float_hist_by_rows(data, &self.layout, rows, ogh, active, threads, hist);
+                } else {
+                    float_hist_by_features(data, per_feature(&self.layout, hist), rows, ogh, active);
+                }
             }
             Gradients::Quantized { g, h, g_scale, h_scale } => {
                 let (og, oh): (&[i8], &[u8]) = match rows {
@@ -576,7 +651,7 @@ impl<'a> Learner<'a> {
                         (&self.oqg, &self.oqh)
                     }
                 };
-                slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
+                per_feature(&self.layout, hist).into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
                     let scale = (g_scale, h_scale);
                     match &data.bins {
                         BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, og, oh, scale, hs),
@@ -989,5 +1064,32 @@ mod tests {
                 assert_eq!(hq[at], Bin { g: want_q[at].0 as f64 * 0.5, h: want_q[at].1 as f64 * 0.25 }, "bin {at}");
             }
         }
+    }
+
+    #[test]
+    fn histograms_by_rows_and_by_features_are_identical() {
+        let data = dataset();
+        let n = data.num_data();
+        let layout = HistLayout::new(&data);
+        let mut rng = SplitMix64::new(11);
+        // Gradients of mixed signs and magnitudes, some exactly zero.
+        let gh: Vec<[f32; 2]> = (0..n).map(|i| if i % 13 == 0 { [-0.0, 0.0] } else { [((rng.next_f64() - 0.5) * 1e3) as f32, rng.next_f64() as f32] }).collect();
+        for (rows, active) in [(None, vec![true; 3]), (Some((0..n as u32).filter(|r| r % 3 != 1).collect::<Vec<_>>()), vec![true, false, true])] {
+            let ogh: Vec<[f32; 2]> = match &rows {
+                None => gh.clone(),
+                Some(r) => r.iter().map(|&r| gh[r as usize]).collect(),
+            };
+            let mut by_features = vec![Bin::default(); layout.total()];
+            float_hist_by_features(&data, per_feature(&layout, &mut by_features), rows.as_deref(), &ogh, &active);
+            for threads in [1, 2, 3] {
+                let mut by_rows = vec![Bin::default(); layout.total()];
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| float_hist_by_rows(&data, &layout, rows.as_deref(), &ogh, &active, threads, &mut by_rows));
+                for (at, (a, b)) in by_features.iter().zip(&by_rows).enumerate() {
+                    assert!(a.g.to_bits() == b.g.to_bits() && a.h.to_bits() == b.h.to_bits(), "bin {at}: {a:?} vs {b:?}");
+                }
+            }
+        }
+        assert!(row_wise(3, 1_000_000, 16) && !row_wise(28, 1_000_000, 2) && !row_wise(3, 1000, 16));
     }
 }
