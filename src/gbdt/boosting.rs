@@ -96,9 +96,8 @@ pub struct Trainer {
     bag: Option<Vec<u32>>,
     /// Set once no tree can split any more.
     finished: bool,
-    /// Quantized gradients of the current class (quantized training).
-    qg: Vec<i8>,
-    qh: Vec<u8>,
+    /// Quantized gradient and hessian of each row of the current class (quantized training).
+    qgh: Vec<(i8, u8)>,
     /// Gradient and hessian side by side (what the float histograms read).
     gh: Vec<[f32; 2]>,
 }
@@ -110,22 +109,33 @@ fn row_uniform(seed: u64, row: usize) -> f64 {
 }
 
 /// Rounds gradients to integers in [-bins/2, bins/2] and hessians to [0, bins], stochastically
-/// (unbiased: E[rounded] = exact / scale). Returns the two scales.
-fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, qg: &mut Vec<i8>, qh: &mut Vec<u8>) -> (f64, f64) {
-    let max_g = g.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-    let max_h = h.iter().fold(0f32, |m, v| m.max(*v)) as f64;
+/// (unbiased: E[rounded] = exact / scale), a row's two side by side. Returns the two scales.
+fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)>) -> (f64, f64) {
+    const CH: usize = 4096;
+    // Largest magnitudes, chunk by chunk in parallel (a maximum does not depend on the order).
+    let (max_g, max_h) = g
+        .par_chunks(CH)
+        .zip(h.par_chunks(CH))
+        .map(|(g, h)| (g.iter().fold(0f32, |m, v| m.max(v.abs())), h.iter().fold(0f32, |m, v| m.max(*v))))
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    let (max_g, max_h) = (max_g as f64, max_h as f64);
     let half = (bins / 2) as f64;
     let gs = if max_g > 0.0 { max_g / half } else { 1.0 };
     let hs = if max_h > 0.0 { max_h / bins as f64 } else { 1.0 };
-    qg.resize(g.len(), 0);
-    qh.resize(h.len(), 0);
-    qg.par_chunks_mut(4096).zip(qh.par_chunks_mut(4096)).enumerate().for_each(|(c, (qgc, qhc))| {
-        for k in 0..qgc.len() {
-            let i = c * 4096 + k;
+    // floor() without a library call (the values are small): truncate, then step down below zero.
+    let floor = |y: f64| {
+        let t = y as i32 as f64;
+        if t > y { t - 1.0 } else { t }
+    };
+    out.resize(g.len(), (0, 0));
+    out.par_chunks_mut(CH).enumerate().for_each(|(c, out)| {
+        for (k, o) in out.iter_mut().enumerate() {
+            let i = c * CH + k;
             let u = row_uniform(seed, i);
-            qgc[k] = (g[i] as f64 / gs + u).floor().clamp(-half, half) as i8;
+            let qg = floor(g[i] as f64 / gs + u).clamp(-half, half) as i8;
             let v = row_uniform(seed ^ 0xA076_1D64_78BD_642F, i);
-            qhc[k] = (h[i] as f64 / hs + v).floor().clamp(0.0, bins as f64) as u8;
+            let qh = floor(h[i] as f64 / hs + v).clamp(0.0, bins as f64) as u8;
+            *o = (qg, qh);
         }
     });
     (gs, hs)
@@ -248,8 +258,7 @@ impl Trainer {
             pool,
             bag: None,
             finished: false,
-            qg: Vec::new(),
-            qh: Vec::new(),
+            qgh: Vec::new(),
             gh: Vec::new(),
         })
     }
@@ -344,9 +353,9 @@ impl Trainer {
             let bag = self.bag.as_deref();
             let grads = if p.use_quantized_grad {
                 let seed = p.bagging_seed ^ ((it * k + c) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let (qg, qh) = (&mut self.qg, &mut self.qh);
-                let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qg, qh));
-                Gradients::Quantized { g: &self.qg, h: &self.qh, g_scale, h_scale }
+                let qgh = &mut self.qgh;
+                let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qgh));
+                Gradients::Quantized { gh: &self.qgh, max_h: p.num_grad_quant_bins as u64, g_scale, h_scale }
             } else {
                 let gh = &mut self.gh;
                 gh.resize(n, [0.0; 2]);

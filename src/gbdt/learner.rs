@@ -92,8 +92,23 @@ struct Leaf {
 pub enum Gradients<'g> {
     /// Gradient and hessian per row, side by side.
     Float { gh: &'g [[f32; 2]] },
-    /// Quantized gradient and hessian per row; true value = integer x scale.
-    Quantized { g: &'g [i8], h: &'g [u8], g_scale: f64, h_scale: f64 },
+    /// Quantized gradient and hessian per row (two bytes); true value = integer x scale. Hessians lie
+    /// in [0, max_h].
+    Quantized { gh: &'g [(i8, u8)], max_h: u64, g_scale: f64, h_scale: f64 },
+}
+
+/// A quantized gradient and hessian in one integer, `g * 2^32 + h` (0 <= h < 2^32): adding packed
+/// values adds both parts, exactly, while the hessians sum below 2^32.
+#[inline]
+fn pack_quantized((g, h): (i8, u8)) -> i64 {
+    ((g as i64) << 32) + h as i64
+}
+
+/// The (gradient, hessian) sums held by a packed sum whose hessian part is below 2^32.
+#[inline]
+fn unpack_quantized(v: i64) -> (i64, i64) {
+    let h = v & 0xFFFF_FFFF;
+    ((v - h) >> 32, h)
 }
 
 /// Rows per task when gathering gradients and partitioning a leaf (fixed: results do not depend on
@@ -504,61 +519,46 @@ fn float_hist_by_rows(data: &Dataset, layout: &HistLayout, rows: Option<&[u32]>,
     }
 }
 
-/// One feature's histogram from quantized gradients: exact integer sums, scaled once per bin. A row's
-/// gradient and hessian are packed into one integer (gradient in the upper half, hessian in the lower
-/// 32 bits), so one addition sums both; the hessians of a leaf then must sum below 2^32, true below
-/// 16 million rows (larger leaves sum the two separately).
-fn quantized_hist<B: Copy + Into<usize>>(
-    col: &[B],
-    rows: Option<&[u32]>,
-    g: &[i8],
-    h: &[u8],
-    (g_scale, h_scale): (f64, f64),
-    hs: &mut [Bin],
-) {
+/// One feature's histogram from quantized gradients: exact integer sums, scaled once per bin. When
+/// `fits` (the leaf's hessians sum below 2^32) a row's pair is packed (see [`pack_quantized`]) and one
+/// addition sums both parts; otherwise the parts are summed apart.
+fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[(i8, u8)], fits: bool, (g_scale, h_scale): (f64, f64), hs: &mut [Bin]) {
     let nb = hs.len();
-    let m = g.len();
+    let m = gh.len();
+    let sparse = rows.is_some_and(|r| r.len() * SPARSE_LEAF < col.len());
     let bin = |i: usize| -> usize {
         match rows {
             None => col[i].into(),
-            Some(rows) => col[rows[i] as usize].into(),
+            Some(rows) => {
+                if sparse {
+                    prefetch(col, rows, i + PREFETCH_AHEAD);
+                }
+                col[rows[i] as usize].into()
+            }
         }
     };
-    if (m as u64) * (u8::MAX as u64) < (1u64 << 32) {
+    if fits {
+        // Even and odd rows in two partial sums, as for float histograms.
         let mut acc = vec![0i64; 2 * nb];
         let (a, b) = acc.split_at_mut(nb);
-        macro_rules! run {
-            ($bin:expr) => {{
-                for k in 0..m / 2 {
-                    let (i, j) = (2 * k, 2 * k + 1);
-                    a[$bin(i)] += ((g[i] as i64) << 32) + h[i] as i64;
-                    b[$bin(j)] += ((g[j] as i64) << 32) + h[j] as i64;
-                }
-                if m % 2 == 1 {
-                    a[$bin(m - 1)] += ((g[m - 1] as i64) << 32) + h[m - 1] as i64;
-                }
-            }};
+        for k in 0..m / 2 {
+            let (i, j) = (2 * k, 2 * k + 1);
+            a[bin(i)] += pack_quantized(gh[i]);
+            b[bin(j)] += pack_quantized(gh[j]);
         }
-        match rows {
-            None => run!(|i: usize| -> usize { col[i].into() }),
-            Some(rows) if rows.len() * SPARSE_LEAF < col.len() => run!(|i: usize| -> usize {
-                prefetch(col, rows, i + PREFETCH_AHEAD);
-                col[rows[i] as usize].into()
-            }),
-            Some(rows) => run!(|i: usize| -> usize { col[rows[i] as usize].into() }),
+        if m % 2 == 1 {
+            a[bin(m - 1)] += pack_quantized(gh[m - 1]);
         }
         for (e, (&x, &y)) in hs.iter_mut().zip(a.iter().zip(b.iter())) {
-            let v = x + y;
-            let hsum = v & 0xFFFF_FFFF;
-            let gsum = (v - hsum) >> 32;
+            let (gsum, hsum) = unpack_quantized(x + y);
             *e = Bin { g: gsum as f64 * g_scale, h: hsum as f64 * h_scale };
         }
     } else {
         let mut acc = vec![(0i64, 0i64); nb];
-        for i in 0..m {
+        for (i, &(g, h)) in gh.iter().enumerate() {
             let e = &mut acc[bin(i)];
-            e.0 += g[i] as i64;
-            e.1 += h[i] as i64;
+            e.0 += g as i64;
+            e.1 += h as i64;
         }
         for (e, &(gs, hsum)) in hs.iter_mut().zip(&acc) {
             *e = Bin { g: gs as f64 * g_scale, h: hsum as f64 * h_scale };
@@ -585,8 +585,7 @@ pub struct Learner<'a> {
     indices: Vec<u32>,
     scratch: Vec<u32>,
     ogh: Vec<[f32; 2]>,
-    oqg: Vec<i8>,
-    oqh: Vec<u8>,
+    oqgh: Vec<(i8, u8)>,
 }
 
 impl<'a> Learner<'a> {
@@ -599,8 +598,7 @@ impl<'a> Learner<'a> {
             indices: Vec::with_capacity(n),
             scratch: vec![0; n],
             ogh: Vec::new(),
-            oqg: Vec::new(),
-            oqh: Vec::new(),
+            oqgh: Vec::new(),
         }
     }
 
@@ -642,20 +640,21 @@ impl<'a> Learner<'a> {
                     float_hist_by_features(data, per_feature(&self.layout, hist), rows, ogh, active);
                 }
             }
-            Gradients::Quantized { g, h, g_scale, h_scale } => {
-                let (og, oh): (&[i8], &[u8]) = match rows {
-                    None => (g, h),
+            Gradients::Quantized { gh, max_h, g_scale, h_scale } => {
+                let op: &[(i8, u8)] = match rows {
+                    None => gh,
                     Some(rows) => {
-                        gather(&mut self.oqg, g, rows);
-                        gather(&mut self.oqh, h, rows);
-                        (&self.oqg, &self.oqh)
+                        gather(&mut self.oqgh, gh, rows);
+                        &self.oqgh
                     }
                 };
+                // The packed sums stay exact while the leaf's hessians cannot reach 2^32.
+                let fits = (op.len() as u64).saturating_mul(max_h) < 1 << 32;
                 per_feature(&self.layout, hist).into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
                     let scale = (g_scale, h_scale);
                     match &data.bins {
-                        BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, og, oh, scale, hs),
-                        BinMatrix::U16(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, og, oh, scale, hs),
+                        BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, scale, hs),
+                        BinMatrix::U16(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, scale, hs),
                     }
                 });
             }
@@ -1039,6 +1038,7 @@ mod tests {
         let gh: Vec<[f32; 2]> = (0..n).map(|_| [rng.next_f64() as f32 - 0.5, rng.next_f64() as f32]).collect();
         let qg: Vec<i8> = (0..n).map(|i| (i % 9) as i8 - 4).collect();
         let qh: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
+        let qgh: Vec<(i8, u8)> = qg.iter().copied().zip(qh.iter().copied()).collect();
         let active = vec![true; 3];
         let layout = HistLayout::new(&data);
         for rows in [(0..n as u32).collect::<Vec<_>>(), (0..n as u32).filter(|r| r % 7 == 3).collect(), (5..n as u32).step_by(31).collect()] {
@@ -1047,7 +1047,11 @@ mod tests {
             let mut hf = vec![Bin::default(); layout.total()];
             l.build_hist(0, rows.len(), Gradients::Float { gh: &gh }, &active, &mut hf);
             let mut hq = vec![Bin::default(); layout.total()];
-            l.build_hist(0, rows.len(), Gradients::Quantized { g: &qg, h: &qh, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq);
+            l.build_hist(0, rows.len(), Gradients::Quantized { gh: &qgh, max_h: 4, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq);
+            // A hessian bound too large for packed sums: the parts are summed apart, same result.
+            let mut hq2 = vec![Bin::default(); layout.total()];
+            l.build_hist(0, rows.len(), Gradients::Quantized { gh: &qgh, max_h: 1 << 31, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq2);
+            assert_eq!(hq, hq2);
             let mut want = vec![Bin::default(); layout.total()];
             let mut want_q = vec![(0i64, 0i64); layout.total()];
             for &r in &rows {
