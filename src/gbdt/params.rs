@@ -107,6 +107,8 @@ pub struct GbdtParams {
     pub num_leaves: usize,
     /// <= 0: no limit.
     pub max_depth: i64,
+    /// Fewest rows a child may hold. As in LightGBM, a candidate split's row counts are estimated from
+    /// the hessian sums of its histogram bins (a leaf's own count is exact).
     pub min_data_in_leaf: usize,
     pub min_sum_hessian_in_leaf: f64,
     pub lambda_l1: f64,
