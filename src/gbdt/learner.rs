@@ -688,8 +688,12 @@ impl<'a> Learner<'a> {
     }
 
     fn can_split(&self, leaf: &Leaf) -> bool {
-        (self.rules.max_depth <= 0 || (leaf.depth as i64) < self.rules.max_depth)
-            && leaf.sums.n >= 2 * self.rules.min_data_in_leaf
+        self.may_split(leaf.depth, leaf.sums.n)
+    }
+
+    /// Whether a leaf this deep with this many rows may be split.
+    fn may_split(&self, depth: usize, rows: u32) -> bool {
+        (self.rules.max_depth <= 0 || (depth as i64) < self.rules.max_depth) && rows >= 2 * self.rules.min_data_in_leaf
     }
 
     /// Grows one tree on rows `bag` (ascending; all rows when None). Returns the tree (outputs not
@@ -777,24 +781,31 @@ impl<'a> Learner<'a> {
                     nodes[p].right = node_index as Child;
                 }
             }
-            // Children: the smaller is built, the larger is parent minus smaller.
+            // Children: the smaller is built, the larger is parent minus smaller; neither when no child
+            // will be split (the tree is full after this split, or both are too small or too deep).
             let mut parent_hist = leaves[li].hist.take().unwrap();
-            let left_small = split.left.n <= split.right.n;
-            let (sb, se) = if left_small { (begin, mid) } else { (mid, end) };
-            let mut small_hist = vec![Bin::default(); total_bins];
-            self.build_hist(sb, se, grads, active, &mut small_hist);
-            for (f, (p, s)) in per_feature(&self.layout, &mut parent_hist)
-                .into_iter()
-                .zip(per_feature(&self.layout, &mut small_hist))
-                .enumerate()
-            {
-                if active[f] {
-                    for (pe, se) in p.iter_mut().zip(s.iter()) {
-                        *pe = pe.minus(se);
+            let grows = leaves.len() + 1 < self.rules.num_leaves
+                && (self.may_split(depth + 1, split.left.n) || self.may_split(depth + 1, split.right.n));
+            let (left_hist, right_hist) = if grows {
+                let left_small = split.left.n <= split.right.n;
+                let (sb, se) = if left_small { (begin, mid) } else { (mid, end) };
+                let mut small_hist = vec![Bin::default(); total_bins];
+                self.build_hist(sb, se, grads, active, &mut small_hist);
+                for (f, (p, s)) in per_feature(&self.layout, &mut parent_hist)
+                    .into_iter()
+                    .zip(per_feature(&self.layout, &mut small_hist))
+                    .enumerate()
+                {
+                    if active[f] {
+                        for (pe, se) in p.iter_mut().zip(s.iter()) {
+                            *pe = pe.minus(se);
+                        }
                     }
                 }
-            }
-            let (left_hist, right_hist) = if left_small { (small_hist, parent_hist) } else { (parent_hist, small_hist) };
+                if left_small { (Some(small_hist), Some(parent_hist)) } else { (Some(parent_hist), Some(small_hist)) }
+            } else {
+                (None, None)
+            };
             let right_index = leaves.len();
             let pb = leaves[li].bounds;
             let (lb, rb) = match self.rules.monotone_of(split.feature) {
@@ -817,7 +828,7 @@ impl<'a> Learner<'a> {
                 end: mid,
                 sums: split.left,
                 depth: depth + 1,
-                hist: Some(left_hist),
+                hist: left_hist,
                 best: None,
                 parent: Some((node_index, true)),
                 bounds: lb,
@@ -828,15 +839,15 @@ impl<'a> Learner<'a> {
                 end,
                 sums: split.right,
                 depth: depth + 1,
-                hist: Some(right_hist),
+                hist: right_hist,
                 best: None,
                 parent: Some((node_index, false)),
                 bounds: rb,
                 used,
             });
             for i in [li, right_index] {
-                if leaves.len() < self.rules.num_leaves && self.can_split(&leaves[i]) {
-                    let h = leaves[i].hist.as_ref().unwrap();
+                if leaves.len() < self.rules.num_leaves && self.can_split(&leaves[i]) && leaves[i].hist.is_some() {
+                    let h = leaves[i].hist.as_ref().expect("checked");
                     leaves[i].best = self.find_best(h, &leaves[i].sums, active, leaves[i].bounds, &leaves[i].used);
                 } else {
                     leaves[i].best = None;
