@@ -103,25 +103,44 @@ pub fn block_t(
     let r = rows.len();
     let p = m + ones as usize;
     let mut bt = Mat::<f64>::zeros(p, r);
+    let zeros = vec![0.0; m];
+    let center = center.unwrap_or(&zeros);
     for (i, row) in rows.clone().enumerate() {
         let s = scale.map_or(1.0, |s| s[i]);
+        // Column i of bt is contiguous: fill it as a slice.
+        let col = &mut bt.col_as_slice_mut(i)[..p];
+        let mut finite = true;
         macro_rules! fill {
-            ($a:expr) => {
-                for (j, &v) in $a.row(row).iter().enumerate() {
-                    let v = v as f64;
-                    if !v.is_finite() {
-                        return Err(non_finite_error(v, row, j));
+            ($a:expr) => {{
+                let src = $a.row(row);
+                match src.as_slice() {
+                    Some(src) => {
+                        for ((o, &v), &c) in col[..m].iter_mut().zip(src).zip(center) {
+                            let v = v as f64;
+                            finite &= v.is_finite();
+                            *o = (v - c) * s;
+                        }
                     }
-                    bt[(j, i)] = (v - center.map_or(0.0, |c| c[j])) * s;
+                    None => {
+                        for ((o, &v), &c) in col[..m].iter_mut().zip(src.iter()).zip(center) {
+                            let v = v as f64;
+                            finite &= v.is_finite();
+                            *o = (v - c) * s;
+                        }
+                    }
                 }
-            };
+                if !finite {
+                    let j = src.iter().position(|v| !(*v as f64).is_finite()).unwrap_or(0);
+                    return Err(non_finite_error(src[j] as f64, row, j));
+                }
+            }};
         }
         match x {
             DenseMatrix::F32(a) => fill!(a),
             DenseMatrix::F64(a) => fill!(a),
         }
         if ones {
-            bt[(m, i)] = s;
+            col[m] = s;
         }
     }
     Ok(bt)

@@ -4,9 +4,12 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 
-use super::{block_t, check_target, check_weights, over_blocks, solve_spd, sum_in_order, weighted_means, LinearModel};
+use super::{block_t, check_target, check_weights, over_blocks_of, solve_spd, sum_in_order, LinearModel};
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
+
+/// Rows per block of the Gram matrix.
+const RIDGE_BLOCK: usize = 8192;
 
 /// What a ridge fit reports besides the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +44,12 @@ pub fn fit(
     check_weights(sample_weight, n)?;
     let t = n_targets;
     crate::parallel::run_in_pool(n_threads, || {
-        let x_mean = if fit_intercept { weighted_means(x, sample_weight)? } else { vec![0.0; m] };
+        // Blocks are centred on a provisional centre (the mean of up to 4096 rows spread over X), then
+        // the Gram matrix is corrected to the exact weighted mean found in the same pass:
+        // sum w (x - mean)(x - mean)^T = sum w d d^T - W delta delta^T with d = x - centre and
+        // delta = mean - centre = sum w d / W. A spread-out sample keeps delta small next to the
+        // spread of X, so the correction cancels little; X is read once instead of twice.
+        let centre = if fit_intercept { sample_centre(x)? } else { vec![0.0; m] };
         let y_mean: Vec<f64> = if fit_intercept {
             let (mut s, mut sw) = (vec![0.0; t], 0.0);
             for i in 0..n {
@@ -55,15 +63,25 @@ pub fn fit(
         } else {
             vec![0.0; t]
         };
-        let parts = over_blocks(n, |_, rows| {
+        let parts = over_blocks_of(RIDGE_BLOCK, n, |_, rows| {
             let sq: Option<Vec<f64>> = sample_weight.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
-            let bt = block_t(x, rows.clone(), Some(&x_mean), sq.as_deref(), false)?;
+            let bt = block_t(x, rows.clone(), Some(&centre), sq.as_deref(), false)?;
             let r = rows.len();
             let mut yb = Mat::<f64>::zeros(r, t);
-            for (k, i) in rows.enumerate() {
+            let mut wy = vec![0.0; t];
+            for (k, i) in rows.clone().enumerate() {
                 let s = sq.as_ref().map_or(1.0, |s| s[k]);
                 for c in 0..t {
                     yb[(k, c)] = (y[i * t + c] - y_mean[c]) * s;
+                    wy[c] += yb[(k, c)] * s;
+                }
+            }
+            // sum of w d over the block (the columns of bt carry sqrt(w) d).
+            let mut wd = vec![0.0; m];
+            for k in 0..r {
+                let s = sq.as_ref().map_or(1.0, |s| s[k]);
+                for (j, v) in wd.iter_mut().enumerate() {
+                    *v += bt[(j, k)] * s;
                 }
             }
             // The Gram matrix is symmetric: compute its lower triangle only (half the work).
@@ -81,16 +99,38 @@ pub fn fit(
             );
             let mut xy = Mat::<f64>::zeros(m, t);
             matmul(xy.as_mut(), Accum::Replace, bt.as_ref(), yb.as_ref(), 1.0, Par::Seq);
-            Ok((g, xy))
+            Ok((g, xy, wd, wy))
         })?;
-        let (gs, xys): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        let mut gs = Vec::with_capacity(parts.len());
+        let mut xys = Vec::with_capacity(parts.len());
+        let (mut wd, mut wy) = (vec![0.0; m], vec![0.0; t]);
+        for (g, xy, d, yv) in parts {
+            gs.push(g);
+            xys.push(xy);
+            wd.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+            wy.iter_mut().zip(&yv).for_each(|(a, b)| *a += b);
+        }
+        let w_sum: f64 = sample_weight.map_or(n as f64, |w| w.iter().sum());
+        let delta: Vec<f64> = if fit_intercept { wd.iter().map(|v| v / w_sum).collect() } else { vec![0.0; m] };
+        let x_mean: Vec<f64> = centre.iter().zip(&delta).map(|(c, d)| c + d).collect();
         let mut g = sum_in_order(gs, m, m);
+        for j in 0..m {
+            for i in j..m {
+                g[(i, j)] -= w_sum * delta[i] * delta[j];
+            }
+        }
         for i in 0..m {
             for j in i + 1..m {
                 g[(i, j)] = g[(j, i)];
             }
         }
-        let xy = sum_in_order(xys, m, t);
+        let mut xy = sum_in_order(xys, m, t);
+        // sum w (x - mean)(y - y_mean) = sum w d (y - y_mean) - delta sum w (y - y_mean).
+        for j in 0..m {
+            for c in 0..t {
+                xy[(j, c)] -= delta[j] * wy[c];
+            }
+        }
         for j in 0..m {
             g[(j, j)] += alpha;
         }
@@ -110,6 +150,21 @@ pub fn fit(
             singular,
         })
     })?
+}
+
+/// The mean of up to 4096 rows spread evenly over X (a centre close to the true mean).
+fn sample_centre(x: &DenseMatrix<'_>) -> Result<Vec<f64>> {
+    let (n, m) = x.dim();
+    let take = n.min(4096);
+    let mut s = vec![0.0; m];
+    for k in 0..take {
+        let row = k * n / take;
+        let b = block_t(x, row..row + 1, None, None, false)?;
+        for (j, v) in s.iter_mut().enumerate() {
+            *v += b[(j, 0)];
+        }
+    }
+    Ok(s.iter().map(|v| v / take as f64).collect())
 }
 
 #[cfg(test)]
