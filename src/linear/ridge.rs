@@ -187,4 +187,30 @@ mod tests {
         let e = fit(&DenseMatrix::F64(x.view()), &y, 1, -1.0, true, None, 1).unwrap_err();
         assert!(e.to_string().contains("alpha"));
     }
+
+    #[test]
+    fn large_offsets_and_trends_keep_full_precision() {
+        // A sorted feature far from zero and a weighted fit: the provisional centre is off from the
+        // mean, and the correction must still give the coefficients of an exactly centred solve.
+        let n = 30_000;
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { 1e6 + i as f64 * 0.01 } else { ((i * 7919) % 1000) as f64 / 100.0 });
+        let y: Vec<f64> = (0..n).map(|i| 0.3 * x[[i, 0]] - 2.0 * x[[i, 1]] + ((i * 31) % 97) as f64 / 97.0).collect();
+        let w: Vec<f64> = (0..n).map(|i| 1.0 + (i % 3) as f64).collect();
+        let fitted = fit(&DenseMatrix::F64(x.view()), &y, 1, 10.0, true, Some(&w), 2).unwrap().model;
+        // Exactly centred normal equations, two unknowns, by hand.
+        let sw: f64 = w.iter().sum();
+        let mean = |f: &dyn Fn(usize) -> f64| (0..n).map(|i| w[i] * f(i)).sum::<f64>() / sw;
+        let (m0, m1, my) = (mean(&|i| x[[i, 0]]), mean(&|i| x[[i, 1]]), mean(&|i| y[i]));
+        let s = |a: &dyn Fn(usize) -> f64, b: &dyn Fn(usize) -> f64| (0..n).map(|i| w[i] * a(i) * b(i)).sum::<f64>();
+        let (c0, c1, cy) = (|i: usize| x[[i, 0]] - m0, |i: usize| x[[i, 1]] - m1, |i: usize| y[i] - my);
+        let (a, b, d) = (s(&c0, &c0) + 10.0, s(&c0, &c1), s(&c1, &c1) + 10.0);
+        let (r0, r1) = (s(&c0, &cy), s(&c1, &cy));
+        let det = a * d - b * b;
+        let want = [(d * r0 - b * r1) / det, (a * r1 - b * r0) / det];
+        for (got, want) in fitted.coef.iter().zip(want) {
+            assert!((got - want).abs() <= 1e-9 * want.abs(), "{got} vs {want}");
+        }
+        let intercept = my - want[0] * m0 - want[1] * m1;
+        assert!((fitted.intercept[0] - intercept).abs() <= 1e-6 * intercept.abs().max(1.0), "{} vs {intercept}", fitted.intercept[0]);
+    }
 }
