@@ -4,12 +4,9 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 
-use super::{block_t, check_target, check_weights, over_blocks_of, solve_spd, sum_in_order, LinearModel};
+use super::{block_t, check_target, check_weights, over_blocks, solve_spd, sum_in_order, LinearModel};
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
-
-/// Rows per block of the Gram matrix.
-const RIDGE_BLOCK: usize = 8192;
 
 /// What a ridge fit reports besides the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,7 +60,7 @@ pub fn fit(
         } else {
             vec![0.0; t]
         };
-        let parts = over_blocks_of(RIDGE_BLOCK, n, |_, rows| {
+        let parts = over_blocks(n, |_, rows| {
             let sq: Option<Vec<f64>> = sample_weight.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
             let bt = block_t(x, rows.clone(), Some(&centre), sq.as_deref(), false)?;
             let r = rows.len();
