@@ -9,6 +9,7 @@ pub mod drift;
 pub mod error;
 pub mod gbdt;
 pub mod linear;
+pub mod mem;
 pub mod parallel;
 pub mod predict;
 pub mod transform;

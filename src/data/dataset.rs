@@ -279,7 +279,7 @@ impl Dataset {
 /// Bins every column, in parallel over blocks of rows (each task writes its rows of every feature).
 fn fill_bins<T: BinInt>(columns: &[ColumnSource<'_>], mappers: &[BinMapper], n_rows: usize) -> Vec<T> {
     let nf = columns.len();
-    let mut out = vec![T::default(); nf * n_rows];
+    let mut out = crate::mem::zeroed(nf * n_rows, T::default());
     let tables: Vec<Vec<u32>> = columns
         .iter()
         .zip(mappers)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::learner::{Gradients, Learner, SplitRules, Sums};
+use super::learner::{Buffers, Gradients, GroupedBins, Learner, SplitRules, Sums};
 use super::metric::Metric;
 use super::objective::{weighted_quantile, Objective};
 use super::params::{GbdtParams, ObjectiveKind};
@@ -100,6 +100,10 @@ pub struct Trainer {
     qgh: Vec<(i8, u8)>,
     /// Gradient and hessian side by side (what the float histograms read).
     gh: Vec<[f32; 2]>,
+    /// The training bins, four features to a record (one-byte bins only).
+    grouped: Option<GroupedBins>,
+    /// The learner's row buffers between rounds.
+    buffers: Buffers,
 }
 
 /// A uniform draw in [0, 1) from a seed and a row: the same for a row whatever thread handles it.
@@ -244,6 +248,7 @@ impl Trainer {
             });
             model.trees = m.trees;
         }
+        let grouped = pool.install(|| GroupedBins::new(&train));
         Ok(Trainer {
             grad: vec![0.0; k * n],
             hess: vec![0.0; k * n],
@@ -260,6 +265,8 @@ impl Trainer {
             finished: false,
             qgh: Vec::new(),
             gh: Vec::new(),
+            grouped,
+            buffers: Buffers::default(),
         })
     }
 
@@ -346,7 +353,7 @@ impl Trainer {
         let rules = SplitRules::from_params(p).with_groups(p, self.train.num_features());
         let nf = self.train.num_features();
         let mut new_trees = Vec::with_capacity(k);
-        let mut learner = Learner::new(&train, rules);
+        let mut learner = Learner::new(&train, self.grouped.as_ref(), rules, std::mem::take(&mut self.buffers));
         for c in 0..k {
             let active = self.active_features(nf, it * k + c);
             let (g, h) = (&self.grad[c * n..(c + 1) * n], &self.hess[c * n..(c + 1) * n]);
@@ -358,7 +365,9 @@ impl Trainer {
                 Gradients::Quantized { gh: &self.qgh, max_h: p.num_grad_quant_bins as u64, g_scale, h_scale }
             } else {
                 let gh = &mut self.gh;
-                gh.resize(n, [0.0; 2]);
+                if gh.len() != n {
+                    *gh = crate::mem::zeroed(n, [0.0; 2]);
+                }
                 self.pool.install(|| {
                     gh.par_chunks_mut(PAIR_CHUNK).zip(g.par_chunks(PAIR_CHUNK).zip(h.par_chunks(PAIR_CHUNK))).for_each(|(o, (g, h))| {
                         for (o, (&g, &h)) in o.iter_mut().zip(g.iter().zip(h)) {
@@ -409,6 +418,7 @@ impl Trainer {
             }
             new_trees.push(tree);
         }
+        self.buffers = learner.into_buffers();
         if new_trees.iter().all(|t| t.nodes.is_empty()) && custom.is_none() {
             // No split anywhere: this round would change nothing; stop as LightGBM does. The scores
             // already include the (near-zero) constant outputs, so undo them.

@@ -437,16 +437,52 @@ fn float_hist<B: Copy + Into<usize>>(
     }
 }
 
-/// Rows per block of a float histogram. A bin's sum is defined block by block: within a block its even
-/// and odd rows are summed apart and their sum is added to the bin, blocks in order. Both ways of
-/// building histograms below keep exactly this order, so they give the same bits.
+/// Rows per block of a float histogram. A bin's sum is defined block by block: the block's rows are
+/// summed, and the block's sum is added to the bin, blocks in order (one-byte bins, read four features
+/// at a time: rows in order; wider bins, read one feature at a time: even and odd rows apart, then
+/// together). Histograms built by features or by rows keep exactly this order, so they give the
+/// same bits.
 const HIST_BLOCK: usize = 16_384;
 
+/// Features per group in [`GroupedBins`].
+const GROUP: usize = 4;
+
+/// One-byte bins of four consecutive features side by side, a 4-byte record per row: a leaf's
+/// histogram reads one record per row for four features (instead of four scattered bytes), and its
+/// gradients once per four features.
+pub struct GroupedBins {
+    /// Group u's records are `recs[u * n..(u + 1) * n]`.
+    recs: Vec<[u8; GROUP]>,
+    n: usize,
+}
+
+impl GroupedBins {
+    /// The grouped copy of a dataset's bins; None when they are wider than a byte.
+    pub fn new(data: &Dataset) -> Option<Self> {
+        let BinMatrix::U8(cols) = &data.bins else { return None };
+        let (n, nf) = (data.num_data(), data.num_features());
+        let mut recs = crate::mem::zeroed(nf.div_ceil(GROUP) * n, [0u8; GROUP]);
+        recs.par_chunks_mut(n.max(1)).enumerate().for_each(|(u, g)| {
+            for k in 0..GROUP.min(nf - u * GROUP) {
+                let f = u * GROUP + k;
+                for (rec, &b) in g.iter_mut().zip(&cols[f * n..(f + 1) * n]) {
+                    rec[k] = b;
+                }
+            }
+        });
+        Some(GroupedBins { recs, n })
+    }
+
+    fn group(&self, u: usize) -> &[[u8; GROUP]] {
+        &self.recs[u * self.n..(u + 1) * self.n]
+    }
+}
+
 /// Whether to build a float histogram by rows (tasks are blocks of rows, each summing every feature)
-/// rather than by features (one task per feature): when there are too few features to keep the
-/// threads busy and rows enough for two blocks per thread.
-fn row_wise(features: usize, rows: usize, threads: usize) -> bool {
-    features < 2 * threads && rows >= 2 * threads * HIST_BLOCK
+/// rather than by features (one task per feature, or per group of features): when there are too few
+/// tasks to keep the threads busy and rows enough for two blocks per thread.
+fn row_wise(tasks: usize, rows: usize, threads: usize) -> bool {
+    tasks < 2 * threads && rows >= 2 * threads * HIST_BLOCK
 }
 
 /// Adds one block of rows `at` of one feature to `total`; `pair` is scratch of twice the bins.
@@ -462,35 +498,128 @@ fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[f32;
     }
 }
 
-/// Adds rows `at` of feature `f` to `total` (either bin width).
-fn add_feature_block(data: &Dataset, f: usize, rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, pair: &mut [Bin], total: &mut [Bin]) {
-    let n = data.num_data();
-    match &data.bins {
-        BinMatrix::U8(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at, pair, total),
-        BinMatrix::U16(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at, pair, total),
+/// Adds rows `at` of one group of four features to `sums` (four histograms of 256 bins, zeroed by
+/// the caller).
+fn group_block(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, sums: &mut [Bin]) {
+    let (h0, rest) = sums.split_at_mut(256);
+    let (h1, rest) = rest.split_at_mut(256);
+    let (h2, h3) = rest.split_at_mut(256);
+    let (h0, h1, h2, h3) = (&mut h0[..256], &mut h1[..256], &mut h2[..256], &mut h3[..256]);
+    macro_rules! run {
+        ($rec:expr) => {{
+            for i in at {
+                let b: [u8; GROUP] = $rec(i);
+                let (g, h) = (gh[i][0] as f64, gh[i][1] as f64);
+                for (hk, bk) in [(&mut *h0, b[0]), (&mut *h1, b[1]), (&mut *h2, b[2]), (&mut *h3, b[3])] {
+                    let e = &mut hk[bk as usize];
+                    e.g += g;
+                    e.h += h;
+                }
+            }
+        }};
+    }
+    match rows {
+        None => run!(|i: usize| recs[i]),
+        // The records of a sparse leaf's rows are fetched well ahead (each is a likely cache miss).
+        Some(rows) if rows.len() * SPARSE_LEAF < recs.len() => run!(|i: usize| {
+            prefetch(recs, rows, i + 2 * PREFETCH_AHEAD);
+            recs[rows[i] as usize]
+        }),
+        Some(rows) => run!(|i: usize| recs[rows[i] as usize]),
     }
 }
 
-/// Float histograms, one task per active feature walking all rows block by block.
-fn float_hist_by_features(data: &Dataset, slices: Vec<&mut [Bin]>, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool]) {
+/// Scratch a task needs for [`add_unit_block`].
+fn unit_scratch(layout: &HistLayout) -> Vec<Bin> {
+    let widest = layout.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    vec![Bin::default(); (GROUP * 256).max(2 * widest)]
+}
+
+/// Adds rows `at` of one unit (a group of four features with grouped bins, else one feature) to the
+/// histograms `feats` of the unit's active features.
+fn add_unit_block(
+    data: &Dataset,
+    grouped: Option<&GroupedBins>,
+    unit: usize,
+    rows: Option<&[u32]>,
+    gh: &[[f32; 2]],
+    at: std::ops::Range<usize>,
+    scratch: &mut [Bin],
+    feats: &mut [(usize, &mut [Bin])],
+) {
+    match grouped {
+        Some(gb) => {
+            let sums = &mut scratch[..GROUP * 256];
+            sums.fill(Bin::default());
+            group_block(gb.group(unit), rows, gh, at, sums);
+            for (f, total) in feats.iter_mut() {
+                let k = *f % GROUP;
+                for (t, s) in total.iter_mut().zip(&sums[k * 256..(k + 1) * 256]) {
+                    t.g += s.g;
+                    t.h += s.h;
+                }
+            }
+        }
+        None => {
+            let n = data.num_data();
+            for (f, total) in feats.iter_mut() {
+                let f = *f;
+                match &data.bins {
+                    BinMatrix::U8(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at.clone(), scratch, total),
+                    BinMatrix::U16(d) => add_block(&d[f * n..(f + 1) * n], rows, gh, at.clone(), scratch, total),
+                }
+            }
+        }
+    }
+}
+
+/// The active features' histograms, in units: groups of four features with grouped bins, else single
+/// features. Each entry: (unit, [(feature, its histogram)]).
+fn units<'h>(grouped: Option<&GroupedBins>, slices: Vec<&'h mut [Bin]>, active: &[bool]) -> Vec<(usize, Vec<(usize, &'h mut [Bin])>)> {
+    let width = if grouped.is_some() { GROUP } else { 1 };
+    let mut out: Vec<(usize, Vec<(usize, &'h mut [Bin])>)> = Vec::new();
+    for (f, s) in slices.into_iter().enumerate() {
+        if !active[f] {
+            continue;
+        }
+        let u = f / width;
+        match out.last_mut() {
+            Some((last, feats)) if *last == u => feats.push((f, s)),
+            _ => out.push((u, vec![(f, s)])),
+        }
+    }
+    out
+}
+
+/// Float histograms, one task per unit walking all rows block by block.
+fn float_hist_by_features(data: &Dataset, grouped: Option<&GroupedBins>, layout: &HistLayout, slices: Vec<&mut [Bin]>, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool]) {
     let m = gh.len();
-    slices.into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
-        hs.fill(Bin::default());
-        let mut pair = vec![Bin::default(); 2 * hs.len()];
+    units(grouped, slices, active).into_par_iter().for_each(|(u, mut feats)| {
+        for (_, hs) in feats.iter_mut() {
+            hs.fill(Bin::default());
+        }
+        let mut scratch = unit_scratch(layout);
         for b0 in (0..m).step_by(HIST_BLOCK) {
-            add_feature_block(data, f, rows, gh, b0..(b0 + HIST_BLOCK).min(m), &mut pair, hs);
+            add_unit_block(data, grouped, u, rows, gh, b0..(b0 + HIST_BLOCK).min(m), &mut scratch, &mut feats);
         }
     });
 }
 
 /// Float histograms, tasks being blocks of rows: `threads` blocks at a time each sum every active
 /// feature into a histogram of their own, which are then added to `hist` in block order.
-fn float_hist_by_rows(data: &Dataset, layout: &HistLayout, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool], threads: usize, hist: &mut [Bin]) {
+fn float_hist_by_rows(
+    data: &Dataset,
+    grouped: Option<&GroupedBins>,
+    layout: &HistLayout,
+    rows: Option<&[u32]>,
+    gh: &[[f32; 2]],
+    active: &[bool],
+    threads: usize,
+    hist: &mut [Bin],
+) {
     let m = gh.len();
     let offsets = &layout.offsets;
-    let feats: Vec<usize> = (0..active.len()).filter(|&f| active[f]).collect();
-    let widest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    for &f in &feats {
+    for f in (0..active.len()).filter(|&f| active[f]) {
         hist[offsets[f]..offsets[f + 1]].fill(Bin::default());
     }
     let blocks = m.div_ceil(HIST_BLOCK);
@@ -500,9 +629,9 @@ fn float_hist_by_rows(data: &Dataset, layout: &HistLayout, rows: Option<&[u32]>,
             .map(|k| {
                 let at = k * HIST_BLOCK..((k + 1) * HIST_BLOCK).min(m);
                 let mut part = vec![Bin::default(); layout.total()];
-                let mut pair = vec![Bin::default(); 2 * widest];
-                for &f in &feats {
-                    add_feature_block(data, f, rows, gh, at.clone(), &mut pair, &mut part[offsets[f]..offsets[f + 1]]);
+                let mut scratch = unit_scratch(layout);
+                for (u, mut feats) in units(grouped, per_feature(layout, &mut part), active) {
+                    add_unit_block(data, grouped, u, rows, gh, at.clone(), &mut scratch, &mut feats);
                 }
                 part
             })
@@ -577,9 +706,39 @@ fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Bin]) -> Vec<&'a mut 
     out
 }
 
-/// Grows trees on one dataset; holds buffers reused across trees.
+/// Row-sized buffers a learner works in, kept from round to round (allocating them anew each round
+/// would cost page faults over every row).
+#[derive(Default)]
+pub struct Buffers {
+    indices: Vec<u32>,
+    scratch: Vec<u32>,
+    ogh: Vec<[f32; 2]>,
+    oqgh: Vec<(i8, u8)>,
+}
+
+impl Buffers {
+    /// Makes every buffer hold (or have room for) `n` rows.
+    fn fit(&mut self, n: usize) {
+        fn room<T: Clone>(v: &mut Vec<T>, n: usize, zero: T) {
+            if v.capacity() < n {
+                *v = crate::mem::zeroed(n, zero);
+                v.clear();
+            }
+        }
+        room(&mut self.indices, n, 0);
+        room(&mut self.ogh, n, [0.0; 2]);
+        room(&mut self.oqgh, n, (0, 0));
+        if self.scratch.len() != n {
+            self.scratch = crate::mem::zeroed(n, 0);
+        }
+    }
+}
+
+/// Grows trees on one dataset.
 pub struct Learner<'a> {
     data: &'a Dataset,
+    /// Grouped bins for float histograms (None: read feature by feature).
+    grouped: Option<&'a GroupedBins>,
     layout: HistLayout,
     rules: SplitRules,
     indices: Vec<u32>,
@@ -589,17 +748,27 @@ pub struct Learner<'a> {
 }
 
 impl<'a> Learner<'a> {
-    pub fn new(data: &'a Dataset, rules: SplitRules) -> Self {
+    /// A learner on `data`; `grouped` must be `GroupedBins::new(data)` (or None). `buffers` are reused
+    /// (any, e.g. `Buffers::default()`; [`Learner::into_buffers`] gives them back).
+    pub fn new(data: &'a Dataset, grouped: Option<&'a GroupedBins>, rules: SplitRules, mut buffers: Buffers) -> Self {
         let n = data.num_data();
+        let fits = |g: &GroupedBins| g.n == n && g.recs.len() == data.num_features().div_ceil(GROUP) * n;
+        buffers.fit(n);
         Learner {
             data,
+            grouped: grouped.filter(|g| fits(g)),
             layout: HistLayout::new(data),
             rules,
-            indices: Vec::with_capacity(n),
-            scratch: vec![0; n],
-            ogh: Vec::new(),
-            oqgh: Vec::new(),
+            indices: buffers.indices,
+            scratch: buffers.scratch,
+            ogh: buffers.ogh,
+            oqgh: buffers.oqgh,
         }
+    }
+
+    /// The buffers, for the next learner.
+    pub fn into_buffers(self) -> Buffers {
+        Buffers { indices: self.indices, scratch: self.scratch, ogh: self.ogh, oqgh: self.oqgh }
     }
 
     /// Fills the histogram of rows `indices[begin..end]` for the `active` features: one task per feature,
@@ -633,11 +802,12 @@ impl<'a> Learner<'a> {
                     }
                 };
                 let threads = rayon::current_num_threads();
-                let feats = active.iter().filter(|&&a| a).count();
-                if row_wise(feats, ogh.len(), threads) {
-                    float_hist_by_rows(data, &self.layout, rows, ogh, active, threads, hist);
+                let grouped = self.grouped;
+                let tasks = units(grouped, per_feature(&self.layout, hist), active).len();
+                if row_wise(tasks, ogh.len(), threads) {
+                    float_hist_by_rows(data, grouped, &self.layout, rows, ogh, active, threads, hist);
                 } else {
-                    float_hist_by_features(data, per_feature(&self.layout, hist), rows, ogh, active);
+                    float_hist_by_features(data, grouped, &self.layout, per_feature(&self.layout, hist), rows, ogh, active);
                 }
             }
             Gradients::Quantized { gh, max_h, g_scale, h_scale } => {
@@ -1031,7 +1201,7 @@ mod tests {
                 let want: Vec<u32> = rows.iter().copied().filter(|&r| goes_left(r)).chain(rows.iter().copied().filter(|&r| !goes_left(r))).collect();
                 for threads in [1, 2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                    let mut l = Learner::new(&data, rules());
+                    let mut l = Learner::new(&data, None, rules(), Buffers::default());
                     l.indices = rows.clone();
                     let mid = pool.install(|| l.partition(0, rows.len(), &split));
                     assert_eq!(l.indices, want, "feature {feature}, {threads} threads, {} rows", rows.len());
@@ -1052,8 +1222,12 @@ mod tests {
         let qgh: Vec<(i8, u8)> = qg.iter().copied().zip(qh.iter().copied()).collect();
         let active = vec![true; 3];
         let layout = HistLayout::new(&data);
-        for rows in [(0..n as u32).collect::<Vec<_>>(), (0..n as u32).filter(|r| r % 7 == 3).collect(), (5..n as u32).step_by(31).collect()] {
-            let mut l = Learner::new(&data, rules());
+        let grouped = GroupedBins::new(&data).unwrap();
+        for (rows, grouped) in [(0..n as u32).collect::<Vec<_>>(), (0..n as u32).filter(|r| r % 7 == 3).collect(), (5..n as u32).step_by(31).collect()]
+            .into_iter()
+            .flat_map(|rows| [(rows.clone(), None), (rows, Some(&grouped))])
+        {
+            let mut l = Learner::new(&data, grouped, rules(), Buffers::default());
             l.indices = rows.clone();
             let mut hf = vec![Bin::default(); layout.total()];
             l.build_hist(0, rows.len(), Gradients::Float { gh: &gh }, &active, &mut hf);
@@ -1094,14 +1268,17 @@ mod tests {
                 None => gh.clone(),
                 Some(r) => r.iter().map(|&r| gh[r as usize]).collect(),
             };
-            let mut by_features = vec![Bin::default(); layout.total()];
-            float_hist_by_features(&data, per_feature(&layout, &mut by_features), rows.as_deref(), &ogh, &active);
-            for threads in [1, 2, 3] {
-                let mut by_rows = vec![Bin::default(); layout.total()];
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| float_hist_by_rows(&data, &layout, rows.as_deref(), &ogh, &active, threads, &mut by_rows));
-                for (at, (a, b)) in by_features.iter().zip(&by_rows).enumerate() {
-                    assert!(a.g.to_bits() == b.g.to_bits() && a.h.to_bits() == b.h.to_bits(), "bin {at}: {a:?} vs {b:?}");
+            let gb = GroupedBins::new(&data).unwrap();
+            for grouped in [None, Some(&gb)] {
+                let mut by_features = vec![Bin::default(); layout.total()];
+                float_hist_by_features(&data, grouped, &layout, per_feature(&layout, &mut by_features), rows.as_deref(), &ogh, &active);
+                for threads in [1, 2, 3] {
+                    let mut by_rows = vec![Bin::default(); layout.total()];
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    pool.install(|| float_hist_by_rows(&data, grouped, &layout, rows.as_deref(), &ogh, &active, threads, &mut by_rows));
+                    for (at, (a, b)) in by_features.iter().zip(&by_rows).enumerate() {
+                        assert!(a.g.to_bits() == b.g.to_bits() && a.h.to_bits() == b.h.to_bits(), "bin {at}: {a:?} vs {b:?}");
+                    }
                 }
             }
         }

@@ -143,7 +143,7 @@ pub fn per_column_values<T: Send>(
                 let mut bufs: Vec<Vec<f64>> = (0..COLUMN_GROUP.min(n_cols))
                     .map(|_| {
                         let b = Vec::<f64>::with_capacity(len);
-                        advise_huge_pages_raw(b.as_ptr() as usize, len * std::mem::size_of::<f64>());
+                        crate::mem::advise_huge_pages_raw(b.as_ptr() as usize, len * std::mem::size_of::<f64>());
                         b
                     })
                     .collect();
@@ -232,34 +232,9 @@ pub fn row_of_present(m: &DenseMatrix<'_>, j: usize, i: usize) -> usize {
 /// large arrays are.
 pub fn output_buffer(len: usize) -> Vec<f64> {
     let v = vec![0.0f64; len];
-    advise_huge_pages(&v);
+    crate::mem::advise_huge_pages(&v);
     v
 }
-
-fn advise_huge_pages(v: &[f64]) {
-    advise_huge_pages_raw(v.as_ptr() as usize, std::mem::size_of_val(v));
-}
-
-/// Asks for huge pages behind the untouched allocation at `start` of `bytes` bytes (Linux; a hint).
-#[cfg(target_os = "linux")]
-fn advise_huge_pages_raw(start: usize, bytes: usize) {
-    const HUGE: usize = 2 << 20;
-    if bytes < 4 * HUGE {
-        return;
-    }
-    let aligned = start.next_multiple_of(HUGE);
-    let end = (start + bytes) / HUGE * HUGE;
-    if end > aligned {
-        // SAFETY: the range lies inside the caller's live allocation; MADV_HUGEPAGE only changes how
-        // the kernel backs pages not yet touched, never their contents. A failure is harmless.
-        unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages_raw(_: usize, _: usize) {}
 
 /// Applies `f(value, column) -> output` to every element, writing a row-major (rows, cols) buffer.
 /// An infinite input is an error (named by row and column); NaN is passed to `f`.
