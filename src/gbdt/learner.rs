@@ -695,6 +695,43 @@ fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[
     }
 }
 
+/// The histograms `feats` of one group of four features (grouped bins) from quantized gradients whose
+/// packed sums fit (see [`quantized_hist`]): one packed addition per row and feature.
+fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], (g_scale, h_scale): (f64, f64), feats: &mut [(usize, &mut [Bin])]) {
+    let mut acc = vec![0i64; GROUP * 256];
+    let (a0, rest) = acc.split_at_mut(256);
+    let (a1, rest) = rest.split_at_mut(256);
+    let (a2, a3) = rest.split_at_mut(256);
+    let (a0, a1, a2, a3) = (&mut a0[..256], &mut a1[..256], &mut a2[..256], &mut a3[..256]);
+    macro_rules! run {
+        ($rec:expr) => {{
+            for (i, &q) in gh.iter().enumerate() {
+                let b: [u8; GROUP] = $rec(i);
+                let v = pack_quantized(q);
+                a0[b[0] as usize] += v;
+                a1[b[1] as usize] += v;
+                a2[b[2] as usize] += v;
+                a3[b[3] as usize] += v;
+            }
+        }};
+    }
+    match rows {
+        None => run!(|i: usize| recs[i]),
+        Some(rows) if rows.len() * SPARSE_LEAF < recs.len() => run!(|i: usize| {
+            prefetch(recs, rows, i + 2 * PREFETCH_AHEAD);
+            recs[rows[i] as usize]
+        }),
+        Some(rows) => run!(|i: usize| recs[rows[i] as usize]),
+    }
+    for (f, hs) in feats.iter_mut() {
+        let k = *f % GROUP;
+        for (e, &v) in hs.iter_mut().zip(&acc[k * 256..(k + 1) * 256]) {
+            let (gsum, hsum) = unpack_quantized(v);
+            *e = Bin { g: gsum as f64 * g_scale, h: hsum as f64 * h_scale };
+        }
+    }
+}
+
 /// Splits `hist` into one mutable slice per feature.
 fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Bin]) -> Vec<&'a mut [Bin]> {
     let mut out = Vec::with_capacity(layout.offsets.len() - 1);
@@ -820,6 +857,12 @@ impl<'a> Learner<'a> {
                 };
                 // The packed sums stay exact while the leaf's hessians cannot reach 2^32.
                 let fits = (op.len() as u64).saturating_mul(max_h) < 1 << 32;
+                if let (Some(gb), true) = (self.grouped, fits) {
+                    units(Some(gb), per_feature(&self.layout, hist), active).into_par_iter().for_each(|(u, mut feats)| {
+                        quantized_group(gb.group(u), rows, op, (g_scale, h_scale), &mut feats);
+                    });
+                    return;
+                }
                 per_feature(&self.layout, hist).into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
                     let scale = (g_scale, h_scale);
                     match &data.bins {
