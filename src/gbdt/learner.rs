@@ -505,27 +505,28 @@ fn group_block(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[[f32; 2]], at: 
     let (h1, rest) = rest.split_at_mut(256);
     let (h2, h3) = rest.split_at_mut(256);
     let (h0, h1, h2, h3) = (&mut h0[..256], &mut h1[..256], &mut h2[..256], &mut h3[..256]);
-    macro_rules! run {
-        ($rec:expr) => {{
-            for i in at {
-                let b: [u8; GROUP] = $rec(i);
-                let (g, h) = (gh[i][0] as f64, gh[i][1] as f64);
-                for (hk, bk) in [(&mut *h0, b[0]), (&mut *h1, b[1]), (&mut *h2, b[2]), (&mut *h3, b[3])] {
-                    let e = &mut hk[bk as usize];
-                    e.g += g;
-                    e.h += h;
-                }
-            }
-        }};
-    }
+    for_each_record(recs, rows, at, |i, b| {
+        let (g, h) = (gh[i][0] as f64, gh[i][1] as f64);
+        for (hk, bk) in [(&mut *h0, b[0]), (&mut *h1, b[1]), (&mut *h2, b[2]), (&mut *h3, b[3])] {
+            let e = &mut hk[bk as usize];
+            e.g += g;
+            e.h += h;
+        }
+    });
+}
+
+/// Calls `f(i, record)` for the positions `at` of a leaf, with the record of row `rows[i]` (of row i
+/// when `rows` is None). The records of a sparse leaf's rows are fetched well ahead (each is a likely
+/// cache miss).
+#[inline(always)]
+fn for_each_record(recs: &[[u8; GROUP]], rows: Option<&[u32]>, at: std::ops::Range<usize>, mut f: impl FnMut(usize, [u8; GROUP])) {
     match rows {
-        None => run!(|i: usize| recs[i]),
-        // The records of a sparse leaf's rows are fetched well ahead (each is a likely cache miss).
-        Some(rows) if rows.len() * SPARSE_LEAF < recs.len() => run!(|i: usize| {
+        None => at.for_each(|i| f(i, recs[i])),
+        Some(rows) if rows.len() * SPARSE_LEAF < recs.len() => at.for_each(|i| {
             prefetch(recs, rows, i + 2 * PREFETCH_AHEAD);
-            recs[rows[i] as usize]
+            f(i, recs[rows[i] as usize])
         }),
-        Some(rows) => run!(|i: usize| recs[rows[i] as usize]),
+        Some(rows) => at.for_each(|i| f(i, recs[rows[i] as usize])),
     }
 }
 
@@ -703,26 +704,13 @@ fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], 
     let (a1, rest) = rest.split_at_mut(256);
     let (a2, a3) = rest.split_at_mut(256);
     let (a0, a1, a2, a3) = (&mut a0[..256], &mut a1[..256], &mut a2[..256], &mut a3[..256]);
-    macro_rules! run {
-        ($rec:expr) => {{
-            for (i, &q) in gh.iter().enumerate() {
-                let b: [u8; GROUP] = $rec(i);
-                let v = pack_quantized(q);
-                a0[b[0] as usize] += v;
-                a1[b[1] as usize] += v;
-                a2[b[2] as usize] += v;
-                a3[b[3] as usize] += v;
-            }
-        }};
-    }
-    match rows {
-        None => run!(|i: usize| recs[i]),
-        Some(rows) if rows.len() * SPARSE_LEAF < recs.len() => run!(|i: usize| {
-            prefetch(recs, rows, i + 2 * PREFETCH_AHEAD);
-            recs[rows[i] as usize]
-        }),
-        Some(rows) => run!(|i: usize| recs[rows[i] as usize]),
-    }
+    for_each_record(recs, rows, 0..gh.len(), |i, b| {
+        let v = pack_quantized(gh[i]);
+        a0[b[0] as usize] += v;
+        a1[b[1] as usize] += v;
+        a2[b[2] as usize] += v;
+        a3[b[3] as usize] += v;
+    });
     for (f, hs) in feats.iter_mut() {
         let k = *f % GROUP;
         for (e, &v) in hs.iter_mut().zip(&acc[k * 256..(k + 1) * 256]) {
