@@ -8,7 +8,7 @@ use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
-use super::{block_t, check_target, check_weights, means_and_squares, over_blocks_of, sum_in_order, weighted_means, LinearModel};
+use super::{block_t, check_target, check_weights, over_blocks_of, sum_in_order, weighted_means, LinearModel};
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
 
@@ -86,6 +86,76 @@ fn gap(
     let scale = if dual_norm > alpha { alpha / dual_norm } else { 1.0 };
     let dual = -0.5 * scale * scale * (r_norm2 + beta * w_l2) + scale * ry;
     (primal - dual, dual_norm)
+}
+
+/// One pass over X in blocks of 8192 rows (large enough that each block's product runs at full speed;
+/// 1024-row blocks measured 10% slower), summed in block order whatever the threads: the lower triangle
+/// of the Gram matrix, X'(y - y_mean), the squared norms of y - y_mean and X's column sums. With `flat`
+/// (X C-ordered, no weights) blocks are read where they lie, uncentred; otherwise each is copied,
+/// centred on `x_mean` and scaled by sqrt(w).
+fn gram_pass(
+    x: &DenseMatrix<'_>,
+    flat: Option<&[f64]>,
+    y: &[f64],
+    t: usize,
+    y_mean: &[f64],
+    x_mean: &[f64],
+    sw: Option<&[f64]>,
+) -> Result<(Mat<f64>, Mat<f64>, Vec<f64>, Vec<f64>)> {
+    let (n, m) = x.dim();
+    let parts = over_blocks_of(8192, n, |_, rows| {
+        let sq: Option<Vec<f64>> = sw.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
+        let copied;
+        let bt = match flat {
+            Some(flat) => MatRef::from_row_major_slice(&flat[rows.start * m..rows.end * m], rows.len(), m).transpose(),
+            None => {
+                copied = block_t(x, rows.clone(), Some(x_mean), sq.as_deref(), false)?;
+                copied.as_ref()
+            }
+        };
+        let r = rows.len();
+        let mut yb = Mat::<f64>::zeros(r, t);
+        let mut yy = vec![0.0; t];
+        for (k, i) in rows.enumerate() {
+            let s = sq.as_ref().map_or(1.0, |s| s[k]);
+            for c in 0..t {
+                let v = (y[i * t + c] - y_mean[c]) * s;
+                yb[(k, c)] = v;
+                yy[c] += v * v;
+            }
+        }
+        // The Gram matrix is symmetric: compute its lower half (half the work), mirrored by the caller.
+        let mut g = Mat::<f64>::zeros(m, m);
+        triangular::matmul(
+            g.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            bt,
+            BlockStructure::Rectangular,
+            bt.transpose(),
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+        let mut xy = Mat::<f64>::zeros(m, t);
+        matmul(xy.as_mut(), Accum::Replace, bt, yb.as_ref(), 1.0, Par::Seq);
+        let mut sums = Mat::<f64>::zeros(m, 1);
+        if flat.is_some() {
+            // Column sums, the block being in cache after the products.
+            matmul(sums.as_mut(), Accum::Replace, bt, Mat::<f64>::from_fn(r, 1, |_, _| 1.0).as_ref(), 1.0, Par::Seq);
+        }
+        Ok((g, xy, yy, (0..m).map(|j| sums[(j, 0)]).collect::<Vec<f64>>()))
+    })?;
+    let mut gs = Vec::with_capacity(parts.len());
+    let mut xys = Vec::with_capacity(parts.len());
+    let (mut yy, mut sums) = (vec![0.0; t], vec![0.0; m]);
+    for (g, xy, y2, s) in parts {
+        gs.push(g);
+        xys.push(xy);
+        yy.iter_mut().zip(&y2).for_each(|(a, b)| *a += b);
+        sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+    }
+    Ok((sum_in_order(gs, m, m), sum_in_order(xys, m, t), yy, sums))
 }
 
 /// Coordinate descent for one target on the Gram system; `w` is the start and the result.
@@ -229,26 +299,6 @@ pub fn fit(
     });
     let sw = sw.as_deref();
     crate::parallel::run_in_pool(n_threads, || {
-        // Without weights, a C-ordered f64 X is multiplied where it lies and the Gram matrix centred
-        // afterwards (G - n mean mean'), when that subtraction loses at most about 4 digits (every
-        // column's squared mean within 1e4 times its variance); otherwise a centred copy is used.
-        let flat = match x {
-            DenseMatrix::F64(a) if sw.is_none() => a.to_slice(),
-            _ => None,
-        };
-        let (x_mean, in_place) = match flat {
-            Some(_) => {
-                let (mean, sq) = means_and_squares(x)?;
-                if opt.fit_intercept {
-                    let safe = mean.iter().zip(&sq).all(|(&mu, &s2)| mu == 0.0 || mu * mu <= 1e4 * (s2 - mu * mu));
-                    (mean, safe)
-                } else {
-                    (vec![0.0; m], true)
-                }
-            }
-            None if opt.fit_intercept => (weighted_means(x, sw)?, false),
-            None => (vec![0.0; m], false),
-        };
         let mut y_mean = vec![0.0; t];
         if opt.fit_intercept {
             let mut tot = 0.0;
@@ -261,58 +311,41 @@ pub fn fit(
             }
             y_mean.iter_mut().for_each(|v| *v /= tot);
         }
-        // Blocks of 8192 rows: large enough that each block's product runs at full speed (1024-row
-        // blocks measured 10% slower), small enough that a few hundred thousand rows split evenly
-        // across threads. The block size, not the thread count, fixes the summation order.
-        let parts = over_blocks_of(8192, n, |_, rows| {
-            let sq: Option<Vec<f64>> = sw.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
-            let copied;
-            let bt = match flat {
-                Some(flat) if in_place => MatRef::from_row_major_slice(&flat[rows.start * m..rows.end * m], rows.len(), m).transpose(),
-                _ => {
-                    copied = block_t(x, rows.clone(), Some(&x_mean), sq.as_deref(), false)?;
-                    copied.as_ref()
+        // Without weights, a C-ordered f64 X is multiplied where it lies, uncentred, its column sums
+        // taken in the same pass, and the Gram matrix centred afterwards (G - n mean mean') when that
+        // subtraction loses at most about 4 digits (every column's squared mean within 1e4 times its
+        // variance); otherwise (or with weights, or another layout) centred copies of the blocks are
+        // multiplied.
+        let flat = match x {
+            DenseMatrix::F64(a) if sw.is_none() => a.to_slice(),
+            _ => None,
+        };
+        let zeros = vec![0.0; m];
+        let (g, xy, yy, x_mean, in_place) = match flat {
+            Some(flat) => {
+                let (g, xy, yy, sums) = gram_pass(x, Some(flat), y, t, &y_mean, &zeros, sw)?;
+                let mean: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+                if mean.iter().chain(&yy).any(|v| !v.is_finite()) || (0..m).any(|j| !g[(j, j)].is_finite()) {
+                    // A NaN or infinite value: the error names where.
+                    return Err(weighted_means(x, None).err().unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
                 }
-            };
-            let r = rows.len();
-            let mut yb = Mat::<f64>::zeros(r, t);
-            let mut yy = vec![0.0; t];
-            for (k, i) in rows.enumerate() {
-                let s = sq.as_ref().map_or(1.0, |s| s[k]);
-                for c in 0..t {
-                    let v = (y[i * t + c] - y_mean[c]) * s;
-                    yb[(k, c)] = v;
-                    yy[c] += v * v;
+                let safe = mean.iter().enumerate().all(|(j, &mu)| mu == 0.0 || mu * mu <= 1e4 * (g[(j, j)] / n as f64 - mu * mu));
+                if !opt.fit_intercept {
+                    (g, xy, yy, zeros, true)
+                } else if safe {
+                    (g, xy, yy, mean, true)
+                } else {
+                    let (g, xy, yy, _) = gram_pass(x, None, y, t, &y_mean, &mean, sw)?;
+                    (g, xy, yy, mean, false)
                 }
             }
-            // The Gram matrix is symmetric: compute its lower half (half the work), mirrored below.
-            let mut g = Mat::<f64>::zeros(m, m);
-            triangular::matmul(
-                g.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Replace,
-                bt,
-                BlockStructure::Rectangular,
-                bt.transpose(),
-                BlockStructure::Rectangular,
-                1.0,
-                Par::Seq,
-            );
-            let mut xy = Mat::<f64>::zeros(m, t);
-            matmul(xy.as_mut(), Accum::Replace, bt, yb.as_ref(), 1.0, Par::Seq);
-            Ok((g, xy, yy))
-        })?;
-        let mut gs = Vec::with_capacity(parts.len());
-        let mut xys = Vec::with_capacity(parts.len());
-        let mut yy = vec![0.0; t];
-        for (g, xy, y2) in parts {
-            gs.push(g);
-            xys.push(xy);
-            for c in 0..t {
-                yy[c] += y2[c];
+            None => {
+                let x_mean = if opt.fit_intercept { weighted_means(x, sw)? } else { zeros };
+                let (g, xy, yy, _) = gram_pass(x, None, y, t, &y_mean, &x_mean, sw)?;
+                (g, xy, yy, x_mean, false)
             }
-        }
-        let mut g = sum_in_order(gs, m, m);
+        };
+        let mut g = g;
         if in_place && opt.fit_intercept {
             for b in 0..m {
                 for a in b..m {
@@ -325,7 +358,6 @@ pub fn fit(
                 g[(a, b)] = g[(b, a)];
             }
         }
-        let xy = sum_in_order(xys, m, t);
         let l1 = opt.alpha * opt.l1_ratio * n as f64;
         let l2 = opt.alpha * (1.0 - opt.l1_ratio) * n as f64;
         let mut coef = vec![0.0; t * m];

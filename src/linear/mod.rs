@@ -212,37 +212,6 @@ pub fn weighted_means(x: &DenseMatrix<'_>, w: Option<&[f64]>) -> Result<Vec<f64>
     Ok(tot[..m].iter().map(|s| s / sw).collect())
 }
 
-/// Per-column means and means of squares of X (unweighted), read row by row in place; a NaN or
-/// infinite value is an error naming its row and column.
-pub fn means_and_squares(x: &DenseMatrix<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (n, m) = x.dim();
-    let parts = over_blocks(n, |_, rows| {
-        let mut s = vec![0.0; 2 * m];
-        let mut finite = true;
-        crate::transform::stats::for_each_row(x, rows.clone(), |_, row| {
-            let (sum, sq) = s.split_at_mut(m);
-            for ((a, b), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
-                finite &= v.is_finite();
-                *a += v;
-                *b += v * v;
-            }
-        });
-        if !finite {
-            return Err(weighted_means(x, None).err().unwrap_or_else(|| Error::Internal("a non-finite value vanished".into())));
-        }
-        Ok(s)
-    })?;
-    let mut tot = vec![0.0; 2 * m];
-    for p in parts {
-        for (t, v) in tot.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    let mean = tot[..m].iter().map(|s| s / n as f64).collect();
-    let sq = tot[m..].iter().map(|s| s / n as f64).collect();
-    Ok((mean, sq))
-}
-
 /// Checks sample weights: one per row, finite, >= 0, not all zero.
 pub fn check_weights(w: Option<&[f64]>, n: usize) -> Result<()> {
     if let Some(w) = w {
