@@ -4,11 +4,10 @@
 //! change falls below tol) and its gap-safe screening. The updates are scikit-learn's, computed from
 //! X^T X and X^T y (one parallel pass over the data), so each epoch costs O(features^2), not O(rows).
 
-use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
-use super::{block_t, check_target, check_weights, over_blocks_of, sum_in_order, weighted_means, LinearModel};
+use super::{block_t, centre_and_mirror, check_target, check_weights, fold_blocks, lower_gram, over_blocks_of, weighted_means, BlockSums, LinearModel};
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
 
@@ -101,7 +100,7 @@ fn gram_pass(
     y_mean: &[f64],
     x_mean: &[f64],
     sw: Option<&[f64]>,
-) -> Result<(Mat<f64>, Mat<f64>, Vec<f64>, Vec<f64>)> {
+) -> Result<BlockSums> {
     let (n, m) = x.dim();
     let parts = over_blocks_of(8192, n, |_, rows| {
         let sq: Option<Vec<f64>> = sw.map(|w| rows.clone().map(|i| w[i].sqrt()).collect());
@@ -124,19 +123,8 @@ fn gram_pass(
                 yy[c] += v * v;
             }
         }
-        // The Gram matrix is symmetric: compute its lower half (half the work), mirrored by the caller.
-        let mut g = Mat::<f64>::zeros(m, m);
-        triangular::matmul(
-            g.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            bt,
-            BlockStructure::Rectangular,
-            bt.transpose(),
-            BlockStructure::Rectangular,
-            1.0,
-            Par::Seq,
-        );
+        // The Gram matrix is symmetric: its lower half only, mirrored by the caller.
+        let g = lower_gram(bt);
         let mut xy = Mat::<f64>::zeros(m, t);
         matmul(xy.as_mut(), Accum::Replace, bt, yb.as_ref(), 1.0, Par::Seq);
         let mut sums = Mat::<f64>::zeros(m, 1);
@@ -146,16 +134,7 @@ fn gram_pass(
         }
         Ok((g, xy, yy, (0..m).map(|j| sums[(j, 0)]).collect::<Vec<f64>>()))
     })?;
-    let mut gs = Vec::with_capacity(parts.len());
-    let mut xys = Vec::with_capacity(parts.len());
-    let (mut yy, mut sums) = (vec![0.0; t], vec![0.0; m]);
-    for (g, xy, y2, s) in parts {
-        gs.push(g);
-        xys.push(xy);
-        yy.iter_mut().zip(&y2).for_each(|(a, b)| *a += b);
-        sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
-    }
-    Ok((sum_in_order(gs, m, m), sum_in_order(xys, m, t), yy, sums))
+    Ok(fold_blocks(parts, ((m, m), (m, t), t, m)))
 }
 
 /// Coordinate descent for one target on the Gram system; `w` is the start and the result.
@@ -346,18 +325,7 @@ pub fn fit(
             }
         };
         let mut g = g;
-        if in_place && opt.fit_intercept {
-            for b in 0..m {
-                for a in b..m {
-                    g[(a, b)] -= n as f64 * x_mean[a] * x_mean[b];
-                }
-            }
-        }
-        for a in 0..m {
-            for b in a + 1..m {
-                g[(a, b)] = g[(b, a)];
-            }
-        }
+        centre_and_mirror(&mut g, n as f64, (in_place && opt.fit_intercept).then_some(&x_mean[..]));
         let l1 = opt.alpha * opt.l1_ratio * n as f64;
         let l2 = opt.alpha * (1.0 - opt.l1_ratio) * n as f64;
         let mut coef = vec![0.0; t * m];

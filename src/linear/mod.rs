@@ -167,6 +167,62 @@ pub fn over_blocks_of<T: Send>(
         .collect()
 }
 
+/// The lower triangle of `bt bt'` (a block's Gram matrix; the upper part is left zero: half the work).
+pub fn lower_gram(bt: faer::MatRef<'_, f64>) -> Mat<f64> {
+    use faer::linalg::matmul::triangular::{matmul as tri, BlockStructure};
+    let mut g = Mat::<f64>::zeros(bt.nrows(), bt.nrows());
+    tri(
+        g.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        bt,
+        BlockStructure::Rectangular,
+        bt.transpose(),
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
+    g
+}
+
+/// Turns the lower triangle of an uncentred Gram sum into the full centred one: subtracts
+/// `weight * shift shift'` (the sum of weights times the offset of the mean from the centre used),
+/// then mirrors the lower triangle above the diagonal.
+pub fn centre_and_mirror(g: &mut Mat<f64>, weight: f64, shift: Option<&[f64]>) {
+    let m = g.nrows();
+    if let Some(d) = shift {
+        for j in 0..m {
+            for i in j..m {
+                g[(i, j)] -= weight * d[i] * d[j];
+            }
+        }
+    }
+    for i in 0..m {
+        for j in i + 1..m {
+            g[(i, j)] = g[(j, i)];
+        }
+    }
+}
+
+/// Per-block sums (two matrices, two vectors) added up in block order.
+pub type BlockSums = (Mat<f64>, Mat<f64>, Vec<f64>, Vec<f64>);
+
+/// Adds per-block sums in block order; `dims` gives the shapes (rows and columns of the two matrices,
+/// lengths of the two vectors) for when there are no blocks.
+pub fn fold_blocks(parts: Vec<BlockSums>, dims: ((usize, usize), (usize, usize), usize, usize)) -> BlockSums {
+    let (da, db, la, lb) = dims;
+    let mut gs = Vec::with_capacity(parts.len());
+    let mut xys = Vec::with_capacity(parts.len());
+    let (mut a, mut b) = (vec![0.0; la], vec![0.0; lb]);
+    for (g, xy, u, v) in parts {
+        gs.push(g);
+        xys.push(xy);
+        a.iter_mut().zip(&u).for_each(|(s, x)| *s += x);
+        b.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
+    }
+    (sum_in_order(gs, da.0, da.1), sum_in_order(xys, db.0, db.1), a, b)
+}
+
 /// Sums matrices in order.
 pub fn sum_in_order(parts: Vec<Mat<f64>>, nrows: usize, ncols: usize) -> Mat<f64> {
     let mut acc = Mat::<f64>::zeros(nrows, ncols);

@@ -4,7 +4,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 
-use super::{block_t, check_target, check_weights, over_blocks, solve_spd, sum_in_order, LinearModel};
+use super::{block_t, centre_and_mirror, check_target, check_weights, fold_blocks, lower_gram, over_blocks, solve_spd, LinearModel};
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
 
@@ -81,47 +81,17 @@ pub fn fit(
                     *v += bt[(j, k)] * s;
                 }
             }
-            // The Gram matrix is symmetric: compute its lower triangle only (half the work).
-            let mut g = Mat::<f64>::zeros(m, m);
-            faer::linalg::matmul::triangular::matmul(
-                g.as_mut(),
-                faer::linalg::matmul::triangular::BlockStructure::TriangularLower,
-                Accum::Replace,
-                bt.as_ref(),
-                faer::linalg::matmul::triangular::BlockStructure::Rectangular,
-                bt.transpose(),
-                faer::linalg::matmul::triangular::BlockStructure::Rectangular,
-                1.0,
-                Par::Seq,
-            );
+            // The Gram matrix is symmetric: its lower triangle only.
+            let g = lower_gram(bt.as_ref());
             let mut xy = Mat::<f64>::zeros(m, t);
             matmul(xy.as_mut(), Accum::Replace, bt.as_ref(), yb.as_ref(), 1.0, Par::Seq);
             Ok((g, xy, wd, wy))
         })?;
-        let mut gs = Vec::with_capacity(parts.len());
-        let mut xys = Vec::with_capacity(parts.len());
-        let (mut wd, mut wy) = (vec![0.0; m], vec![0.0; t]);
-        for (g, xy, d, yv) in parts {
-            gs.push(g);
-            xys.push(xy);
-            wd.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
-            wy.iter_mut().zip(&yv).for_each(|(a, b)| *a += b);
-        }
+        let (mut g, mut xy, wd, wy) = fold_blocks(parts, ((m, m), (m, t), m, t));
         let w_sum: f64 = sample_weight.map_or(n as f64, |w| w.iter().sum());
         let delta: Vec<f64> = if fit_intercept { wd.iter().map(|v| v / w_sum).collect() } else { vec![0.0; m] };
         let x_mean: Vec<f64> = centre.iter().zip(&delta).map(|(c, d)| c + d).collect();
-        let mut g = sum_in_order(gs, m, m);
-        for j in 0..m {
-            for i in j..m {
-                g[(i, j)] -= w_sum * delta[i] * delta[j];
-            }
-        }
-        for i in 0..m {
-            for j in i + 1..m {
-                g[(i, j)] = g[(j, i)];
-            }
-        }
-        let mut xy = sum_in_order(xys, m, t);
+        centre_and_mirror(&mut g, w_sum, Some(&delta));
         // sum w (x - mean)(y - y_mean) = sum w d (y - y_mean) - delta sum w (y - y_mean).
         for j in 0..m {
             for c in 0..t {
