@@ -30,8 +30,7 @@ __all__ = [
     "impute_transform",
     "quantile_transform",
     "digitize",
-    "artifact_header",
-    "default_num_threads",
+    "release_memory",
     "ks_2samp",
     "cramervonmises_2samp",
     "mannwhitneyu",
@@ -57,6 +56,7 @@ FORMAT_VERSION: int
 
 def artifact_header(data: bytes) -> dict[str, Any]: ...
 def default_num_threads() -> int: ...
+def release_memory() -> int: ...
 
 _F64 = npt.NDArray[np.float64]
 _Matrix = npt.NDArray[np.float32] | npt.NDArray[np.float64]

@@ -23,3 +23,35 @@ pub fn with_dense<T: Send>(
         Err(to_py(py, Error::data("X must be a 2-D float32 or float64 numpy array")))
     }
 }
+
+/// Owns the values behind a float64 array built by [`matrix_from_vec`]; when numpy frees the array,
+/// the buffer goes back to the pool of large outputs ([`crate::mem::recycle`]) for the next transform.
+#[pyclass(module = "ferrox._ferrox")]
+pub struct OutputBuffer {
+    data: Vec<f64>,
+}
+
+impl Drop for OutputBuffer {
+    fn drop(&mut self) {
+        crate::mem::recycle(std::mem::take(&mut self.data));
+    }
+}
+
+/// A (rows, cols) C-ordered float64 numpy array over `data`, without a copy.
+pub fn matrix_from_vec<'py>(
+    py: Python<'py>,
+    rows: usize,
+    cols: usize,
+    data: Vec<f64>,
+) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+    if rows.checked_mul(cols) != Some(data.len()) {
+        return Err(to_py(py, Error::Internal(format!("{} values for a {rows} x {cols} matrix", data.len()))));
+    }
+    let owner = Bound::new(py, OutputBuffer { data })?;
+    let held = owner.borrow();
+    let view = ndarray::ArrayView2::from_shape((rows, cols), &held.data[..])
+        .map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
+    // SAFETY: `owner` becomes the array's base object and keeps `data` alive and unmoved (nothing
+    // resizes it) until numpy drops the array.
+    Ok(unsafe { numpy::PyArray2::borrow_from_array(&view, owner.clone().into_any()) })
+}

@@ -34,6 +34,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linear::sgd_fit, m)?)?;
     m.add_function(wrap_pyfunction!(transform::moments_update, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_min_max, m)?)?;
+    m.add_function(wrap_pyfunction!(transform::release_memory, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_percentiles, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_most_frequent, m)?)?;
     m.add_function(wrap_pyfunction!(transform::column_missing_counts, m)?)?;

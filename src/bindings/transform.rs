@@ -1,6 +1,5 @@
 //! Feature-transform kernels for `ferrox.preprocessing`: per-column statistics and element-wise maps.
 
-use ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
@@ -13,8 +12,7 @@ use crate::transform::stats::{self, Moments};
 
 
 fn matrix_out<'py>(py: Python<'py>, rows: usize, cols: usize, data: Vec<f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let a = Array2::from_shape_vec((rows, cols), data).map_err(|e| to_py(py, Error::Internal(e.to_string())))?;
-    Ok(PyArray2::from_owned_array(py, a))
+    super::convert::matrix_from_vec(py, rows, cols, data)
 }
 
 type Vec3<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -501,3 +499,11 @@ fn targets_of(t: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
     (0..a.nrows()).map(|c| a.row(c).to_vec()).collect()
 }
 
+
+/// Frees the large output buffers kept for reuse; returns the bytes they held.
+#[pyfunction]
+pub fn release_memory() -> usize {
+    let (_, bytes) = crate::mem::recycled();
+    crate::mem::release_recycled();
+    bytes
+}

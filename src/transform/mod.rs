@@ -227,13 +227,13 @@ pub fn row_of_present(m: &DenseMatrix<'_>, j: usize, i: usize) -> usize {
     rows.get(i).copied().unwrap_or(i)
 }
 
-/// A zero-filled f64 buffer for a transform's output. Large buffers are asked to be backed by huge
-/// pages (Linux), so filling them costs a page fault per 2 MiB instead of per 4 KiB, as numpy's own
-/// large arrays are.
+/// A buffer of `len` values for a transform's output; the caller writes every element. A large
+/// buffer handed back by an earlier output of a similar size is reused as it is (see
+/// [`crate::mem::take_recycled`]); otherwise a fresh one comes zero-filled from the kernel and is asked to
+/// be backed by huge pages (Linux), so filling it costs a page fault per 2 MiB instead of per 4 KiB, as
+/// numpy's own large arrays do.
 pub fn output_buffer(len: usize) -> Vec<f64> {
-    let v = vec![0.0f64; len];
-    crate::mem::advise_huge_pages(&v);
-    v
+    crate::mem::take_recycled(len).unwrap_or_else(|| crate::mem::zeroed(len, 0.0))
 }
 
 /// Applies `f(value, column) -> output` to every element, writing a row-major (rows, cols) buffer.

@@ -88,13 +88,18 @@ impl FeaturePipeline {
                     step.apply(&DenseMatrix::F64(view), n_threads)?
                 }
             };
-            cur = Some(next);
+            // The step's input is done with: it serves a later step's (or call's) output.
+            if let Some((done, _)) = cur.replace(next) {
+                crate::mem::recycle(done);
+            }
         }
-        match &cur {
+        match cur {
             None => self.model.decision(x, n_threads),
             Some((buf, w)) => {
-                let view = ArrayView2::from_shape((n, *w), buf).map_err(|e| Error::Internal(e.to_string()))?;
-                self.model.decision(&DenseMatrix::F64(view), n_threads)
+                let view = ArrayView2::from_shape((n, w), &buf[..]).map_err(|e| Error::Internal(e.to_string()))?;
+                let out = self.model.decision(&DenseMatrix::F64(view), n_threads);
+                crate::mem::recycle(buf);
+                out
             }
         }
     }

@@ -350,3 +350,37 @@ def test_column_transformer_check_estimator():
         warnings.simplefilter("ignore")
         results = check_estimator(est, on_fail=None)
     assert [r["check_name"] for r in results if r["status"] == "failed"] == []
+
+
+def test_large_outputs_reuse_freed_buffers_and_never_alias_live_ones(rng):
+    # 2.1M x 1 float64 = 16.8 MB: large enough for freed outputs to be kept for reuse.
+    fx.release_memory()
+    X = rng.lognormal(size=(2_100_000, 1))
+    X[rng.random(X.shape) < 0.01] = np.nan
+    mm = fxp.MinMaxScaler(feature_range=(-2, 5)).fit(X)
+    st = fxp.StandardScaler().fit(X)
+    want_mm, want_st = skp.MinMaxScaler(feature_range=(-2, 5)).fit_transform(X), skp.StandardScaler().fit_transform(X)
+    a = mm.transform(X)
+    b = st.transform(X)  # a is alive: b must get memory of its own
+    assert not np.shares_memory(a, b)
+    a_before = a.copy()
+    del a
+    assert fx.release_memory() >= X.nbytes  # a's buffer was kept ...
+    c = st.transform(X)
+    at = c.__array_interface__["data"][0]
+    del c
+    d = mm.transform(X)  # ... and c's is reused by d, which must hold every new value
+    assert d.__array_interface__["data"][0] == at
+    close(d, want_mm)
+    close(b, want_st)
+    close(a_before, want_mm)
+    view = d[::2]
+    del d
+    close(view, want_mm[::2])  # a view keeps its buffer from being reused
+    e = st.transform(X)
+    assert not np.shares_memory(e, view)
+    close(view, want_mm[::2])
+    close(e, want_st)
+    del view, e
+    assert fx.release_memory() >= X.nbytes
+    assert fx.release_memory() == 0
