@@ -95,7 +95,7 @@ pub fn take_recycled(len: usize) -> Option<Vec<f64>> {
 /// Hands a buffer back for reuse (large ones are kept for a while; others are freed now).
 pub fn recycle(v: Vec<f64>) {
     let bytes = v.len() * std::mem::size_of::<f64>();
-    if bytes < RECYCLE_MIN_BYTES || bytes > RECYCLE_BYTES {
+    if !(RECYCLE_MIN_BYTES..=RECYCLE_BYTES).contains(&bytes) {
         return;
     }
     advise_free(v.as_ptr() as usize, bytes);

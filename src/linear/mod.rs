@@ -2,10 +2,12 @@
 //! elastic net (coordinate descent) and SGD, with one prediction path ([`LinearModel::decision`]).
 //!
 //! Heavy reductions (Gram matrices, gradients, Hessians) run over fixed blocks of rows in parallel;
-//! each block's partial result is computed sequentially with faer and the partials are summed in
-//! block order, so results do not depend on the thread count.
+//! each block's partial result is computed sequentially (Gram matrices by [`gram::lower_gram`], the
+//! rest with faer) and the partials are summed in block order, so results do not depend on the thread
+//! count.
 
 pub mod cd;
+pub mod gram;
 pub mod logistic;
 pub mod ridge;
 pub mod sgd;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
+pub use gram::lower_gram;
 
 /// Rows per block of the parallel reductions.
 pub const BLOCK: usize = 4096;
@@ -165,24 +168,6 @@ pub fn over_blocks_of<T: Send>(
         .into_par_iter()
         .map(|b| f(b, b * size..((b + 1) * size).min(n_rows)))
         .collect()
-}
-
-/// The lower triangle of `bt bt'` (a block's Gram matrix; the upper part is left zero: half the work).
-pub fn lower_gram(bt: faer::MatRef<'_, f64>) -> Mat<f64> {
-    use faer::linalg::matmul::triangular::{matmul as tri, BlockStructure};
-    let mut g = Mat::<f64>::zeros(bt.nrows(), bt.nrows());
-    tri(
-        g.as_mut(),
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        bt,
-        BlockStructure::Rectangular,
-        bt.transpose(),
-        BlockStructure::Rectangular,
-        1.0,
-        Par::Seq,
-    );
-    g
 }
 
 /// Turns the lower triangle of an uncentred Gram sum into the full centred one: subtracts
