@@ -65,10 +65,22 @@ impl Affine {
         let (sub, div, mul, add) = (&self.sub[..n], &self.div[..n], &self.mul[..n], &self.add[..n]);
         let divides = div.iter().any(|&d| d != 1.0);
         let clip = self.clip;
+        // A large output does not fit in cache: it is written with non-temporal stores where the
+        // machine allows, so its lines are not read before being overwritten.
+        #[cfg(target_arch = "x86_64")]
+        let streamer = (out.len() * 8 >= STREAM_MIN_BYTES).then(|| stream::Streamer::new(self, n, divides)).flatten();
         crate::parallel::run_in_pool(n_threads, || {
             out.par_chunks_mut(ROWS * n).zip(x.par_chunks(ROWS * n)).enumerate().try_for_each(|(b, (o, xi))| {
                 let mut inf = false;
-                for (orow, xrow) in o.chunks_exact_mut(n).zip(xi.chunks_exact(n)) {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(s) = &streamer {
+                    inf = s.run(o, xi, b * ROWS * n);
+                }
+                #[cfg(target_arch = "x86_64")]
+                let rows_left = if streamer.is_some() { 0 } else { o.len() };
+                #[cfg(not(target_arch = "x86_64"))]
+                let rows_left = o.len();
+                for (orow, xrow) in o[..rows_left].chunks_exact_mut(n).zip(xi.chunks_exact(n)) {
                     inf |= if divides {
                         affine_row_div(orow, xrow, sub, div, mul, add)
                     } else {
@@ -90,6 +102,138 @@ impl Affine {
             })
         })??;
         Ok(out)
+    }
+}
+
+/// Outputs at least this large are written with non-temporal stores (x86_64 with AVX-512).
+const STREAM_MIN_BYTES: usize = 16 << 20;
+
+/// The affine map over a C-ordered chunk seen as one flat run of values, in AVX-512 vectors written
+/// with non-temporal stores. The per-column parameters are laid out repeated over lcm(columns, 8)
+/// values, so each vector of 8 consecutive values finds its 8 parameters side by side. The arithmetic
+/// is the scalar path's, operation for operation (no fused multiply-add), so the numbers are the same.
+#[cfg(target_arch = "x86_64")]
+mod stream {
+    use super::Affine;
+    use std::arch::x86_64::*;
+
+    pub struct Streamer {
+        period: usize,
+        sub: Vec<f64>,
+        div: Vec<f64>,
+        mul: Vec<f64>,
+        add: Vec<f64>,
+        divides: bool,
+        clip: Option<(f64, f64)>,
+    }
+
+    impl Streamer {
+        /// None without AVX-512F, or when the repeated parameters would not stay in L1 (period over 1024).
+        pub fn new(a: &Affine, n: usize, divides: bool) -> Option<Self> {
+            if n == 0 || !std::arch::is_x86_feature_detected!("avx512f") {
+                return None;
+            }
+            let period = n / gcd(n, 8) * 8;
+            if period > 1024 {
+                return None;
+            }
+            // Eight extra values, so a vector starting anywhere in the period reads its parameters in one run.
+            let spread = |v: &[f64]| (0..period + 8).map(|i| v[i % n]).collect::<Vec<f64>>();
+            Some(Self {
+                period,
+                sub: spread(&a.sub),
+                div: spread(&a.div),
+                mul: spread(&a.mul),
+                add: spread(&a.add),
+                divides,
+                clip: a.clip,
+            })
+        }
+
+        /// Maps `x` into `o` (equal lengths; the chunk begins at value `start` of the matrix, counted
+        /// row by row). True when `x` holds an infinite value.
+        pub fn run(&self, o: &mut [f64], x: &[f64], start: usize) -> bool {
+            assert_eq!(o.len(), x.len(), "the chunk's input and output differ in length");
+            // SAFETY: AVX-512F was detected in `new`.
+            unsafe {
+                match (self.divides, self.clip.is_some()) {
+                    (false, false) => self.run_avx512::<false, false>(o, x, start),
+                    (false, true) => self.run_avx512::<false, true>(o, x, start),
+                    (true, false) => self.run_avx512::<true, false>(o, x, start),
+                    (true, true) => self.run_avx512::<true, true>(o, x, start),
+                }
+            }
+        }
+
+        #[inline(always)]
+        fn one(&self, v: f64, k: usize) -> f64 {
+            let mut y = v - self.sub[k];
+            if self.divides {
+                y /= self.div[k];
+            }
+            y = y * self.mul[k] + self.add[k];
+            match self.clip {
+                Some((lo, hi)) if !y.is_nan() => y.max(lo).min(hi),
+                _ => y,
+            }
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn run_avx512<const DIV: bool, const CLIP: bool>(&self, o: &mut [f64], x: &[f64], start: usize) -> bool {
+            let len = o.len();
+            let p = self.period;
+            // Values before the first 64-byte boundary of the output, one at a time.
+            let head = ((64 - o.as_ptr() as usize % 64) % 64 / 8).min(len);
+            let mut inf = false;
+            for e in 0..head {
+                inf |= x[e].abs() == f64::INFINITY;
+                o[e] = self.one(x[e], (start + e) % p);
+            }
+            let (lo, hi) = self.clip.unwrap_or((0.0, 0.0));
+            let (lo, hi, infinity) = (_mm512_set1_pd(lo), _mm512_set1_pd(hi), _mm512_set1_pd(f64::INFINITY));
+            let (sub, div, mul, add) = (self.sub.as_ptr(), self.div.as_ptr(), self.mul.as_ptr(), self.add.as_ptr());
+            let mut infinite: __mmask8 = 0;
+            let mut k = (start + head) % p;
+            let mut e = head;
+            while e + 8 <= len {
+                // SAFETY: e + 8 <= len for x and o; k + 8 <= period + 8 for the parameters; o + e is
+                // 64-byte aligned (head), as the streaming store needs.
+                unsafe {
+                    let v = _mm512_loadu_pd(x.as_ptr().add(e));
+                    infinite |= _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(_mm512_abs_pd(v), infinity);
+                    let mut y = _mm512_sub_pd(v, _mm512_loadu_pd(sub.add(k)));
+                    if DIV {
+                        y = _mm512_div_pd(y, _mm512_loadu_pd(div.add(k)));
+                    }
+                    y = _mm512_add_pd(_mm512_mul_pd(y, _mm512_loadu_pd(mul.add(k))), _mm512_loadu_pd(add.add(k)));
+                    if CLIP {
+                        // MAXPD/MINPD return the second operand when either is NaN: NaN passes through.
+                        y = _mm512_min_pd(hi, _mm512_max_pd(lo, y));
+                    }
+                    _mm512_stream_pd(o.as_mut_ptr().add(e), y);
+                }
+                e += 8;
+                k += 8;
+                if k >= p {
+                    k -= p;
+                }
+            }
+            for e in e..len {
+                inf |= x[e].abs() == f64::INFINITY;
+                o[e] = self.one(x[e], (start + e) % p);
+            }
+            // The streamed values are in memory before the chunk is reported done.
+            _mm_sfence();
+            inf || infinite != 0
+        }
+    }
+
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
     }
 }
 
@@ -430,6 +574,36 @@ pub fn interp_from_above(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn streamed_affine_is_the_row_path_bit_for_bit() {
+        for n in [1usize, 3, 8, 50, 53] {
+            let rows = 97;
+            let x: Vec<f64> = (0..rows * n)
+                .map(|i| if i % 37 == 5 { f64::NAN } else { ((i * 7919) % 1013) as f64 / 17.0 - 20.0 })
+                .collect();
+            let par = |k: usize| (0..n).map(|j| (j * k % 11) as f64 / 3.0 + 0.5).collect::<Vec<f64>>();
+            for (div, clip) in [(vec![1.0; n], None), (par(5), None), (vec![1.0; n], Some((-1.0, 2.0))), (par(3), Some((0.0, 1.5)))] {
+                let a = Affine { sub: par(7), div: div.clone(), mul: par(2), add: par(9), clip };
+                let divides = div.iter().any(|&d| d != 1.0);
+                let Some(s) = stream::Streamer::new(&a, n, divides) else { return }; // no AVX-512 here
+                let want = a.apply(&DenseMatrix::F64(ndarray::ArrayView2::from_shape((rows, n), &x).unwrap()), 1).unwrap();
+                // Chunks starting at any row, into outputs at every alignment.
+                for (r0, shift) in [(0usize, 0usize), (1, 1), (3, 5), (10, 7)] {
+                    let mut buf = vec![f64::NAN; rows * n + 8];
+                    let out = &mut buf[shift..shift + (rows - r0) * n];
+                    assert!(!s.run(out, &x[r0 * n..], r0 * n));
+                    for (g, w) in out.iter().zip(&want[r0 * n..]) {
+                        assert!(g.to_bits() == w.to_bits(), "n={n} {a:?}: {g} vs {w}");
+                    }
+                }
+                let mut bad = x.clone();
+                bad[(rows - 2) * n] = f64::NEG_INFINITY;
+                assert!(s.run(&mut vec![0.0; bad.len()], &bad, 0), "an infinite value is reported");
+            }
+        }
+    }
 
     #[test]
     fn ppf_matches_known_values() {
