@@ -18,26 +18,40 @@ pub fn zeroed<T: Clone>(len: usize, zero: T) -> Vec<T> {
 
 /// Asks for huge pages behind the untouched allocation at `start` of `bytes` bytes (Linux; a hint).
 /// Buffers under 4 MiB are left alone.
-#[cfg(target_os = "linux")]
 pub fn advise_huge_pages_raw(start: usize, bytes: usize) {
     const HUGE: usize = 2 << 20;
-    if bytes < 2 * HUGE {
-        return;
-    }
-    let aligned = start.next_multiple_of(HUGE);
-    let end = (start + bytes) / HUGE * HUGE;
-    if end > aligned {
-        // SAFETY: the range lies inside the caller's live allocation; MADV_HUGEPAGE only changes how
-        // the kernel backs pages not yet touched, never their contents. A failure is harmless.
-        unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
-        }
+    if bytes >= 2 * HUGE {
+        // MADV_HUGEPAGE only changes how the kernel backs pages not yet touched, never their contents.
+        #[cfg(target_os = "linux")]
+        advise(start, bytes, HUGE, libc::MADV_HUGEPAGE);
+        #[cfg(not(target_os = "linux"))]
+        let _ = start;
     }
 }
 
-/// Asks for huge pages (a no-op off Linux).
-#[cfg(not(target_os = "linux"))]
-pub fn advise_huge_pages_raw(_: usize, _: usize) {}
+/// Marks the whole pages inside `start..start + bytes` free-on-pressure (Linux; a hint). Only for
+/// memory that nothing reads until it is fully rewritten: the kernel may replace those pages by zero
+/// pages.
+fn advise_free(start: usize, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    advise(start, bytes, 4096, libc::MADV_FREE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, bytes);
+}
+
+/// `madvise(advice)` over the whole `unit`-aligned units inside `start..start + bytes`.
+#[cfg(target_os = "linux")]
+fn advise(start: usize, bytes: usize, unit: usize, advice: libc::c_int) {
+    let aligned = start.next_multiple_of(unit);
+    let end = (start + bytes) / unit * unit;
+    if end > aligned {
+        // SAFETY: the range lies inside the caller's live allocation; the callers' advice never
+        // changes what the program may observe there (see each caller). A failure is harmless.
+        unsafe {
+            libc::madvise(aligned as *mut libc::c_void, end - aligned, advice);
+        }
+    }
+}
 
 /// Large output buffers handed back after use, kept for the next output of a similar size.
 ///
@@ -127,25 +141,6 @@ pub fn recycled() -> (usize, usize) {
     let p = pool();
     (p.entries.len(), p.entries.iter().map(|(_, v)| v.len() * std::mem::size_of::<f64>()).sum())
 }
-
-/// Marks the whole pages inside `start..start + bytes` free-on-pressure (Linux; a hint).
-#[cfg(target_os = "linux")]
-fn advise_free(start: usize, bytes: usize) {
-    const PAGE: usize = 4096;
-    let aligned = start.next_multiple_of(PAGE);
-    let end = (start + bytes) / PAGE * PAGE;
-    if end > aligned {
-        // SAFETY: the range lies inside a live allocation that nothing reads until it is fully
-        // rewritten; MADV_FREE only lets the kernel replace untouched pages by zero pages.
-        unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_FREE);
-        }
-    }
-}
-
-/// A no-op off Linux.
-#[cfg(not(target_os = "linux"))]
-fn advise_free(_: usize, _: usize) {}
 
 #[cfg(test)]
 mod tests {
