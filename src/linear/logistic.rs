@@ -194,7 +194,25 @@ impl Problem<'_> {
                     g[c * p + m] = (0..r).map(|i| res[(i, c)]).sum();
                 }
             }
-            let h = if hess {
+            let h = if hess && k == 1 {
+                // Binary: the Hessian X~'DX~ (X~ = X with a column of ones when fitting the intercept)
+                // is the Gram matrix of the rows sqrt(d_i) x~_i, d_i >= 0.
+                let mut st = Mat::<f64>::zeros(p, r);
+                for i in 0..r {
+                    let sd = prob[(i, 0)].sqrt();
+                    let col = &mut st.col_as_slice_mut(i)[..p];
+                    match xb.row(i).try_as_row_major() {
+                        Some(x) => col[..m].iter_mut().zip(x.as_slice()).for_each(|(o, &v)| *o = v * sd),
+                        None => (0..m).for_each(|j| col[j] = xb[(i, j)] * sd),
+                    }
+                    if fi {
+                        col[m] = sd;
+                    }
+                }
+                let mut h = super::lower_gram(st.as_ref());
+                super::centre_and_mirror(&mut h, 0.0, None);
+                Some(h)
+            } else if hess {
                 let mut h = Mat::<f64>::zeros(p * k, p * k);
                 let mut scaled = Mat::<f64>::zeros(r, m);
                 let mut dv = vec![0.0; r];
