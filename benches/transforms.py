@@ -2,7 +2,7 @@
 
 Run it from the repository root::
 
-    .venv/bin/python benches/transforms.py                       # 1,000,000 rows, 2 threads, 3 repeats
+    .venv/bin/python benches/transforms.py                       # 1,000,000 rows, 2 threads, 5 repeats
     .venv/bin/python benches/transforms.py --rows 100000 --threads 2 --repeats 3
 
 Data (seeded, ``numpy.random.default_rng(0)``): a ``rows x 50`` lognormal float64 matrix with 1% NaN for
@@ -10,10 +10,10 @@ the scalers and the quantile transform, and ``rows x 5`` string columns (a panda
 columns, 5 to 200 categories each) for the encoders. Thread limits for numpy/BLAS (scikit-learn's side)
 are set through the environment before numpy is imported; ferrox gets ``n_jobs=threads``.
 
-Each case times ``fit_transform`` on the full data (the best of ``--repeats``, libraries alternating: the
-machine is shared, so the minimum is the least disturbed run) and
-prints the time of each library, the ratio scikit-learn / ferrox, and the largest difference between the
-two outputs relative to scikit-learn's magnitude (NaN positions must agree; encoders must be equal).
+Each case times ``fit_transform`` on the full data ``--repeats`` times, libraries alternating, and prints
+the median time of each library, the ratio of the medians scikit-learn / ferrox (and of the best runs,
+the least disturbed on a shared machine), and the largest difference between the two outputs relative to
+scikit-learn's magnitude (NaN positions must agree; encoders must be equal).
 ferrox keeps a freed large output's buffer for the next output (``ferrox.release_memory``), so calls after
 the first skip the operating system's clearing of fresh pages; the buffers are released before each case,
 and the ``1st`` columns give ferrox's first call, which pays that clearing as scikit-learn does on every call.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--cols", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only", default="", help="comma-separated case names to run (default: all)")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -67,7 +68,7 @@ def main() -> None:
     }
     only = {c for c in args.only.split(",") if c}
     print(f"rows={args.rows} cols={args.cols} (encoders: 5 string columns) threads={t} repeats={args.repeats}")
-    print(f"{'case':22s} {'sklearn s':>10s} {'ferrox s':>10s} {'ratio':>7s} {'1st s':>7s} {'ratio 1st':>9s}  max rel diff")
+    print(f"{'case':22s} {'sklearn s':>10s} {'ferrox s':>10s} {'ratio':>7s} {'best':>6s} {'1st s':>7s} {'ratio 1st':>9s}  max rel diff")
     for name, (make_sk, make_fx, data) in cases.items():
         if only and name not in only:
             continue
@@ -94,8 +95,9 @@ def main() -> None:
                 scale = np.nanmax(np.abs(b)) or 1.0
                 d = float(np.nanmax(np.abs(a - b)) / scale) if a.size else 0.0
                 diff = "0 (equal)" if d == 0 else f"{d:.1e}"
-        sk, fx, first = min(times["sk"]), min(times["fx"]), times["fx"][0]
-        print(f"{name:22s} {sk:10.3f} {fx:10.3f} {sk / fx:6.1f}x {first:7.3f} {sk / first:8.1f}x  {diff}", flush=True)
+        sk, fx, first = statistics.median(times["sk"]), statistics.median(times["fx"]), times["fx"][0]
+        best = min(times["sk"]) / min(times["fx"])
+        print(f"{name:22s} {sk:10.3f} {fx:10.3f} {sk / fx:6.1f}x {best:5.1f}x {first:7.3f} {sk / first:8.1f}x  {diff}", flush=True)
         outs.clear()
 
 
