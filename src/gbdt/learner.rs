@@ -498,17 +498,14 @@ fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[f32;
     }
 }
 
-/// Adds rows `at` of one group of four features to `sums` (four histograms of 256 bins, zeroed by
+/// Adds rows `at` of one group of features to `sums` (one histogram of 256 bins per feature, zeroed by
 /// the caller).
 fn group_block(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, sums: &mut [Bin]) {
-    let (h0, rest) = sums.split_at_mut(256);
-    let (h1, rest) = rest.split_at_mut(256);
-    let (h2, h3) = rest.split_at_mut(256);
-    let (h0, h1, h2, h3) = (&mut h0[..256], &mut h1[..256], &mut h2[..256], &mut h3[..256]);
+    let sums = &mut sums[..GROUP * 256];
     for_each_record(recs, rows, at, |i, b| {
         let (g, h) = (gh[i][0] as f64, gh[i][1] as f64);
-        for (hk, bk) in [(&mut *h0, b[0]), (&mut *h1, b[1]), (&mut *h2, b[2]), (&mut *h3, b[3])] {
-            let e = &mut hk[bk as usize];
+        for k in 0..GROUP {
+            let e = &mut sums[k * 256 + b[k] as usize];
             e.g += g;
             e.h += h;
         }
@@ -696,20 +693,16 @@ fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[
     }
 }
 
-/// The histograms `feats` of one group of four features (grouped bins) from quantized gradients whose
+/// The histograms `feats` of one group of features (grouped bins) from quantized gradients whose
 /// packed sums fit (see [`quantized_hist`]): one packed addition per row and feature.
 fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], (g_scale, h_scale): (f64, f64), feats: &mut [(usize, &mut [Bin])]) {
     let mut acc = vec![0i64; GROUP * 256];
-    let (a0, rest) = acc.split_at_mut(256);
-    let (a1, rest) = rest.split_at_mut(256);
-    let (a2, a3) = rest.split_at_mut(256);
-    let (a0, a1, a2, a3) = (&mut a0[..256], &mut a1[..256], &mut a2[..256], &mut a3[..256]);
+    let a = &mut acc[..GROUP * 256];
     for_each_record(recs, rows, 0..gh.len(), |i, b| {
         let v = pack_quantized(gh[i]);
-        a0[b[0] as usize] += v;
-        a1[b[1] as usize] += v;
-        a2[b[2] as usize] += v;
-        a3[b[3] as usize] += v;
+        for k in 0..GROUP {
+            a[k * 256 + b[k] as usize] += v;
+        }
     });
     for (f, hs) in feats.iter_mut() {
         let k = *f % GROUP;
