@@ -71,16 +71,16 @@ impl Affine {
         let streamer = (out.len() * 8 >= STREAM_MIN_BYTES).then(|| stream::Streamer::new(self, n, divides)).flatten();
         crate::parallel::run_in_pool(n_threads, || {
             out.par_chunks_mut(ROWS * n).zip(x.par_chunks(ROWS * n)).enumerate().try_for_each(|(b, (o, xi))| {
-                let mut inf = false;
                 #[cfg(target_arch = "x86_64")]
-                if let Some(s) = &streamer {
-                    inf = s.run(o, xi, b * ROWS * n);
-                }
-                #[cfg(target_arch = "x86_64")]
-                let rows_left = if streamer.is_some() { 0 } else { o.len() };
+                let streamed = streamer.as_ref().map(|s| s.run(o, xi, b * ROWS * n));
                 #[cfg(not(target_arch = "x86_64"))]
-                let rows_left = o.len();
-                for (orow, xrow) in o[..rows_left].chunks_exact_mut(n).zip(xi.chunks_exact(n)) {
+                let streamed: Option<bool> = None;
+                // Row by row unless the chunk was streamed (then only its infinity flag is left).
+                let (mut inf, rows) = match streamed {
+                    Some(inf) => (inf, 0),
+                    None => (false, o.len()),
+                };
+                for (orow, xrow) in o[..rows].chunks_exact_mut(n).zip(xi.chunks_exact(n)) {
                     inf |= if divides {
                         affine_row_div(orow, xrow, sub, div, mul, add)
                     } else {
@@ -133,7 +133,8 @@ mod stream {
             if n == 0 || !std::arch::is_x86_feature_detected!("avx512f") {
                 return None;
             }
-            let period = n / gcd(n, 8) * 8;
+            // lcm(n, 8): 8 is a power of two, so the common factor is the power of two dividing n, up to 8.
+            let period = n * 8 / (1usize << n.trailing_zeros().min(3));
             if period > 1024 {
                 return None;
             }
@@ -225,14 +226,6 @@ mod stream {
             // The streamed values are in memory before the chunk is reported done.
             _mm_sfence();
             inf || infinite != 0
-        }
-    }
-
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
         }
     }
 }

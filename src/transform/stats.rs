@@ -332,7 +332,10 @@ pub fn percentiles_with(values: &mut [f64], qs: &[f64], method: QuantileMethod) 
             let q = q / 100.0;
             match method {
                 QuantileMethod::Linear => {
-                    let virt = ((n as f64) * q + (1.0 - q) - 1.0).clamp(0.0, last);
+                    // numpy's own formula for this method, (n - 1) q: the Hyndman-Fan form
+                    // n q + (1 - q) - 1 is equal in exact arithmetic but can round to the other side of
+                    // an integer, and then a value next to a run of ties comes out one ulp-step off.
+                    let virt = (last * q).clamp(0.0, last);
                     let lo = virt.floor();
                     (lo as usize, virt - lo)
                 }
@@ -494,7 +497,7 @@ mod tests {
         let slow: Vec<f64> = qs
             .iter()
             .map(|q| {
-                let virt = (v.len() - 1) as f64 * q / 100.0;
+                let virt = (v.len() - 1) as f64 * (q / 100.0);
                 let lo = virt.floor() as usize;
                 lerp(sorted[lo], sorted[(lo + 1).min(v.len() - 1)], virt - lo as f64)
             })
@@ -519,6 +522,15 @@ mod tests {
         }
         assert!((all.mean[0] - 3.6).abs() < 1e-12);
         assert!((all.var[0] - 5.84).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linear_percentile_index_is_numpys() {
+        // 963 values, the 937th the first 22: numpy's (n - 1) q puts the 97.297...th percentile exactly
+        // on it (22.0); the equal-in-theory n q + (1 - q) - 1 gives 935.9999999999999 and 21.99999999999989.
+        let mut v: Vec<f64> = (0..963).map(|i| if i < 936 { 21.0 } else { 22.0 }).collect();
+        let q = 97.297_297_297_297_29;
+        assert_eq!(percentiles_with(&mut v, &[q], QuantileMethod::Linear), vec![22.0]);
     }
 
     #[test]
