@@ -226,29 +226,42 @@ pub struct Problem {
 /// The result of one problem: coefficients, intercept, epochs run.
 pub type Solved = (Vec<f64>, f64, usize);
 
+/// The weights as scikit-learn's WeightVector keeps them: `w * wscale`, with the squared L2 norm and
+/// the L1 norm stored, recomputed over the whole vector when a sample is added, scaled along with
+/// `wscale`, and left as they are by the L1 truncation (the objective that decides when to stop reads
+/// these stored values, so they follow scikit-learn's updates exactly).
 struct Weights {
     w: Vec<f64>,
     wscale: f64,
     sq_norm: f64,
+    l1_norm: f64,
 }
 
 impl Weights {
+    fn new(w: Vec<f64>) -> Self {
+        let sq_norm = w.iter().map(|v| v * v).sum();
+        let l1_norm = w.iter().map(|v| v.abs()).sum();
+        Weights { w, wscale: 1.0, sq_norm, l1_norm }
+    }
     fn dot(&self, x: &[f64]) -> f64 {
         self.w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() * self.wscale
     }
     fn add(&mut self, x: &[f64], c: f64) {
-        let (mut inner, mut xsq) = (0.0, 0.0);
-        let f = c / self.wscale;
+        let ws = self.wscale;
+        let f = c / ws;
+        let (mut l2, mut l1) = (0.0, 0.0);
         for (wj, &xj) in self.w.iter_mut().zip(x) {
-            inner += *wj * xj;
-            xsq += xj * xj;
             *wj += xj * f;
+            l2 += *wj * *wj;
+            l1 += wj.abs();
         }
-        self.sq_norm += xsq * c * c + 2.0 * inner * self.wscale * c;
+        self.sq_norm = l2 * (ws * ws);
+        self.l1_norm = l1 * ws;
     }
     fn scale(&mut self, c: f64) {
         self.wscale *= c;
         self.sq_norm *= c * c;
+        self.l1_norm *= c.abs();
         if self.wscale < 1e-9 {
             self.reset();
         }
@@ -259,7 +272,7 @@ impl Weights {
         self.wscale = 1.0;
     }
     fn l1norm(&self) -> f64 {
-        self.w.iter().map(|v| v.abs()).sum::<f64>() * self.wscale.abs()
+        self.l1_norm
     }
 }
 
@@ -314,7 +327,7 @@ fn visits(rows: &[Vec<f64>], sw: Option<&[f64]>, problems: &[Problem], shuffle: 
 fn solve(rows: &[Vec<f64>], visits: &[Visit], prob: &Problem, opt: &Options, t0: f64) -> Result<Solved> {
     let n = visits.len();
     let m = prob.coef.len();
-    let mut w = Weights { w: prob.coef.clone(), wscale: 1.0, sq_norm: prob.coef.iter().map(|v| v * v).sum() };
+    let mut w = Weights::new(prob.coef.clone());
     let mut intercept = prob.intercept;
     let mut q = vec![0.0; m];
     let mut u = 0.0;
@@ -352,11 +365,14 @@ fn solve(rows: &[Vec<f64>], visits: &[Visit], prob: &Problem, opt: &Options, t0:
             }
             objective += opt.loss.loss(y, p);
             if opt.penalized {
-                objective += alpha * ((1.0 - l1) * 0.5 * w.sq_norm + l1 * w.l1norm());
+                // scikit-learn squares the norm (sqrt of the squared norm), which can differ from the
+                // squared norm in the last bit, and the stopping test compares these sums.
+                let norm = w.sq_norm.sqrt();
+                objective += alpha * ((1.0 - l1) * 0.5 * (norm * norm) + l1 * w.l1norm());
             }
             let cw = if y > 0.0 { prob.weight_pos } else { prob.weight_neg };
             let dloss = opt.loss.gradient(y, p).clamp(-1e12, 1e12);
-            let update = -eta * dloss * cw * sw_i;
+            let update = -eta * dloss * (cw * sw_i);
             if use_l2 {
                 w.scale((1.0 - (1.0 - l1) * eta * alpha).max(0.0));
             }
@@ -378,7 +394,6 @@ fn solve(rows: &[Vec<f64>], visits: &[Visit], prob: &Problem, opt: &Options, t0:
                     }
                     q[j] += ws * (w.w[j] - z);
                 }
-                w.sq_norm = w.w.iter().map(|v| v * v).sum::<f64>() * ws * ws;
             }
             t += 1.0;
         }
