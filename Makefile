@@ -26,7 +26,7 @@ demo: build
 test: build test-rust stubtest test-python
 
 test-rust:
-	cargo test $(CARGO_PROFILE)
+	cargo test $(CARGO_PROFILE) --features serve
 
 stubtest: build
 	$(PY) -m mypy.stubtest ferrox._ferrox

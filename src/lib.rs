@@ -12,6 +12,8 @@ pub mod linear;
 pub mod mem;
 pub mod parallel;
 pub mod predict;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod transform;
 pub mod validate;
 

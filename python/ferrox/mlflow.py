@@ -39,6 +39,7 @@ from .exceptions import ModelIntegrityError, ParameterError
 
 __all__ = [
     "FLAVOR_NAME",
+    "artifact_path",
     "autolog",
     "get_default_pip_requirements",
     "load_model",
@@ -249,6 +250,33 @@ def _load_verified(local: str) -> Any:
         )
     cls = _resolve_type(str(conf.get("model_type", "ferrox.gbdt:Booster")))
     return cls.from_bytes(blob)  # type: ignore[attr-defined]
+
+
+def artifact_path(model_uri: str | os.PathLike[str], dst_path: str | None = None) -> str:
+    """The local path of the ``.frx`` artifact behind ``model_uri`` (downloaded when remote), after its
+    SHA-256 was checked against the one ``MLmodel`` records; the model server loads it from there.
+
+    >>> import numpy as np, tempfile, os, ferrox as fx
+    >>> X = np.random.default_rng(5).normal(size=(200, 2)); b = fx.train({"verbosity": -1}, fx.Dataset(X, label=X[:, 0]), 5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m"); save_model(b, path)
+    >>> fx.Booster.load_model(artifact_path(path)).num_trees() == b.num_trees()
+    True
+    """
+    from mlflow.models import Model
+
+    local = _local_dir(model_uri, dst_path)
+    conf = Model.load(os.path.join(local, "MLmodel")).flavors.get(FLAVOR_NAME)
+    if conf is None:
+        raise ParameterError(f"the model at {os.fspath(model_uri)!r} has no {FLAVOR_NAME!r} flavor")
+    file = os.path.join(local, conf.get("data", _DATA_FILE))
+    with open(file, "rb") as f:
+        actual = _sha256(f.read())
+    if conf.get("sha256") != actual:
+        raise ModelIntegrityError(
+            f"the model file {file!r} has SHA-256 {actual}, but the MLmodel records {conf.get('sha256')}: "
+            "the artifact was changed after it was logged"
+        )
+    return file
 
 
 def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None) -> Any:

@@ -11,6 +11,8 @@ mod linear;
 mod pipeline;
 mod transform;
 mod profile;
+#[cfg(feature = "serve")]
+mod serve;
 mod validate;
 
 use pyo3::prelude::*;
@@ -28,6 +30,8 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transform::PyCategoryTable>()?;
     m.add_class::<linear::PyLinearModel>()?;
     m.add_class::<pipeline::PyFeaturePipeline>()?;
+    #[cfg(feature = "serve")]
+    m.add_class::<serve::PyServer>()?;
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;

@@ -7,6 +7,7 @@
 //! element by a pure function of its input.
 
 pub mod apply;
+pub mod deploy;
 pub mod encode;
 pub mod pipeline;
 pub mod stats;

@@ -140,3 +140,6 @@ mod tests {
         assert_eq!(d, vec![1.0 + 5.0 + 10.0 + 0.5, 0.0 + 2.0 + 0.0 + 0.5]);
     }
 }
+
+/// The deployable model the server loads (schema, outputs, predictions from Arrow or a matrix).
+pub use super::deploy::{ColumnSpec, ColumnType, Deployable, InputSchema, Output, OutputSpec, Tensor};

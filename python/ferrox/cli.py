@@ -1,0 +1,125 @@
+"""The ``ferrox`` command line: one subcommand per pipeline step (``ferrox serve`` today).
+
+Exit codes: 0 done, 1 the step failed (the reason on stderr), 2 bad arguments.
+
+>>> from ferrox.cli import build_parser
+>>> args = build_parser().parse_args(["serve", "--model", "flights=model.frx", "--http-port", "0"])
+>>> args.command, args.model, args.http_port
+('serve', ['flights=model.frx'], 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .exceptions import FerroxError
+
+__all__ = ["main", "build_parser"]
+
+
+def _port(text: str) -> int:
+    v = int(text)
+    if not -1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0 = any free port, -1 = off), got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="ferrox", description="ferrox pipeline steps")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser(
+        "serve",
+        help="serve models over the Open Inference Protocol (REST and gRPC)",
+        description="Serve ferrox models over the Open Inference Protocol (KServe v2), REST and gRPC. "
+        "Prints one JSON line {\"event\": \"ready\", \"http\": URL, \"grpc\": ADDRESS} on stdout when ready; "
+        "SIGTERM or SIGINT stops it after in-flight requests are answered.",
+    )
+    s.add_argument("--model", action="append", default=[], metavar="NAME=SOURCE",
+                   help="a model to serve: a .frx path or an MLflow URI (models:/name@alias); repeatable")
+    s.add_argument("--model-repository", metavar="DIR", help="serve DIR/<name>/<version>/model.frx")
+    s.add_argument("--config", metavar="FILE", help="a TOML server configuration (flags override it)")
+    s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    s.add_argument("--http-port", type=_port, default=None, help="REST port (default 8080; 0 = any; -1 = off)")
+    s.add_argument("--grpc-port", type=_port, default=None, help="gRPC port (default 8081; 0 = any; -1 = off)")
+    s.add_argument("--max-batch-size", type=int, default=None, help="rows per model call (0 = no batching)")
+    s.add_argument("--max-queue-delay-us", type=int, default=None, help="longest wait for a batch to fill")
+    s.add_argument("--queue-size", type=int, default=None, help="requests per model before answering 429")
+    s.add_argument("--threads", type=int, default=None, help="server threads (default: cores, at most 4)")
+    s.add_argument("--auth-token-env", metavar="VAR", help="require the bearer token held by this variable")
+    s.add_argument("--auth-token-file", metavar="PATH", help="require the bearer token held by this file")
+    s.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (413 beyond)")
+    s.add_argument("--request-timeout-ms", type=int, default=None, help="default request deadline")
+    s.add_argument("--log-requests", type=float, default=None, help="share of requests logged as JSON (0..1)")
+    s.add_argument("--no-log-events", action="store_true", help="do not log model events")
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serving import Server
+
+    models = {}
+    for spec in args.model:
+        name, sep, source = spec.partition("=")
+        if not sep or not name or not source:
+            print(f"ferrox serve: --model takes NAME=SOURCE, got {spec!r}", file=sys.stderr)
+            return 2
+        models[name] = source
+
+    def port(v: int | None, default: int) -> int | None:
+        return default if v is None else (None if v == -1 else v)
+
+    srv = Server(
+        models,
+        model_repository=args.model_repository,
+        config=args.config,
+        host=args.host or "127.0.0.1",
+        port=port(args.http_port, 8080),
+        grpc_port=port(args.grpc_port, 8081),
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.max_queue_delay_us,
+        queue_size=args.queue_size,
+        threads=args.threads,
+        auth_token_env=args.auth_token_env,
+        auth_token_file=args.auth_token_file,
+        max_body_bytes=args.max_body_bytes,
+        request_timeout_ms=args.request_timeout_ms,
+        log_requests=args.log_requests,
+        log_events=not args.no_log_events,
+    )
+    srv.start()
+    try:
+        ready = {
+            "event": "ready",
+            "http": srv.url if srv._handle.http_address else None,
+            "grpc": srv.grpc_address if srv._handle.grpc_address else None,
+            "models": srv.models(),
+        }
+        print(json.dumps(ready), flush=True)
+        try:
+            srv.wait()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        srv.stop()
+    print(json.dumps({"event": "stopped"}), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a subcommand; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+    except (FerroxError, OSError) as e:
+        print(f"ferrox {args.command}: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,142 @@
+//! The model server's Python handle: starts and stops the Rust runtime, loads and swaps models.
+//! Requests never touch Python.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use super::errors::{detach, to_py};
+use crate::error::Error;
+use crate::serve::store::Loaded;
+use crate::serve::{ServeError, Server, ServerConfig};
+
+fn core_error(e: ServeError) -> Error {
+    if e.integrity {
+        Error::Integrity(e.message)
+    } else if e.status == 404 {
+        Error::Param(e.message)
+    } else if e.status >= 500 {
+        Error::Internal(e.message)
+    } else {
+        Error::Data(e.message)
+    }
+}
+
+fn loaded(l: Loaded) -> (String, Option<String>, String, f64) {
+    (l.version, l.previous, l.sha256, l.seconds)
+}
+
+/// A running server (REST and/or gRPC) in this process.
+#[pyclass(module = "ferrox._ferrox", name = "ServerHandle")]
+pub struct PyServer {
+    inner: Mutex<Option<Server>>,
+    http: Option<(String, u16)>,
+    grpc: Option<(String, u16)>,
+}
+
+impl PyServer {
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&Server) -> crate::Result<T> + Send) -> PyResult<T>
+    where
+        T: Send,
+    {
+        let guard = self.inner.lock().map_err(|_| to_py(py, Error::Internal("server lock poisoned".into())))?;
+        let server = guard.as_ref().ok_or_else(|| to_py(py, Error::param("the server is stopped")))?;
+        detach(py, move || f(server))
+    }
+}
+
+#[pymethods]
+impl PyServer {
+    /// Loads the configured models and starts serving; `config` is the server configuration as JSON.
+    #[staticmethod]
+    fn start(py: Python<'_>, config: String) -> PyResult<Self> {
+        let server = detach(py, move || Server::start(ServerConfig::from_json(&config)?))?;
+        let http = server.http_addr.map(|a| (a.ip().to_string(), a.port()));
+        let grpc = server.grpc_addr.map(|a| (a.ip().to_string(), a.port()));
+        Ok(PyServer { inner: Mutex::new(Some(server)), http, grpc })
+    }
+
+    /// (host, port) of the REST listener, or None.
+    #[getter]
+    fn http_address(&self) -> Option<(String, u16)> {
+        self.http.clone()
+    }
+
+    /// (host, port) of the gRPC listener, or None.
+    #[getter]
+    fn grpc_address(&self) -> Option<(String, u16)> {
+        self.grpc.clone()
+    }
+
+    /// Whether the server still runs.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// Loads `path` as a new version of `name` and serves it: (version, previous, sha256, seconds).
+    #[pyo3(signature = (name, path, version=None))]
+    fn load(&self, py: Python<'_>, name: String, path: std::path::PathBuf, version: Option<String>) -> PyResult<(String, Option<String>, String, f64)> {
+        self.with(py, move |s| s.load(&name, &path, version).map(loaded).map_err(core_error))
+    }
+
+    /// Serves a loaded version again (None: the one before the serving one).
+    #[pyo3(signature = (name, version=None))]
+    fn activate(&self, py: Python<'_>, name: String, version: Option<String>) -> PyResult<(String, Option<String>, String, f64)> {
+        self.with(py, move |s| s.state().store.activate(&name, version.as_deref()).map(loaded).map_err(core_error))
+    }
+
+    /// Loads a model from the model repository.
+    fn load_repository(&self, py: Python<'_>, name: String) -> PyResult<(String, Option<String>, String, f64)> {
+        self.with(py, move |s| s.state().store.load_from_repository(&name).map(loaded).map_err(core_error))
+    }
+
+    /// Stops serving a model.
+    fn unload(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.with(py, move |s| s.state().store.unload(&name).map_err(core_error))
+    }
+
+    /// Every model: (name, serving version or None, loaded versions).
+    fn models(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<String>, Vec<String>)>> {
+        self.with(py, |s| {
+            Ok(s.state()
+                .store
+                .entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.serving.load_full().map(|v| v.version.clone()), e.version_labels()))
+                .collect())
+        })
+    }
+
+    /// The Prometheus text exposition of the server's metrics.
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| Ok(s.state().metrics.render()))
+    }
+
+    /// Blocks (without the GIL) until SIGINT or SIGTERM, or until `stop` is called elsewhere.
+    fn wait(&self, py: Python<'_>) -> PyResult<()> {
+        let waiter = self.inner.lock().ok().and_then(|g| g.as_ref().and_then(|s| s.signal_waiter()));
+        if let Some(w) = waiter {
+            detach(py, move || {
+                w();
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Stops accepting, finishes in-flight requests (at most `grace` seconds) and shuts down.
+    #[pyo3(signature = (grace=5.0))]
+    fn stop(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
+        let server = self.inner.lock().ok().and_then(|mut g| g.take());
+        if let Some(mut s) = server {
+            let grace = Duration::from_secs_f64(grace.clamp(0.0, 3600.0));
+            detach(py, move || {
+                s.stop(grace);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
