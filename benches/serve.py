@@ -209,18 +209,23 @@ class ServerProcess:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                print(f"{self.name} did not stop within {grace:g} s of SIGTERM; killed", file=sys.stderr)
+        try:  # the server and anything it started (its own session)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
         self.log.close()
 
 
-def start_mlserver(python: str, workdir: str, model_txt: str, workers: int, timeout: float) -> ServerProcess:
+def start_mlserver(python: str, workdir: str, model_txt: str, workers: int, omp_threads: int,
+                   timeout: float) -> ServerProcess:
     folder = os.path.join(workdir, "mlserver")
     os.makedirs(os.path.join(folder, MODEL), exist_ok=True)
     with open(os.path.join(ASSETS, "mlserver-settings.json")) as f:
@@ -236,8 +241,11 @@ def start_mlserver(python: str, workdir: str, model_txt: str, workers: int, time
     with open(os.path.join(folder, MODEL, "model-settings.json"), "w") as f:
         json.dump(model_settings, f, indent=2)
     launcher = "import sys; from mlserver.cli import main; sys.argv = ['mlserver', 'start', sys.argv[1]]; main()"
-    srv = ServerProcess("MLServer", [os.path.abspath(python), "-c", launcher, folder], os.path.join(workdir, "mlserver.log"),
-                        cwd=folder)
+    env = dict(os.environ)
+    if omp_threads > 0:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
+    srv = ServerProcess("MLServer", [os.path.abspath(python), "-c", launcher, folder],
+                        os.path.join(workdir, "mlserver.log"), cwd=folder, env=env)
     srv.base = f"http://127.0.0.1:{port}"
     srv.wait_ready(timeout)
     return srv
@@ -579,8 +587,11 @@ def main() -> None:
     ap.add_argument("--ferrox-arg", action="append", default=[],
                     help="an extra argument for ferrox serve, e.g. --ferrox-arg=--max-batch-size=32 (repeatable)")
     ap.add_argument("--mlserver-workers", type=int, default=0,
-                    help="MLServer parallel_workers (0 = inference in the server process, the faster choice "
-                         "for this model; MLServer's default is 1)")
+                    help="MLServer parallel_workers (0 = inference in the server process, no slower here than "
+                         "1 or 2 and it stops cleanly on SIGTERM; MLServer's default is 1)")
+    ap.add_argument("--mlserver-omp-threads", type=int, default=1,
+                    help="OMP_NUM_THREADS for MLServer, i.e. lightgbm's predict threads (0 = leave unset); one "
+                         "thread is faster for small requests on a busy event loop")
     ap.add_argument("--skip-swap", action="store_true", help="skip the hot-swap scenario")
     ap.add_argument("--workdir", default=None, help="keep models, bodies and server logs here")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -636,10 +647,12 @@ def run(args: argparse.Namespace, workdir: str) -> None:
 
     ml_res = fx_res = swap_res = None
     if not args.skip_mlserver:
-        print(f"MLServer ({PEER_VERSIONS}, parallel_workers={args.mlserver_workers}) ...", flush=True)
+        print(f"MLServer ({PEER_VERSIONS}, parallel_workers={args.mlserver_workers}, "
+              f"OMP_NUM_THREADS={args.mlserver_omp_threads or 'unset'}) ...", flush=True)
         srv = None
         try:
-            srv = start_mlserver(args.mlserver_python, workdir, v1_txt, args.mlserver_workers, args.start_timeout)
+            srv = start_mlserver(args.mlserver_python, workdir, v1_txt, args.mlserver_workers,
+                                 args.mlserver_omp_threads, args.start_timeout)
             ml_res = run_server(b, srv.base, binary=False)
         finally:
             if srv is not None:

@@ -313,3 +313,26 @@ def test_cli_serve_and_sigterm(rng, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ferrox", "serve", "--model", f"m={tmp_path / 'missing.frx'}",
                           "--http-port", "0"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "missing.frx" in bad.stderr
+
+
+def test_mlflow_registry_uris(rng, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        b1, X = _booster(rng, rounds=5)
+        b2, _ = _booster(rng, rounds=25)
+        for b in (b1, b2):
+            with mlflow.start_run():
+                fx.mlflow.log_model(b, name="model", registered_model_name="served")
+        fx.mlflow.promote("served", 1)
+        fx.mlflow.promote("served", 2)
+        with fx.serving.Server({"a": "models:/served/1", "b": "models:/served@champion"}, port=0, grpc_port=None) as srv:
+            body = {"inputs": [{"name": "x", "shape": [3, 5], "datatype": "FP64", "data": X[:3].tolist()}]}
+            assert _post(srv.url + "/v2/models/a/infer", body)[1]["outputs"][0]["data"] == b1.predict(X[:3]).tolist()
+            assert _post(srv.url + "/v2/models/b/infer", body)[1]["outputs"][0]["data"] == b2.predict(X[:3]).tolist()
+            fx.mlflow.rollback("served")
+            assert srv.load("b", "models:/served@champion").version == "2"
+            assert _post(srv.url + "/v2/models/b/infer", body)[1]["outputs"][0]["data"] == b1.predict(X[:3]).tolist()
+    finally:
+        mlflow.set_tracking_uri(before)
