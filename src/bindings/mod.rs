@@ -28,6 +28,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transform::PyCategoryTable>()?;
     m.add_class::<linear::PyLinearModel>()?;
     m.add_class::<pipeline::PyFeaturePipeline>()?;
+    m.add_class::<pipeline::PyDeployable>()?;
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod encode;
+pub mod deploy;
 pub mod pipeline;
 pub mod stats;
 pub mod target;
