@@ -66,7 +66,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSETS = os.path.join(HERE, "serve")
 LUA = os.path.join(ASSETS, "oip.lua")
-ROOT = os.path.dirname(HERE)
 
 MODEL = "bench"
 FEATURES = 28
@@ -409,6 +408,7 @@ def run_server(b: Bench, base: str, binary: bool) -> dict:
     res["one_c16"] = scenario_one_row(b, base, 16)
     res["big"] = scenario_big(b, base, binary)
     res["big_binary"] = binary
+    res["big_json"] = scenario_big(b, base, False) if binary else res["big"]
     return res
 
 
@@ -496,23 +496,24 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def report(ml: dict | None, fx: dict | None, swap: dict | None, args: argparse.Namespace) -> list[tuple[str, bool]]:
-    get = lambda res, key: res[key] if res else None  # noqa: E731
     rows: list[tuple[str, str, str, str]] = []
 
     def load_rows(label: str, key: str, rows_per_request: int = 1) -> None:
-        a, b = get(ml, key), get(fx, key)
+        a, b = (ml[key] if ml else None), (fx[key] if fx else None)
         unit = "rows/s" if rows_per_request > 1 else "req/s"
-        rate = lambda l: l.rps * rows_per_request if l else None  # noqa: E731
-        rows.append((f"{label}: throughput", fmt_rate(rate(a), unit), fmt_rate(rate(b), unit), ratio(rate(b), rate(a))))
+        ra, rb = (a.rps * rows_per_request if a else None), (b.rps * rows_per_request if b else None)
+        rows.append((f"{label}: throughput", fmt_rate(ra, unit), fmt_rate(rb, unit), ratio(rb, ra)))
         for p in ("p50", "p90", "p99"):
             pa, pb = (getattr(a, p) if a else None), (getattr(b, p) if b else None)
             rows.append((f"{label}: {p}", fmt_us(pa), fmt_us(pb), ratio(pa, pb)))
-        rows.append((f"{label}: errors (socket + non-2xx)", str(a.errors) if a else "-", str(b.errors) if b else "-", ""))
+        rows.append((f"{label}: errors (socket + non-2xx)", str(a.errors) if a else "-",
+                     str(b.errors) if b else "-", ""))
 
     load_rows("1. GET /v2/health/live, 16 conn", "ceiling")
     load_rows("2. 1 row JSON, 1 conn", "one_c1")
     load_rows("2. 1 row JSON, 16 conn", "one_c16")
     load_rows("3. 10k rows, 1 conn", "big", BIG_ROWS)
+    load_rows("3. 10k rows as JSON (both), 1 conn", "big_json", BIG_ROWS)
     for label, key in (("5. max |pred - lightgbm|, 1k rows JSON", "correct_1k"),
                        ("5. max |pred - lightgbm|, 10k-row request", "correct_10k")):
         rows.append((label, f"{ml[key]:.2e}" if ml else "-", f"{fx[key]:.2e}" if fx else "-", ""))
@@ -642,6 +643,8 @@ def run(args: argparse.Namespace, workdir: str) -> None:
               big_binary_file=big_binary_file, big_json_file=big_json_file, check_rows=check_rows,
               check_expected=v1.predict(check_rows), big_rows=big_rows, big_expected=v1.predict(big_rows))
 
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
+          "(wrk and the server share them)")
     print(f"model: lightgbm binary, 100 trees x 31 leaves, {FEATURES} features; {args.threads} threads; "
           f"wrk {args.duration:g} s per run, median of {args.repeat}; 127.0.0.1 only")
 
@@ -681,6 +684,7 @@ def run(args: argparse.Namespace, workdir: str) -> None:
                 srv.stop()
 
     bars = report(ml_res, fx_res, swap_res, args)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         def plain(res):
             return {k: (v.__dict__ if isinstance(v, Load) else v) for k, v in res.items()} if res else None

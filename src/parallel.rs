@@ -141,8 +141,41 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("could not start a pool of {threads} threads: {e}")))
 }
 
-/// Runs `f` inside a fresh local pool of `num_threads` threads (0 or less = a default share).
+/// Whether the calling thread is a worker of a ferrox pool of exactly `threads` threads.
+fn in_own_pool_of(threads: usize) -> bool {
+    rayon::current_thread_index().is_some()
+        && rayon::current_num_threads() == threads
+        && std::thread::current().name().is_some_and(|n| n.starts_with("ferrox-"))
+}
+
+thread_local! {
+    /// A one-thread pool kept by each calling thread for small calls (see [`run_solo`]).
+    static SOLO: std::cell::OnceCell<Option<rayon::ThreadPool>> = const { std::cell::OnceCell::new() };
+}
+
+/// Runs `f` on one thread, in a one-thread pool that the calling thread keeps between calls: for
+/// small requests (a few rows), where starting a pool would cost more than the work. Kernels inside
+/// `f` that ask for one thread run in that pool as well.
+pub fn run_solo<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    if in_own_pool_of(1) {
+        return Ok(f());
+    }
+    let mut f = Some(f);
+    let out = SOLO.with(|cell| {
+        cell.get_or_init(|| pool(1).ok()).as_ref().map(|p| p.install(|| (f.take().expect("runs once"))()))
+    });
+    match out {
+        Some(v) => Ok(v),
+        None => run_in_pool(1, f.take().expect("not run")),
+    }
+}
+
+/// Runs `f` inside a fresh local pool of `num_threads` threads (0 or less = a default share). Called
+/// from a worker of a ferrox pool of that very size, `f` runs in that pool instead of a new one.
 pub fn run_in_pool<T: Send>(num_threads: i64, f: impl FnOnce() -> T + Send) -> Result<T> {
+    if num_threads > 0 && in_own_pool_of(num_threads as usize) {
+        return Ok(f());
+    }
     let lease = lease(num_threads);
     let pool = pool(lease.threads())?;
     let out = pool.install(f);

@@ -18,6 +18,7 @@ __all__ = [
     "CategoryTable",
     "LinearModel",
     "FeaturePipeline",
+    "Deployable",
     "ridge_fit",
     "logistic_fit",
     "enet_fit",
@@ -409,6 +410,32 @@ class FeaturePipeline:
     def save(self, path: str | PathLike[str]) -> None: ...
     @staticmethod
     def load(path: str | PathLike[str]) -> FeaturePipeline: ...
+@final
+class Deployable:
+    @staticmethod
+    def build(
+        data: Any,
+        feature_names: Sequence[str] | None,
+        steps: Sequence[tuple[str, dict[str, Any]]],
+        final_kind: str,
+        model: BoosterModel | LinearModel,
+        labels: Sequence[Any] | None = None,
+        proba: bool = False,
+        reference_profile: ReferenceProfile | None = None,
+        meta: str = ...,
+    ) -> Deployable: ...
+    def predict(self, data: Any, output: str = "predict", n_threads: int = 0) -> npt.NDArray[Any] | list[str]: ...
+    def schema(self) -> list[dict[str, Any]]: ...
+    def outputs(self) -> list[tuple[str, str, int]]: ...
+    def reference_profile(self) -> ReferenceProfile | None: ...
+    @property
+    def meta(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Deployable: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | PathLike[str]) -> Deployable: ...
 @final
 class ReferenceProfile:
     @staticmethod

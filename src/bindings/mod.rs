@@ -30,6 +30,7 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transform::PyCategoryTable>()?;
     m.add_class::<linear::PyLinearModel>()?;
     m.add_class::<pipeline::PyFeaturePipeline>()?;
+    m.add_class::<pipeline::PyDeployable>()?;
     #[cfg(feature = "serve")]
     m.add_class::<serve::PyServer>()?;
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;

@@ -239,7 +239,7 @@ fn with_frame<T: Send>(
 /// The fitted categories of each column of a categorical encoder.
 #[pyclass(frozen, name = "CategoryTable", module = "ferrox._ferrox")]
 pub struct PyCategoryTable {
-    inner: Vec<ColumnCategories>,
+    pub(crate) inner: Vec<ColumnCategories>,
 }
 
 fn onehot_options(min_frequency: Option<f64>, max_categories: Option<usize>, drop: Option<String>, infrequent_if_exist: bool) -> OneHotOptions {

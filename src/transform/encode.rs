@@ -174,8 +174,33 @@ pub fn fit_categories(frame: &Frame<'_>, n_threads: i64) -> Result<Vec<ColumnCat
 /// The second element names the first unknown value of each column, if any.
 pub type Lookup = (Vec<Vec<i32>>, Vec<Option<(usize, String)>>);
 
+/// The string categories of each column by name (None for numeric columns): what [`lookup`] searches
+/// a string column in. Built per call by [`lookup`]; a caller that looks many batches up in the same
+/// categories (a loaded model) builds it once with [`category_index`] and calls [`lookup_indexed`].
+pub type CategoryIndex = Vec<Option<HashMap<String, i32>>>;
+
+/// The [`CategoryIndex`] of fitted categories.
+pub fn category_index(cats: &[ColumnCategories]) -> CategoryIndex {
+    cats.iter()
+        .map(|c| match &c.values {
+            CatValues::Str(known) => Some(known.iter().enumerate().map(|(p, s)| (s.clone(), p as i32)).collect()),
+            CatValues::Num(_) => None,
+        })
+        .collect()
+}
+
 /// Looks every row up in the fitted categories, column-parallel.
 pub fn lookup(frame: &Frame<'_>, cats: &[ColumnCategories], n_threads: i64) -> Result<Lookup> {
+    lookup_indexed(frame, cats, None, n_threads)
+}
+
+/// [`lookup`] with the string index of `cats` built beforehand (`index`, from [`category_index`]).
+pub fn lookup_indexed(
+    frame: &Frame<'_>,
+    cats: &[ColumnCategories],
+    index: Option<&CategoryIndex>,
+    n_threads: i64,
+) -> Result<Lookup> {
     if cats.len() != frame.n_cols() {
         return Err(Error::data(format!(
             "X has {} features, but the encoder is expecting {} features as input.",
@@ -218,8 +243,14 @@ pub fn lookup(frame: &Frame<'_>, cats: &[ColumnCategories], n_threads: i64) -> R
                         })
                         .collect(),
                     (Values::Str { keys, codes }, CatValues::Str(known)) => {
-                        let index: HashMap<&str, i32> =
-                            known.iter().enumerate().map(|(p, s)| (s.as_str(), p as i32)).collect();
+                        let built;
+                        let index: &HashMap<String, i32> = match index.and_then(|ix| ix.get(j)).and_then(|c| c.as_ref()) {
+                            Some(ix) => ix,
+                            None => {
+                                built = known.iter().enumerate().map(|(p, s)| (s.clone(), p as i32)).collect();
+                                &built
+                            }
+                        };
                         let table: Vec<i32> = keys.iter().map(|k| *index.get(k.as_str()).unwrap_or(&-1)).collect();
                         codes
                             .iter()

@@ -7,8 +7,8 @@
 //! element by a pure function of its input.
 
 pub mod apply;
-pub mod deploy;
 pub mod encode;
+pub mod deploy;
 pub mod pipeline;
 pub mod stats;
 pub mod target;

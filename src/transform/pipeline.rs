@@ -9,6 +9,8 @@ use crate::data::frame::DenseMatrix;
 use crate::error::{Error, Result};
 use crate::linear::LinearModel;
 
+pub use super::deploy::{ColumnSpec, ColumnType, Deployable, InputSchema, Output, OutputSpec, Tensor};
+
 /// One fitted transform.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Step {
@@ -29,7 +31,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn apply(&self, x: &DenseMatrix<'_>, n_threads: i64) -> Result<(Vec<f64>, usize)> {
+    pub fn apply(&self, x: &DenseMatrix<'_>, n_threads: i64) -> Result<(Vec<f64>, usize)> {
         let (n, m) = x.dim();
         match self {
             Step::Affine(a) => Ok((a.apply(x, n_threads)?, m)),
@@ -141,5 +143,3 @@ mod tests {
     }
 }
 
-/// The deployable model the server loads (schema, outputs, predictions from Arrow or a matrix).
-pub use super::deploy::{ColumnSpec, ColumnType, Deployable, InputSchema, Output, OutputSpec, Tensor};

@@ -67,7 +67,12 @@ def test_pipeline_classifier_probabilities(rng):
 def test_pipeline_rejects_unsupported_steps(rng):
     X, y = data(rng, n=50)
     with pytest.raises(fx.ParameterError, match="cannot be compiled"):
-        Pipeline([("enc", fxp.KBinsDiscretizer(encode="ordinal")), ("m", fxl.Ridge())]).fit(np.nan_to_num(X), y)
+        Pipeline([("enc", skp.StandardScaler()), ("m", fxl.Ridge())]).fit(np.nan_to_num(X), y)
+    # KBinsDiscretizer is compiled now (it was not before the deployable pipeline).
+    pipe = Pipeline([("enc", fxp.KBinsDiscretizer(encode="ordinal")), ("m", fxl.Ridge())]).fit(np.nan_to_num(X), y)
+    steps = pipe.steps_
+    expected = steps[1][1].predict(steps[0][1].transform(np.nan_to_num(X)))
+    np.testing.assert_array_equal(pipe.predict(np.nan_to_num(X)), expected)
 
 
 @pytest.mark.parametrize("final", ["Ridge", "LogisticRegression"])
