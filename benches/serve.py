@@ -15,12 +15,15 @@ whose done() hook prints the counts and latency percentiles as one JSON line.
 
 The model: 100 trees of 31 leaves, binary objective, trained by lightgbm on seeded synthetic data with
 28 features; saved as LightGBM text for MLServer's lightgbm runtime (benches/serve/mlserver-*.json are
-the settings templates: no access log, no metrics server, inference in the server process) and
+the settings templates: no access log, no metrics server, inference in the server process, and
+OMP_NUM_THREADS=1 so that lightgbm does not spin threads for one-row requests; both faster here than
+MLServer's defaults, see --mlserver-workers and --mlserver-omp-threads) and
 converted for ferrox with ``ferrox.Booster.from_lightgbm(path).save_model(...)``. Each server runs as a
 subprocess on a free 127.0.0.1 port, is polled on GET /v2/health/ready, and is stopped with SIGTERM (then
 killed) when its part is done; the two never run at the same time.
 
-Scenarios, each reported with requests/s, p50/p90/p99 latency and errors (socket errors and non-2xx):
+Scenarios, each reported with requests/s, p50/p90/p99 latency and errors (socket errors and error
+statuses; wrk counts statuses above 399, and the swap runs count every status that is not 2xx):
   1. load-generator ceiling: GET /v2/health/live, 16 connections;
   2. one row per request as OIP JSON (a few hundred different rows, round robin), 1 connection and
      16 connections;
@@ -177,19 +180,25 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server subprocess with its output in a log file; stopped with SIGTERM, then killed."""
+    """A server subprocess with its stdout and stderr in files; stopped with SIGTERM, then killed."""
 
-    def __init__(self, name: str, cmd: list[str], log_path: str, cwd: str | None = None,
+    def __init__(self, name: str, cmd: list[str], log_prefix: str, cwd: str | None = None,
                  env: dict[str, str] | None = None):
-        self.name, self.cmd, self.log_path = name, cmd, log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        self.name, self.cmd = name, cmd
+        self.out_path, self.err_path = log_prefix + ".out", log_prefix + ".err"
+        self.out, self.err = open(self.out_path, "wb"), open(self.err_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL,
                                      cwd=cwd, env=env, start_new_session=True)
         self.base: str | None = None
 
+    def stdout_text(self) -> str:
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
     def log_tail(self, lines: int = 20) -> str:
-        with open(self.log_path, "rb") as f:
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        with open(self.err_path, "rb") as f:
+            err = f.read().decode(errors="replace")
+        return "\n".join((self.stdout_text() + "\n" + err).splitlines()[-lines:])
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -220,7 +229,8 @@ class ServerProcess:
         except ProcessLookupError:
             pass
         self.proc.wait()
-        self.log.close()
+        self.out.close()
+        self.err.close()
 
 
 def start_mlserver(python: str, workdir: str, model_txt: str, workers: int, omp_threads: int,
@@ -244,7 +254,7 @@ def start_mlserver(python: str, workdir: str, model_txt: str, workers: int, omp_
     if omp_threads > 0:
         env["OMP_NUM_THREADS"] = str(omp_threads)
     srv = ServerProcess("MLServer", [os.path.abspath(python), "-c", launcher, folder],
-                        os.path.join(workdir, "mlserver.log"), cwd=folder, env=env)
+                        os.path.join(workdir, "mlserver"), cwd=folder, env=env)
     srv.base = f"http://127.0.0.1:{port}"
     srv.wait_ready(timeout)
     return srv
@@ -255,6 +265,18 @@ def ferrox_serve_help(ferrox: str) -> str:
     return out.stdout + out.stderr
 
 
+def ready_address(text: str) -> str | None:
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{\s*\"event\"", text):
+        try:
+            event, _ = decoder.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "ready" and event.get("http"):
+            return str(event["http"]).rstrip("/")
+    return None
+
+
 def start_ferrox(ferrox: str, workdir: str, model_frx: str, threads: int, extra: list[str],
                  timeout: float) -> ServerProcess:
     cmd = [ferrox, "serve", "--model", f"{MODEL}={os.path.abspath(model_frx)}", "--http-port", "0",
@@ -262,8 +284,9 @@ def start_ferrox(ferrox: str, workdir: str, model_frx: str, threads: int, extra:
     if threads and "--threads" in ferrox_serve_help(ferrox):
         cmd += ["--threads", str(threads)]
     cmd += extra
-    srv = ServerProcess("ferrox", cmd, os.path.join(workdir, "ferrox.log"))
-    # The first stdout line that parses as {"event": "ready", ...} carries the address.
+    srv = ServerProcess("ferrox", cmd, os.path.join(workdir, "ferrox"))
+    # The {"event": "ready", ...} object on stdout carries the address (found wherever it starts, in case
+    # a log line before it lacks its newline).
     deadline = time.monotonic() + timeout
     while srv.base is None:
         if time.monotonic() > deadline:
@@ -274,15 +297,7 @@ def start_ferrox(ferrox: str, workdir: str, model_frx: str, threads: int, extra:
         except RuntimeError:
             srv.stop()
             raise
-        with open(srv.log_path, "rb") as f:
-            for line in f.read().decode(errors="replace").splitlines():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and event.get("event") == "ready" and event.get("http"):
-                    srv.base = event["http"].rstrip("/")
-                    break
+        srv.base = ready_address(srv.stdout_text())
         time.sleep(0.05)
     try:
         srv.wait_ready(max(1.0, deadline - time.monotonic()))
@@ -649,6 +664,7 @@ def run(args: argparse.Namespace, workdir: str) -> None:
           f"wrk {args.duration:g} s per run, median of {args.repeat}; 127.0.0.1 only")
 
     ml_res = fx_res = swap_res = None
+    failures: list[str] = []
     if not args.skip_mlserver:
         print(f"MLServer ({PEER_VERSIONS}, parallel_workers={args.mlserver_workers}, "
               f"OMP_NUM_THREADS={args.mlserver_omp_threads or 'unset'}) ...", flush=True)
@@ -657,6 +673,8 @@ def run(args: argparse.Namespace, workdir: str) -> None:
             srv = start_mlserver(args.mlserver_python, workdir, v1_txt, args.mlserver_workers,
                                  args.mlserver_omp_threads, args.start_timeout)
             ml_res = run_server(b, srv.base, binary=False)
+        except Exception as exc:  # still report the other half
+            failures.append(f"MLServer: {exc}")
         finally:
             if srv is not None:
                 srv.stop()
@@ -666,11 +684,11 @@ def run(args: argparse.Namespace, workdir: str) -> None:
         if not os.path.exists(ferrox):
             ferrox = shutil.which("ferrox") or ferrox
         v1_frx, v2_frx = os.path.join(workdir, "model-v1.frx"), os.path.join(workdir, "model-v2.frx")
-        convert_for_ferrox(v1_txt, v1_frx)
-        convert_for_ferrox(v2_txt, v2_frx)
         print(f"ferrox ({ferrox} serve {' '.join(args.ferrox_arg)}) ...", flush=True)
         srv = None
         try:
+            convert_for_ferrox(v1_txt, v1_frx)
+            convert_for_ferrox(v2_txt, v2_frx)
             srv = start_ferrox(ferrox, workdir, v1_frx, args.threads, args.ferrox_arg, args.start_timeout)
             fx_res = run_server(b, srv.base, binary=True)
             if not args.skip_swap:
@@ -679,18 +697,25 @@ def run(args: argparse.Namespace, workdir: str) -> None:
                 if abs(p1 - p2) < 1e-6:
                     raise RuntimeError("the two model versions predict the same value for the probe row")
                 swap_res = scenario_swap(b, srv.base, v1_frx, v2_frx, json_body(probe), p1, p2)
+        except Exception as exc:  # still report what was measured
+            failures.append(f"ferrox: {exc}")
         finally:
             if srv is not None:
                 srv.stop()
 
     bars = report(ml_res, fx_res, swap_res, args)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for f in failures:
+        print(f"FAILED  {f}", file=sys.stderr)
     if args.json:
         def plain(res):
             return {k: (v.__dict__ if isinstance(v, Load) else v) for k, v in res.items()} if res else None
         with open(args.json, "w") as f:
             json.dump({"mlserver": plain(ml_res), "ferrox": plain(fx_res), "swap": plain(swap_res),
-                       "bars": {n: ok for n, ok in bars}, "args": vars(args)}, f, indent=2, default=str)
+                       "bars": {n: ok for n, ok in bars}, "failures": failures, "args": vars(args)},
+                      f, indent=2, default=str)
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -307,6 +307,34 @@ fn flag(p: &Map<String, Value>, key: &str) -> bool {
     matches!(p.get(key), Some(Value::Bool(true)))
 }
 
+/// Python's `json` (and so several clients) writes a missing float as a bare `NaN`, which JSON lacks:
+/// outside strings it reads as `null` (a missing value).
+fn nan_to_null(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 16);
+    let (mut in_str, mut escaped, mut i) = (false, false, 0);
+    while i < json.len() {
+        let c = json[i];
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if json[i..].starts_with(b"NaN") {
+            out.extend_from_slice(b"null");
+            i += 3;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// Parses an OIP REST infer body (JSON, or JSON followed by binary tensors when `json_len` is given).
 pub fn parse_infer(body: &[u8], json_len: Option<usize>) -> Result<InferRequest, ServeError> {
     let (json, mut binary) = match json_len {
@@ -318,6 +346,13 @@ pub fn parse_infer(body: &[u8], json_len: Option<usize>) -> Result<InferRequest,
             )))
         }
         None => (body, &[][..]),
+    };
+    let cleaned;
+    let json = if json.windows(3).any(|w| w == b"NaN") {
+        cleaned = nan_to_null(json);
+        &cleaned[..]
+    } else {
+        json
     };
     let req: JsonRequest = serde_json::from_slice(json).map_err(|e| ServeError::bad(format!("request body is not valid OIP JSON: {e}")))?;
     let mut inputs = Vec::with_capacity(req.inputs.len());
@@ -513,6 +548,10 @@ mod tests {
         assert!(parse_infer(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":["a"]}]}"#, None).is_err());
         assert!(parse_infer(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP16","data":[1]}]}"#, None).is_err());
         assert!(parse_infer(b"{", None).is_err());
+        // A bare NaN is a missing value; inside a string it stays text.
+        let r = parse_infer(br#"{"inputs":[{"name":"x","shape":[2],"datatype":"FP64","data":[NaN,1]},{"name":"s","shape":[1],"datatype":"BYTES","data":["NaN \" NaN"]}]}"#, None).unwrap();
+        assert!(matches!(&r.inputs[0].data, Data::F64(v) if v[0].is_nan() && v[1] == 1.0));
+        assert_eq!(r.inputs[1].data, Data::Bytes(vec![br#"NaN " NaN"#.to_vec()]));
     }
 }
 

@@ -336,3 +336,87 @@ def test_mlflow_registry_uris(rng, tmp_path):
             assert _post(srv.url + "/v2/models/b/infer", body)[1]["outputs"][0]["data"] == b1.predict(X[:3]).tolist()
     finally:
         mlflow.set_tracking_uri(before)
+
+
+def _string_pipeline(rng, n=800):
+    import pandas as pd
+    import sklearn.pipeline as skpipe
+
+    import ferrox.preprocessing as fxp
+    from ferrox.pipeline import Pipeline
+
+    def frame(m):
+        df = pd.DataFrame({
+            "city": rng.choice(["paris", "rome", "oslo", "lima"], size=m).astype(object),
+            "shop": rng.choice(["s1", "s2", "s3"], size=m).astype(object),
+            "x": rng.normal(size=m),
+            "k": rng.integers(0, 5, size=m),
+        })
+        df.loc[rng.random(m) < 0.1, "x"] = np.nan
+        return df
+
+    df = frame(n)
+    y = np.where(df["city"].isin(["paris", "oslo"]).to_numpy() ^ (np.nan_to_num(df["x"].to_numpy()) > 0.3), "yes", "no")
+    prep = fxp.ColumnTransformer([
+        ("city", fxp.OneHotEncoder(sparse_output=False, handle_unknown="error"), ["city"]),
+        ("shop", fxp.TargetEncoder(random_state=0), ["shop"]),
+        ("x", skpipe.Pipeline([("imp", fxp.SimpleImputer(strategy="median")), ("sc", fxp.StandardScaler())]), ["x"]),
+    ], remainder="passthrough")
+    pipe = Pipeline([("prep", prep), ("model", fx.GBDTClassifier(n_estimators=30, num_leaves=7))]).fit(df, y)
+    return pipe, frame(200)
+
+
+def test_pipeline_with_string_columns_served_bit_for_bit(rng, tmp_path):
+    pipe, test = _string_pipeline(rng)
+    path = tmp_path / "pipe.frx"
+    pipe.save(path)
+    want_label, want_proba = pipe.predict(test), pipe.predict_proba(test)
+    with fx.serving.Server({"p": path}, port=0, grpc_port=0) as srv:
+        meta = httpclient.InferenceServerClient(srv.url.removeprefix("http://")).get_model_metadata("p")
+        assert {(i["name"], i["datatype"]) for i in meta["inputs"]} == {
+            ("city", "BYTES"), ("shop", "BYTES"), ("x", "FP64"), ("k", "INT64")}
+
+        def inputs(mod, binary):
+            out = []
+            for name, dtype in (("city", "BYTES"), ("shop", "BYTES"), ("x", "FP64"), ("k", "INT64")):
+                col = test[name].to_numpy()
+                arr = col.astype(object) if dtype == "BYTES" else col.astype(np.float64 if dtype == "FP64" else np.int64)
+                inp = mod.InferInput(name, [len(arr)], dtype)
+                if mod is httpclient:
+                    inp.set_data_from_numpy(arr, binary_data=binary)
+                else:
+                    inp.set_data_from_numpy(arr)
+                out.append(inp)
+            return out
+
+        for binary in (False, True):
+            client = httpclient.InferenceServerClient(srv.url.removeprefix("http://"))
+            outs = [httpclient.InferRequestedOutput("predict", binary_data=binary),
+                    httpclient.InferRequestedOutput("predict_proba", binary_data=binary)]
+            res = client.infer("p", inputs(httpclient, binary), outputs=outs)
+            labels = res.as_numpy("predict")
+            labels = np.array([v.decode() if isinstance(v, bytes) else v for v in labels], dtype=object)
+            assert labels.tolist() == want_label.tolist()
+            assert np.array_equal(res.as_numpy("predict_proba"), want_proba)
+            client.close()
+        g = grpcclient.InferenceServerClient(srv.grpc_address)
+        res = g.infer("p", inputs(grpcclient, True), outputs=[grpcclient.InferRequestedOutput("predict_proba"),
+                                                              grpcclient.InferRequestedOutput("predict")])
+        assert np.array_equal(res.as_numpy("predict_proba"), want_proba)
+        assert [v.decode() for v in res.as_numpy("predict")] == want_label.tolist()
+        # An unknown category is refused as the encoder's policy says, naming the column.
+        bad = test.head(1).copy()
+        bad["city"] = "atlantis"
+        body = {"inputs": [{"name": "city", "shape": [1], "datatype": "BYTES", "data": ["atlantis"]},
+                           {"name": "shop", "shape": [1], "datatype": "BYTES", "data": [bad["shop"].iloc[0]]},
+                           {"name": "x", "shape": [1], "datatype": "FP64", "data": [0.0]},
+                           {"name": "k", "shape": [1], "datatype": "INT64", "data": [1]}]}
+        code, err, _ = _post(srv.url + "/v2/models/p/infer", body)
+        assert code == 400 and "city" in err["error"] and "atlantis" in err["error"]
+        with pytest.raises(fx.DataError, match="atlantis"):
+            pipe.predict(bad)
+        body["inputs"][0]["data"] = ["rome"]
+        body["inputs"] = body["inputs"][:3]
+        code, err, _ = _post(srv.url + "/v2/models/p/infer", body)
+        assert code == 400 and "'k'" in err["error"]
+        g.close()
