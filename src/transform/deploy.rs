@@ -1182,7 +1182,11 @@ impl Deployable {
                 Some(c) => self.final_output(c, output, t),
             }
         };
-        if threads == 1 {
+        if threads == 1 && self.body.steps.is_empty() && matches!(self.body.model, FinalModel::Gbdt { .. }) {
+            // A bare forest on few rows uses no thread pool: it runs here, with no hand-off to a pool
+            // thread (the model server's one-row path).
+            work()
+        } else if threads == 1 {
             crate::parallel::run_solo(work)?
         } else {
             crate::parallel::run_in_pool(threads as i64, work)?

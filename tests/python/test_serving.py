@@ -127,6 +127,10 @@ def test_rest_errors_are_protocol_errors(served):
     code, body, _ = _post(url, {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [0] * 5}],
                                 "outputs": [{"name": "bogus"}]})
     assert code == 400 and "unknown output" in body["error"]
+    code, body, _ = _post(url, {"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP64", "data": X[:2].tolist()}],
+                                "parameters": {"contrib": True}})
+    assert code == 200 and [o["name"] for o in body["outputs"]] == ["predict", "contrib"]
+    assert np.allclose(np.reshape(body["outputs"][1]["data"], (2, 6)), b.predict_contrib(X[:2]), rtol=0, atol=1e-12)
     code, _ = _get(srv.url + "/v2/models/m/versions/9")
     assert code == 404
     # A request without an id gets one.
@@ -294,7 +298,8 @@ def test_cli_serve_and_sigterm(rng, tmp_path):
     b, X = _booster(rng)
     path = tmp_path / "m.frx"
     b.save_model(path)
-    exe = [sys.executable, "-m", "ferrox", "serve", "--model", f"m={path}", "--http-port", "0", "--grpc-port", "0"]
+    exe = [sys.executable, "-m", "ferrox", "serve", "--model", f"m={path}", "--http-port", "0", "--grpc-port", "0",
+           "--max-batch-size", "64", "--max-queue-delay-us", "400000"]
     proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = json.loads(proc.stdout.readline())
@@ -302,7 +307,14 @@ def test_cli_serve_and_sigterm(rng, tmp_path):
         body = {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": X[0].tolist()}]}
         code, out, _ = _post(ready["http"] + "/v2/models/m/infer", body)
         assert code == 200 and out["outputs"][0]["data"] == b.predict(X[:1]).tolist()
+        # SIGTERM while a request waits in the batcher (400 ms): it is still answered.
+        late = {}
+        t = threading.Thread(target=lambda: late.update(r=_post(ready["http"] + "/v2/models/m/infer", body)))
+        t.start()
+        time.sleep(0.15)
         proc.send_signal(signal.SIGTERM)
+        t.join(10)
+        assert late["r"][0] == 200 and late["r"][1]["outputs"][0]["data"] == b.predict(X[:1]).tolist()
         assert proc.wait(20) == 0
         assert json.loads(proc.stdout.readline())["event"] == "stopped"
         events = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
