@@ -598,7 +598,8 @@ def report(ml: dict | None, fx: dict | None, swap: dict | None, args: argparse.N
         q, s = swap["quiet"], swap["swapped"]
         print()
         print(f"4. hot swap (ferrox), 16 conn, {args.duration:g} s: {swap['loads_ok']}/{swap['loads']} loads answered "
-              f"200, {swap['loads_under_load']} of them while wrk ran (load call p50 {swap['load_p50'] * 1e3:.1f} ms, max {swap['load_max'] * 1e3:.1f} ms)")
+              f"200, {swap['loads_under_load']} of them while wrk ran (load call p50 {swap['load_p50'] * 1e3:.1f} ms, "
+              f"max {swap['load_max'] * 1e3:.1f} ms)")
         for e in swap["load_errors"]:
             print(f"   load error: {e}")
         print(f"   without swaps: {fmt_rate(q.rps)}, p50 {fmt_us(q.p50)}, p99 {fmt_us(q.p99)}, failed {q.failed} "

@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _ferrox
 from .exceptions import ParameterError
 
-__all__ = ["Server", "LoadResult", "resolve_model_source"]
+__all__ = ["Server", "LoadResult", "resolve_model_source", "assign"]
 
 _MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
@@ -73,6 +73,19 @@ def resolve_model_source(source: Any, workdir: str | None = None) -> str:
     raise ParameterError(
         f"a model source must be a path, an MLflow URI or a fitted ferrox object, got {type(source).__name__}"
     )
+
+
+def assign(unit: str, salt: str, weights: Sequence[float]) -> tuple[float, int]:
+    """The variant the server assigns ``unit`` to in an experiment with this salt and these weights:
+    ``(bucket, variant index)``. The bucket is the top 53 bits of ``fmix64(FNV-1a 64(salt + "/" + unit))``
+    over 2**53 (fmix64: MurmurHash3's 64-bit finaliser); the variant is the first whose cumulative weight share exceeds it. Analysis recomputes
+    assignments with it.
+
+    >>> bucket, variant = assign("user-42", "checkout-test", [1.0, 1.0])
+    >>> 0.0 <= bucket < 1.0 and variant == (0 if bucket < 0.5 else 1)
+    True
+    """
+    return tuple(_ferrox.assign_variant(str(salt), str(unit), [float(w) for w in weights]))  # type: ignore[return-value]
 
 
 def _port(value: int | None, what: str) -> int | None:
@@ -220,6 +233,41 @@ class Server:
     def models(self) -> dict[str, dict[str, Any]]:
         """``{name: {"serving": version, "versions": [...]}}`` for every loaded model."""
         return {n: {"serving": s, "versions": list(v)} for n, s, v in self._require().models()}
+
+    # -- experiments --
+    def start_experiment(
+        self,
+        name: str,
+        endpoint: str,
+        variants: Mapping[str, str] | Sequence[tuple[str, str, float]],
+        *,
+        unit: str = "unit_id",
+        salt: str | None = None,
+        shadows: Sequence[str] = (),
+        shadow_queue: int = 1024,
+    ) -> dict[str, Any]:
+        """Routes requests for ``endpoint`` to ``variants``: ``{variant: model}`` (equal weights) or
+        ``[(variant, model, weight), ...]``. Units are sticky by the request parameter ``unit`` (or the
+        ``x-ferrox-unit`` header), hashed with ``salt`` (default: ``name``) as :func:`assign` documents;
+        the ``x-ferrox-variant`` header forces a variant. ``shadows`` are models that score the same rows
+        off the request path, compared online with the live answer. Returns the experiment's status."""
+        if isinstance(variants, Mapping):
+            arms = [{"name": str(k), "model": str(m), "weight": 1.0} for k, m in variants.items()]
+        else:
+            arms = [{"name": str(k), "model": str(m), "weight": float(w)} for k, m, w in variants]
+        config = {"name": name, "endpoint": endpoint, "unit": unit, "salt": salt, "variants": arms,
+                  "shadows": list(shadows), "shadow_queue": int(shadow_queue)}
+        return dict(json.loads(self._require().create_experiment(json.dumps(config))))
+
+    def stop_experiment(self, name: str) -> dict[str, Any]:
+        """Stops experiment ``name`` (its endpoint answers as a plain model name again); returns its
+        final status."""
+        return dict(json.loads(self._require().stop_experiment(name)))
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """The status of every running experiment: requests and share per variant, shadow comparisons
+        (agreement, mean absolute difference, KS distance), shadow work dropped."""
+        return list(json.loads(self._require().experiments()))
 
     def metrics(self) -> str:
         """The Prometheus text exposition (the same as ``GET /metrics``)."""

@@ -33,6 +33,8 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::PyDeployable>()?;
     #[cfg(feature = "serve")]
     m.add_class::<serve::PyServer>()?;
+    #[cfg(feature = "serve")]
+    m.add_function(wrap_pyfunction!(serve::assign_variant, m)?)?;
     m.add_function(wrap_pyfunction!(linear::ridge_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::logistic_fit, m)?)?;
     m.add_function(wrap_pyfunction!(linear::enet_fit, m)?)?;

@@ -27,6 +27,16 @@ fn loaded(l: Loaded) -> (String, Option<String>, String, f64) {
     (l.version, l.previous, l.sha256, l.seconds)
 }
 
+/// The documented assignment of a unit: (bucket in [0, 1), variant index) for a salt and weights.
+#[pyfunction]
+pub fn assign_variant(salt: &str, unit: &str, weights: Vec<f64>) -> PyResult<(f64, usize)> {
+    if weights.is_empty() || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || weights.iter().all(|w| *w == 0.0) {
+        return Err(pyo3::exceptions::PyValueError::new_err("weights must be finite, non-negative and not all zero"));
+    }
+    let b = crate::serve::router::bucket(salt, unit);
+    Ok((b, crate::serve::router::pick(&weights, b)))
+}
+
 /// A running server (REST and/or gRPC) in this process.
 #[pyclass(module = "ferrox._ferrox", name = "ServerHandle")]
 pub struct PyServer {
@@ -107,6 +117,25 @@ impl PyServer {
                 .map(|e| (e.name.clone(), e.serving.load_full().map(|v| v.version.clone()), e.version_labels()))
                 .collect())
         })
+    }
+
+    /// Starts an experiment from its JSON declaration; returns its status as JSON.
+    fn create_experiment(&self, py: Python<'_>, config: String) -> PyResult<String> {
+        self.with(py, move |s| {
+            let cfg = serde_json::from_str(&config).map_err(|e| Error::param(format!("experiment: {e}")))?;
+            let st = s.state();
+            st.router.create(cfg, &st.store, &st.metrics).map(|e| e.status().to_string()).map_err(core_error)
+        })
+    }
+
+    /// Stops an experiment; returns its final status as JSON.
+    fn stop_experiment(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        self.with(py, move |s| s.state().router.stop(&name).map(|e| e.status().to_string()).map_err(core_error))
+    }
+
+    /// The status of every running experiment, as JSON (a list).
+    fn experiments(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| Ok(serde_json::Value::from(s.state().router.all().iter().map(|e| e.status()).collect::<Vec<_>>()).to_string()))
     }
 
     /// The Prometheus text exposition of the server's metrics.

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub models: Vec<ModelConfig>,
     /// Batching of models that do not set their own.
     pub batching: BatchConfig,
+    /// Experiments started with the server (their models must be among those loaded).
+    pub experiments: Vec<super::router::ExperimentConfig>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +98,7 @@ impl Default for ServerConfig {
             model_repository: None,
             models: Vec::new(),
             batching: BatchConfig::default(),
+            experiments: Vec::new(),
         }
     }
 }

@@ -11,7 +11,6 @@ use tonic::{Request, Response, Status};
 
 use super::tensor::{elements, from_binary, DType, Data, InferRequest, InputTensor, RequestedOutput};
 use super::{ServeError, ServerState, EXTENSIONS, SERVER_VERSION};
-use crate::transform::pipeline::Tensor;
 
 /// The code generated from proto/grpc_inference.proto.
 #[allow(missing_docs, clippy::all)]
@@ -134,7 +133,18 @@ pub fn parse_request(r: pb::ModelInferRequest) -> Result<InferRequest, ServeErro
         Some(ParameterChoice::Uint64Param(v)) => Some(*v),
         Some(_) => return Err(ServeError::bad("parameter 'timeout' must be a whole number of microseconds")),
     };
+    let params = r
+        .parameters
+        .iter()
+        .filter_map(|(k, p)| match p.parameter_choice.as_ref()? {
+            ParameterChoice::StringParam(s) => Some((k.clone(), s.clone())),
+            ParameterChoice::Int64Param(v) => Some((k.clone(), v.to_string())),
+            ParameterChoice::Uint64Param(v) => Some((k.clone(), v.to_string())),
+            _ => None,
+        })
+        .collect();
     Ok(InferRequest {
+        params,
         id: (!r.id.is_empty()).then_some(r.id),
         outputs: r.outputs.into_iter().map(|o| RequestedOutput { name: o.name, binary: true }).collect(),
         contrib: flag(&r.parameters, "contrib") || flag(&r.parameters, "pred_contrib"),
@@ -192,10 +202,17 @@ impl GrpcInferenceService for Grpc {
     async fn model_infer(&self, req: Request<pb::ModelInferRequest>) -> Result<Response<pb::ModelInferResponse>, Status> {
         let start = Instant::now();
         self.check(&req)?;
+        let headers: Vec<(String, String)> = ["x-ferrox-unit", "x-ferrox-variant"]
+            .iter()
+            .filter_map(|h| req.metadata().get(*h).and_then(|v| v.to_str().ok()).map(|v| (h.to_string(), v.to_owned())))
+            .collect();
         let r = req.into_inner();
         let (name, version) = (r.model_name.clone(), r.model_version.clone());
         let parsed = match parse_request(r) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                p.params.extend(headers);
+                p
+            }
             Err(e) => {
                 match self.state.store.version(&name, version_of(&version)) {
                     Ok(v) => {
@@ -220,12 +237,16 @@ impl GrpcInferenceService for Grpc {
             });
             raw.push(bytes::Bytes::from(o.to_binary()));
         }
-        let _ = Tensor::F64 { data: vec![], cols: 1 };
+        let parameters = out
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), pb::InferParameter { parameter_choice: Some(ParameterChoice::StringParam(v.clone())) }))
+            .collect();
         Ok(Response::new(pb::ModelInferResponse {
             model_name: out.model_name,
             model_version: out.model_version,
             id: out.id,
-            parameters: HashMap::new(),
+            parameters,
             outputs,
             raw_output_contents: raw,
         }))

@@ -51,6 +51,9 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v2/repository/models/{name}/load", post(load))
         .route("/v2/repository/models/{name}/unload", post(unload))
         .route("/metrics", get(metrics))
+        .route("/v2/experiments", get(experiments).post(create_experiment))
+        .route("/v2/experiments/{name}", get(experiment).delete(stop_experiment))
+        .route("/v2/experiments/{name}/stop", post(stop_experiment))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v2/health/live", get(live))
@@ -192,6 +195,43 @@ async fn load(State(s): St, Path(name): Path<String>, body: Bytes) -> Response {
 async fn unload(State(s): St, Path(name): Path<String>) -> Response {
     match s.store.unload(&name) {
         Ok(()) => ok_json(&serde_json::json!({"model": name, "unloaded": true})),
+        Err(e) => error(&e),
+    }
+}
+
+async fn experiments(State(s): St) -> Response {
+    ok_json(&s.router.all().iter().map(|e| e.status()).collect::<Vec<_>>())
+}
+
+async fn create_experiment(State(s): St, body: Bytes) -> Response {
+    let cfg: super::router::ExperimentConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return error(&ServeError::bad(format!("experiment: {e}"))),
+    };
+    match s.router.create(cfg, &s.store, &s.metrics) {
+        Ok(e) => {
+            s.log.event("experiment_started", &e.config.endpoint, serde_json::json!({"experiment": e.config.name}));
+            ok_json(&e.status())
+        }
+        Err(e) => error(&e),
+    }
+}
+
+async fn experiment(State(s): St, Path(name): Path<String>) -> Response {
+    match s.router.get(&name) {
+        Some(e) => ok_json(&e.status()),
+        None => error(&ServeError::not_found(format!("no experiment named '{name}' is running"))),
+    }
+}
+
+async fn stop_experiment(State(s): St, Path(name): Path<String>) -> Response {
+    match s.router.stop(&name) {
+        Ok(e) => {
+            s.log.event("experiment_stopped", &e.config.endpoint, serde_json::json!({"experiment": e.config.name}));
+            let mut st = e.status();
+            st["stopped"] = Value::Bool(true);
+            ok_json(&st)
+        }
         Err(e) => error(&e),
     }
 }
@@ -398,6 +438,15 @@ pub fn parse_infer(body: &[u8], json_len: Option<usize>) -> Result<InferRequest,
         Some(Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),
     };
+    let params = req
+        .parameters
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k.clone(), s.clone())),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some((k.clone(), n.to_string())),
+            _ => None,
+        })
+        .collect();
     Ok(InferRequest {
         id,
         inputs,
@@ -405,6 +454,7 @@ pub fn parse_infer(body: &[u8], json_len: Option<usize>) -> Result<InferRequest,
         contrib: flag(&req.parameters, "contrib") || flag(&req.parameters, "pred_contrib"),
         binary_output: flag(&req.parameters, "binary_data_output"),
         timeout_us,
+        params,
     })
 }
 
@@ -431,9 +481,12 @@ pub fn write_infer(r: &InferResponse) -> (Vec<u8>, Option<usize>) {
         }
         outputs.push(Value::Object(obj));
     }
-    let head = serde_json::json!({
+    let mut head = serde_json::json!({
         "model_name": r.model_name, "model_version": r.model_version, "id": r.id, "outputs": outputs,
     });
+    if !r.parameters.is_empty() {
+        head["parameters"] = Value::Object(r.parameters.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect());
+    }
     let mut body = serde_json::to_vec(&head).unwrap_or_default();
     if binary.is_empty() {
         (body, None)
@@ -475,7 +528,14 @@ async fn infer_common(s: Arc<ServerState>, name: String, version: Option<String>
         Some(None) => return error(&ServeError::bad(format!("{HEADER_LENGTH} must be a byte count"))),
     };
     let req = match parse_infer(&bytes, json_len) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            for h in ["x-ferrox-unit", "x-ferrox-variant"] {
+                if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
+                    r.params.push((h.to_owned(), v.to_owned()));
+                }
+            }
+            r
+        }
         Err(e) => {
             // Count the failure against the model when it exists.
             match s.store.version(&name, version.as_deref()) {
@@ -493,6 +553,11 @@ async fn infer_common(s: Arc<ServerState>, name: String, version: Option<String>
             let (body, json_len) = write_infer(&r);
             let mut resp = Response::new(Body::from(body));
             let h = resp.headers_mut();
+            if let Some((_, variant)) = r.parameters.iter().find(|(k, _)| *k == "variant") {
+                if let Ok(v) = HeaderValue::from_str(variant) {
+                    h.insert("x-ferrox-variant", v);
+                }
+            }
             match json_len {
                 Some(n) => {
                     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

@@ -119,6 +119,8 @@ impl Metrics {
         d("ferrox_in_flight_requests", None, "Requests admitted and not yet answered.", 1);
         d("ferrox_model_events_total", None, "Model loads, swaps, refusals and unloads.", 0);
         d("ferrox_model_serving", None, "1 for the version each model serves.", 1);
+        d("ferrox_experiment_assignments_total", None, "Requests routed to each variant of an experiment.", 0);
+        d("ferrox_shadow_dropped_total", None, "Shadow scoring dropped because the shadow queue was full.", 0);
         d("ferrox_log_dropped_total", None, "Log lines dropped because the log queue was full.", 0);
         let unmatched_failures = Cause::ALL.map(|c| {
             recorder.register_counter(
@@ -172,6 +174,19 @@ impl Metrics {
                 &META,
             )
             .set(if on { 1.0 } else { 0.0 });
+    }
+
+    /// The assignment counter of an experiment's variant.
+    pub fn assignment(&self, experiment: &str, variant: &str) -> Counter {
+        self.recorder.register_counter(
+            &key("ferrox_experiment_assignments_total", vec![Label::new("experiment", experiment.to_owned()), Label::new("variant", variant.to_owned())]),
+            &META,
+        )
+    }
+
+    /// The counter of shadow work dropped under pressure.
+    pub fn shadow_dropped(&self, experiment: &str) -> Counter {
+        self.recorder.register_counter(&key("ferrox_shadow_dropped_total", vec![Label::new("experiment", experiment.to_owned())]), &META)
     }
 
     /// Counts a dropped log line.

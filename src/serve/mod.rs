@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod router;
 pub mod store;
 pub mod tensor;
 
@@ -108,6 +109,8 @@ pub struct InferResponse {
     pub id: String,
     /// Outputs.
     pub outputs: Vec<OutputTensor>,
+    /// Response parameters (the experiment and variant that answered).
+    pub parameters: Vec<(&'static str, String)>,
 }
 
 /// One tensor of model metadata.
@@ -154,7 +157,9 @@ pub struct ServerState {
     /// Configuration, resolved.
     pub config: ServerConfig,
     /// Models.
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Experiments.
+    pub router: router::Router,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Logging.
@@ -180,10 +185,25 @@ impl ServerState {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Runs an inference request end to end; `start` is when the request arrived.
+    /// Runs an inference request end to end; `start` is when the request arrived. A model name that
+    /// an experiment routes goes to the variant the request is assigned to.
     pub async fn infer(&self, model: &str, version: Option<&str>, req: InferRequest, start: Instant) -> std::result::Result<InferResponse, ServeError> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let v = match self.store.version(model, version) {
+        let routed = match version {
+            None => self.router.for_endpoint(model),
+            Some(_) => None,
+        };
+        let (target, assignment) = match &routed {
+            Some(exp) => {
+                let unit_key = exp.config.unit.as_deref().unwrap_or("unit_id");
+                let unit = req.param(unit_key).or_else(|| req.param("x-ferrox-unit"));
+                let force = req.param("x-ferrox-variant").or_else(|| req.param("variant"));
+                let a = exp.assign(unit, force)?;
+                (exp.config.variants[a.variant].model.as_str(), Some(a))
+            }
+            None => (model, None),
+        };
+        let v = match self.store.version(target, version) {
             Ok(v) => v,
             Err(e) => {
                 self.metrics.unmatched_failure(e.cause);
@@ -192,7 +212,8 @@ impl ServerState {
         };
         v.metrics.requests.increment(1);
         let id = req.id.clone().unwrap_or_else(|| format!("{:016x}{:08x}", self.id_salt, seq));
-        let result = self.run(&v, req, start).await;
+        let shadow = routed.as_ref().filter(|e| e.has_shadows());
+        let result = self.run(&v, req, start, shadow.map(|e| e.as_ref())).await;
         let elapsed = start.elapsed();
         v.metrics.latency.record(elapsed.as_secs_f64());
         if let Err(e) = &result {
@@ -203,12 +224,24 @@ impl ServerState {
                 "id": id, "model": model, "version": v.version, "status": result.as_ref().map(|_| 200).unwrap_or_else(|e| e.status),
                 "seconds": elapsed.as_secs_f64(), "rows": result.as_ref().ok().and_then(|o| o.first()).map(|o| o.rows),
                 "error": result.as_ref().err().map(|e| e.message.clone()),
+                "experiment": routed.as_ref().map(|e| e.config.name.clone()),
+                "variant": routed.as_ref().zip(assignment).map(|(e, a)| e.config.variants[a.variant].name.clone()),
             }));
         }
-        result.map(|outputs| InferResponse { model_name: model.to_owned(), model_version: v.version.clone(), id, outputs })
+        let parameters = match (&routed, assignment) {
+            (Some(e), Some(a)) => vec![("experiment", e.config.name.clone()), ("variant", e.config.variants[a.variant].name.clone())],
+            _ => Vec::new(),
+        };
+        result.map(|outputs| InferResponse { model_name: model.to_owned(), model_version: v.version.clone(), id, outputs, parameters })
     }
 
-    async fn run(&self, v: &Arc<Version>, req: InferRequest, start: Instant) -> std::result::Result<Vec<OutputTensor>, ServeError> {
+    async fn run(
+        &self,
+        v: &Arc<Version>,
+        req: InferRequest,
+        start: Instant,
+        shadow: Option<&router::Experiment>,
+    ) -> std::result::Result<Vec<OutputTensor>, ServeError> {
         let _admitted = v.admit()?;
         let mut wanted = Vec::with_capacity(req.outputs.len().max(1));
         for o in &req.outputs {
@@ -227,7 +260,15 @@ impl ServerState {
             (None, ms) => Some(Duration::from_millis(ms)),
         };
         let deadline = budget.map(|b| start + b);
-        v.run(input, wanted, deadline).await
+        match shadow {
+            None => v.run(input, wanted, deadline).await,
+            Some(exp) => {
+                let copy = input.clone();
+                let out = v.run(input, wanted, deadline).await?;
+                exp.shadow(copy, &out);
+                Ok(out)
+            }
+        }
     }
 
     /// Metadata of a model (version None: the serving one).
@@ -354,7 +395,7 @@ impl Server {
             h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
             h.finish()
         };
-        let state = Arc::new(ServerState { config: config.clone(), store, metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
+        let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router: router::Router::default(), metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
         let err = |e: ServeError| Error::param(e.message);
         {
             let _rt = runtime.enter();
@@ -365,6 +406,9 @@ impl Server {
             }
             for m in &config.models {
                 state.store.load(&m.name, Source::Path(m.path.clone()), m.version.clone(), m.batching.clone()).map_err(err)?;
+            }
+            for e in &config.experiments {
+                state.router.create(e.clone(), &state.store, &state.metrics).map_err(err)?;
             }
         }
         let (shutdown, rx) = watch::channel(false);

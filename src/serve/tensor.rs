@@ -150,6 +150,16 @@ pub struct InferRequest {
     pub binary_output: bool,
     /// The request's own deadline, microseconds (`timeout` parameter).
     pub timeout_us: Option<u64>,
+    /// Other string and integer parameters, and the `x-ferrox-unit` / `x-ferrox-variant` headers
+    /// (experiments read the unit key and a forced variant here).
+    pub params: Vec<(String, String)>,
+}
+
+impl InferRequest {
+    /// A parameter's value by name.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// One computed output.

@@ -432,3 +432,64 @@ def test_pipeline_with_string_columns_served_bit_for_bit(rng, tmp_path):
         code, err, _ = _post(srv.url + "/v2/models/p/infer", body)
         assert code == 400 and "'k'" in err["error"]
         g.close()
+
+
+def test_experiment_routing_sticky_forced_and_shadow(rng, tmp_path):
+    b1, X = _booster(rng, rounds=10)
+    b2, _ = _booster(rng, rounds=40)
+    paths = {}
+    for name, b in (("champion", b1), ("challenger", b2)):
+        paths[name] = tmp_path / f"{name}.frx"
+        b.save_model(paths[name])
+    with fx.serving.Server(paths, port=0, grpc_port=0) as srv:
+        st = srv.start_experiment("ab", "flights", [("control", "champion", 1.0), ("treatment", "challenger", 3.0)],
+                                  shadows=["challenger"])
+        assert [v["weight"] for v in st["variants"]] == [0.25, 0.75]
+        url = srv.url + "/v2/models/flights/infer"
+        rows = X[:2].tolist()
+        want = {"control": b1.predict(X[:2]).tolist(), "treatment": b2.predict(X[:2]).tolist()}
+        seen = {}
+        for i in range(200):
+            unit = f"user-{i}"
+            body = {"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP64", "data": rows}],
+                    "parameters": {"unit_id": unit}}
+            code, out, headers = _post(url, body)
+            assert code == 200
+            variant = out["parameters"]["variant"]
+            assert headers["x-ferrox-variant"] == variant and out["parameters"]["experiment"] == "ab"
+            assert out["outputs"][0]["data"] == want[variant]
+            # The documented hash gives the same variant.
+            assert ["control", "treatment"][fx.serving.assign(unit, "ab", [1.0, 3.0])[1]] == variant
+            seen[unit] = variant
+        # Sticky: the same unit again gets the same variant, over gRPC too.
+        g = grpcclient.InferenceServerClient(srv.grpc_address)
+        inp = grpcclient.InferInput("x", [2, 5], "FP64")
+        inp.set_data_from_numpy(X[:2])
+        for unit in list(seen)[:20]:
+            res = g.infer("flights", [inp], parameters={"unit_id": unit})
+            assert res.get_response().parameters["variant"].string_param == seen[unit]
+        g.close()
+        share = sum(v == "treatment" for v in seen.values()) / len(seen)
+        assert 0.6 < share < 0.9
+        # A header forces a variant; an unknown one is a 400 naming the experiment's variants.
+        body = {"inputs": [{"name": "x", "shape": [2, 5], "datatype": "FP64", "data": rows}]}
+        assert _post(url, body, {"x-ferrox-variant": "control"})[1]["parameters"]["variant"] == "control"
+        code, err, _ = _post(url, body, {"x-ferrox-variant": "nope"})
+        assert code == 400 and "treatment" in err["error"]
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            (exp,) = srv.experiments()
+            if exp["shadows"][0]["requests"] >= 200:
+                break
+            time.sleep(0.05)
+        shadow = exp["shadows"][0]
+        assert shadow["model"] == "challenger" and shadow["rows"] == 2 * shadow["requests"]
+        # The shadow agrees exactly with the live answer when the challenger answered, never otherwise.
+        treated = sum(v == "treatment" for v in seen.values())
+        assert shadow["agreeing_rows"] >= 2 * treated and shadow["mean_abs_diff"] > 0
+        assert 'ferrox_experiment_assignments_total{experiment="ab",variant="treatment"}' in srv.metrics()
+        final = srv.stop_experiment("ab")
+        assert sum(v["requests"] for v in final["variants"]) >= 221
+        assert _post(url, body)[0] == 404          # the endpoint is no model once the experiment stops
+        with pytest.raises(fx.DataError, match="not loaded"):
+            srv.start_experiment("bad", "x", {"a": "missing-model"})
