@@ -32,10 +32,10 @@ impl Log {
                 .name("ferrox-log".into())
                 .spawn(move || {
                     let stderr = std::io::stderr();
-                    for line in rx {
-                        let mut h = stderr.lock();
-                        let _ = h.write_all(line.as_bytes());
-                        let _ = h.write_all(b"\n");
+                    for mut line in rx {
+                        // One write per line, so lines of other writers never land inside one.
+                        line.push('\n');
+                        let _ = stderr.lock().write_all(line.as_bytes());
                     }
                 })
                 .ok()

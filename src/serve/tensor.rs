@@ -377,9 +377,12 @@ pub fn model_input(inputs: Vec<InputTensor>, columns: &[String]) -> Result<Model
                 )));
             }
             let t = inputs.into_iter().next().unwrap();
+            // Every matrix is read as float64: exact for FP32 (so predictions do not change) and the
+            // forest's fastest layout.
             let data = match t.data {
                 Data::Bool(v) => Data::F64(v.into_iter().map(|b| b as u8 as f64).collect()),
                 Data::I64(v) => Data::F64(v.into_iter().map(|x| x as f64).collect()),
+                Data::F32(v) => Data::F64(v.into_iter().map(f64::from).collect()),
                 d => d,
             };
             return Ok(ModelInput::Matrix { data, rows: t.shape[0] as usize, cols });
