@@ -28,7 +28,12 @@ type St = State<Arc<ServerState>>;
 
 /// Serves REST on `listener` until `shutdown` turns true, then finishes in-flight requests.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ServerState>, mut shutdown: watch::Receiver<bool>) {
+    use axum::serve::ListenerExt;
     let app = router(state);
+    // Answers are small: send them at once instead of waiting for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|v| *v).await;
