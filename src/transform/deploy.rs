@@ -677,19 +677,7 @@ impl Transform {
                 for p in parts {
                     let sub = x.select(&p.columns)?;
                     let done = match &p.transform {
-                        None => sub.dense(|d| {
-                            let (r, c) = d.dim();
-                            let mut out = vec![0.0; r * c];
-                            for i in 0..r {
-                                for j in 0..c {
-                                    out[i * c + j] = match d {
-                                        DenseMatrix::F32(a) => a[[i, j]] as f64,
-                                        DenseMatrix::F64(a) => a[[i, j]],
-                                    };
-                                }
-                            }
-                            Ok((out, c))
-                        })?,
+                        None => sub.dense(|d| Ok((row_major(d), d.dim().1)))?,
                         Some(tr) => match tr.apply(&sub, t)? {
                             Input::Owned { data, cols, .. } => (data, cols),
                             _ => return Err(Error::Internal("a step returned a borrowed output".into())),
@@ -721,16 +709,7 @@ impl Transform {
                     Some(c) => Ok(c),
                     None => x.dense(|d| {
                         let (r, c) = d.dim();
-                        let mut out = vec![0.0; r * c];
-                        for i in 0..r {
-                            for j in 0..c {
-                                out[i * c + j] = match d {
-                                    DenseMatrix::F32(a) => a[[i, j]] as f64,
-                                    DenseMatrix::F64(a) => a[[i, j]],
-                                };
-                            }
-                        }
-                        Ok(Input::Owned { data: out, rows: r, cols: c, names: None })
+                        Ok(Input::Owned { data: row_major(d), rows: r, cols: c, names: None })
                     }),
                 };
             }
@@ -1273,6 +1252,17 @@ impl Deployable {
             }
         }
     }
+}
+
+/// A matrix's values as a row-major float64 buffer.
+fn row_major(d: &DenseMatrix<'_>) -> Vec<f64> {
+    let (r, c) = d.dim();
+    let mut out = Vec::with_capacity(r * c);
+    match d {
+        DenseMatrix::F32(a) => out.extend(a.rows().into_iter().flat_map(|row| row.into_iter().map(|&v| v as f64))),
+        DenseMatrix::F64(a) => out.extend(a.rows().into_iter().flat_map(|row| row.into_iter().copied())),
+    }
+    out
 }
 
 /// The first largest entry of each row (numpy's argmax).
