@@ -493,3 +493,16 @@ def test_experiment_routing_sticky_forced_and_shadow(rng, tmp_path):
         assert _post(url, body)[0] == 404          # the endpoint is no model once the experiment stops
         with pytest.raises(fx.DataError, match="not loaded"):
             srv.start_experiment("bad", "x", {"a": "missing-model"})
+
+
+def test_http2_prior_knowledge(served):
+    import shutil
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    srv, b, X, _ = served
+    body = json.dumps({"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": X[0].tolist()}]})
+    r = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-w", "\n%{http_version}", "-d", body,
+                        srv.url + "/v2/models/m/infer"], capture_output=True, text=True, timeout=30)
+    answer, version = r.stdout.rsplit("\n", 1)
+    assert version == "2" and json.loads(answer)["outputs"][0]["data"] == b.predict(X[:1]).tolist()
