@@ -194,6 +194,12 @@ impl Metrics {
         self.recorder.register_counter(&key("ferrox_log_dropped_total", vec![]), &META).increment(1);
     }
 
+    /// Folds the samples histograms gathered since the last call into their buckets (otherwise they
+    /// pile up until the next scrape); the server calls it every few seconds.
+    pub fn upkeep(&self) {
+        self.recorder.handle().run_upkeep();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         self.recorder.handle().render()

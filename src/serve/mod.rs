@@ -429,6 +429,20 @@ impl Server {
             let listener = tokio::net::TcpListener::from_std(l).map_err(|e| Error::io("listener", e))?;
             tasks.push(runtime.spawn(grpc::serve(listener, state.clone(), rx.clone())));
         }
+        {
+            // Histogram samples are folded into buckets every second, scraped or not, so memory stays
+            // flat; on a thread of its own, so the fold never holds up a request.
+            let (m, stop) = (state.metrics.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name("ferrox-metrics".into())
+                .spawn(move || {
+                    while !*stop.borrow() {
+                        std::thread::sleep(Duration::from_millis(250));
+                        m.upkeep();
+                    }
+                })
+                .map_err(|e| Error::io("cannot start the metrics thread", e))?;
+        }
         state.ready.store(true, Ordering::Release);
         Ok(Server { runtime: Some(runtime), state, shutdown, tasks, http_addr, grpc_addr })
     }
