@@ -48,30 +48,52 @@ impl Default for Options {
     }
 }
 
+/// JSON has no NaN: serde_json writes it as null, and null reads back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    let v: Option<f64> = serde::Deserialize::deserialize(d)?;
+    Ok(v.unwrap_or(f64::NAN))
+}
+
 /// The result of one comparison (NaN where a number does not apply to the method).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub metric: Metric,
     pub method: Method,
     pub relative: bool,
+    #[serde(deserialize_with = "nan_if_null")]
     pub alpha: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub n_control: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub n_treatment: f64,
     /// The control and treatment values (CUPED-adjusted when a covariate is used).
+    #[serde(deserialize_with = "nan_if_null")]
     pub control: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub treatment: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub effect: f64,
     /// Standard error of the effect.
+    #[serde(deserialize_with = "nan_if_null")]
     pub se: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub ci_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub ci_high: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub statistic: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub pvalue: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub df: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub chance_to_win: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub expected_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub theta: f64,
     /// Units per arm still needed for 80% power at the observed effect (NaN when decided).
+    #[serde(deserialize_with = "nan_if_null")]
     pub more_units: f64,
     pub decision: String,
 }

@@ -1,7 +1,7 @@
 //! The effect of treatment over control and its variance, from the two arms' moments.
 //!
 //! * mean: difference of means, Welch's variance and degrees of freedom;
-//! * proportion: difference of rates, unpooled variance (for intervals) and pooled variance (for the
+//! * proportion: difference of rates, unpooled variance p(1 − p)/n (for intervals) and pooled variance (for the
 //!   z test, as statsmodels' `proportions_ztest`);
 //! * ratio: Σy/Σx per arm with the delta-method variance
 //!   Var(R̂) = (s²_y − 2R s_xy + R² s²_x) / (n x̄²);
@@ -92,6 +92,10 @@ fn arm(m: &Moments, metric: Metric, theta: Option<(f64, f64)>, name: &str) -> Re
                 return Err(Error::data(format!("{name}: a proportion needs 0/1 values, the mean is {}", m.mean_y)));
             }
             match theta {
+                // A rate's variance is p(1 − p)/n (the Wald form statsmodels uses), a mean's s²/n.
+                None if metric == Metric::Proportion => {
+                    Ok(ArmEstimate { n, value: m.mean_y, var: m.mean_y * (1.0 - m.mean_y) / n })
+                }
                 None => Ok(ArmEstimate { n, value: m.mean_y, var: m.var_y() / n }),
                 Some((th, pooled_mean_x)) => {
                     let v = (m.m2_y - 2.0 * th * m.c_xy + th * th * m.m2_x) / (n - 1.0);

@@ -46,7 +46,6 @@ pub struct Row {
     pub arm: String,
     pub control_arm: String,
     pub pvalue_adjusted: f64,
-    #[serde(flatten)]
     pub comparison: Comparison,
 }
 

@@ -61,7 +61,7 @@ pub fn power(test: Test, d: f64, nobs1: f64, alpha: f64, ratio: f64, alt: Altern
             if lower {
                 p += norm_cdf(-crit - shift);
             }
-            p
+            p.clamp(0.0, 1.0)
         }
         Test::T => {
             let df = nobs1 - 1.0 + nobs2 - 1.0;
@@ -72,7 +72,7 @@ pub fn power(test: Test, d: f64, nobs1: f64, alpha: f64, ratio: f64, alt: Altern
             if lower {
                 p += nct_cdf(t_ppf(a, df), df, shift);
             }
-            p
+            p.clamp(0.0, 1.0)
         }
     }
 }
