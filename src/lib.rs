@@ -6,6 +6,7 @@
 pub mod artifact;
 pub mod data;
 pub mod drift;
+pub mod experiment;
 pub mod error;
 pub mod gbdt;
 pub mod linear;

@@ -52,6 +52,13 @@ __all__ = [
     "infer_schema",
     "validate_schema",
     "check_training",
+    "experiment_moments",
+    "experiment_moments_from_sums",
+    "experiment_compare",
+    "experiment_srm",
+    "experiment_power",
+    "experiment_analyze",
+    "experiment_html",
 ]
 
 __version__: str
@@ -103,6 +110,37 @@ def jensenshannon(p: _F64, q: _F64, base: float | None = None) -> float: ...
 def hellinger(p: _F64, q: _F64) -> float: ...
 def psi(reference: _F64, current: _F64, bins: int = 10, epsilon: float = 0.0001) -> float: ...
 def adjust_pvalues(pvalues: _F64, method: str = "bh") -> _F64: ...
+_M6 = tuple[float, float, float, float, float, float]
+
+def experiment_moments(y: _F64, name: str, x: _F64 | None = None, x_name: str = "covariate") -> _M6: ...
+def experiment_moments_from_sums(name: str, sums: _M6) -> _M6: ...
+def experiment_compare(
+    control: _M6, treatment: _M6, metric: str, method: str, relative: bool, alpha: float, tuning: float, cuped: bool
+) -> str: ...
+def experiment_srm(counts: Sequence[float], weights: Sequence[float], threshold: float) -> tuple[float, float, bool]: ...
+def experiment_power(
+    test: str,
+    effect_size: float | None,
+    nobs1: float | None,
+    alpha: float | None,
+    power: float | None,
+    ratio: float,
+    alternative: str,
+) -> tuple[float, float, float, float]: ...
+def experiment_analyze(
+    data: Any,
+    arm: str,
+    metrics: Sequence[tuple[str, str, str, str | None, bool]],
+    control: str | None,
+    weights: Sequence[float] | None,
+    srm_threshold: float,
+    correction: str,
+    method: str,
+    relative: bool,
+    alpha: float,
+    tuning: float,
+) -> str: ...
+def experiment_html(title: str, notes: Sequence[str], rows_json: str) -> str: ...
 def domain_classifier(
     reference: Any,
     current: Any,

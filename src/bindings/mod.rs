@@ -6,6 +6,7 @@ mod convert;
 mod dataset;
 mod drift;
 mod errors;
+mod experiment;
 mod gbdt;
 mod linear;
 mod pipeline;
@@ -67,5 +68,12 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate::infer_schema, m)?)?;
     m.add_function(wrap_pyfunction!(validate::validate_schema, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_training, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_moments, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_moments_from_sums, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_compare, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_srm, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_power, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::experiment_html, m)?)?;
     Ok(())
 }
