@@ -334,8 +334,9 @@ def test_mlflow_registry_uris(rng, tmp_path):
     try:
         b1, X = _booster(rng, rounds=5)
         b2, _ = _booster(rng, rounds=25)
+        exp = mlflow.create_experiment("serving", artifact_location=str(tmp_path / "artifacts"))
         for b in (b1, b2):
-            with mlflow.start_run():
+            with mlflow.start_run(experiment_id=exp):
                 fx.mlflow.log_model(b, name="model", registered_model_name="served")
         fx.mlflow.promote("served", 1)
         fx.mlflow.promote("served", 2)
