@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -584,12 +584,6 @@ async fn infer(State(s): St, Path(name): Path<String>, headers: HeaderMap, body:
 
 async fn infer_v(State(s): St, Path((name, version)): Path<(String, String)>, headers: HeaderMap, body: Body) -> Response {
     infer_common(s, name, Some(version), headers, body).await
-}
-
-impl IntoResponse for ServeError {
-    fn into_response(self) -> Response {
-        error(&self)
-    }
 }
 
 #[cfg(test)]

@@ -396,7 +396,7 @@ impl Server {
             h.finish()
         };
         let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router: router::Router::default(), metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
-        let err = |e: ServeError| Error::param(e.message);
+        let err = |e: ServeError| if e.integrity { Error::integrity(e.message) } else { Error::param(e.message) };
         {
             let _rt = runtime.enter();
             if config.model_repository.is_some() {

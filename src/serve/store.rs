@@ -19,11 +19,11 @@ use tokio::sync::oneshot;
 
 use super::config::{check_name, BatchConfig};
 use super::log::{now_ts, Log};
-use super::metrics::{Cause, Metrics, VersionMetrics};
+use super::metrics::{Metrics, VersionMetrics};
 use super::tensor::{concat, slice_rows, Data, ModelInput, OutputTensor};
 use super::ServeError;
 use crate::data::frame::DenseMatrix;
-use crate::transform::pipeline::{ColumnType, Deployable, Output, Tensor};
+use crate::transform::pipeline::{ColumnType, Deployable, Output};
 
 /// Outputs a request asks for: (name, kind, binary).
 pub type Wanted = Vec<(String, Output, bool)>;
@@ -583,18 +583,4 @@ fn repository_versions(dir: &Path) -> Vec<(String, PathBuf)> {
         _ => a.0.cmp(&b.0),
     });
     v
-}
-
-/// The failure cause counted for an error.
-pub fn cause_of(e: &ServeError) -> Cause {
-    e.cause
-}
-
-/// Rows of a tensor (for tests and logs).
-pub fn tensor_rows(t: &Tensor) -> usize {
-    match t {
-        Tensor::F64 { data, cols } => data.len() / (*cols).max(1),
-        Tensor::I64 { data, cols } => data.len() / (*cols).max(1),
-        Tensor::Bytes { data, cols } => data.len() / (*cols).max(1),
-    }
 }

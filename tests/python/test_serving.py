@@ -507,3 +507,16 @@ def test_http2_prior_knowledge(served):
                         srv.url + "/v2/models/m/infer"], capture_output=True, text=True, timeout=30)
     answer, version = r.stdout.rsplit("\n", 1)
     assert version == "2" and json.loads(answer)["outputs"][0]["data"] == b.predict(X[:1]).tolist()
+
+
+def test_refused_artifact_at_start(rng, tmp_path):
+    b, _ = _booster(rng)
+    path = tmp_path / "m.frx"
+    b.save_model(path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(fx.ModelIntegrityError, match="SHA-256"):
+        fx.serving.Server({"m": path}, port=0, grpc_port=None).start()
+    with pytest.raises(fx.ParameterError, match="not valid"):
+        fx.serving.Server({"a/b": path}, port=0, grpc_port=None).start()
