@@ -2,6 +2,7 @@
 
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
+use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::errors::{detach, to_py};
 use crate::data::frame::DenseMatrix;
@@ -54,4 +55,27 @@ pub fn matrix_from_vec<'py>(
     // SAFETY: `owner` becomes the array's base object and keeps `data` alive and unmoved (nothing
     // resizes it) until numpy drops the array.
     Ok(unsafe { numpy::PyArray2::borrow_from_array(&view, owner.clone().into_any()) })
+}
+
+/// The record batches and schema of an Arrow object (anything with `__arrow_c_stream__`, or one
+/// record batch with `__arrow_c_array__`), or None for any other object.
+pub fn arrow_of(data: &Bound<'_, PyAny>) -> PyResult<Option<(Vec<arrow_array::RecordBatch>, arrow_schema::SchemaRef)>> {
+    if data.hasattr("__arrow_c_stream__")? {
+        return Ok(Some(data.extract::<PyTable>()?.into_inner()));
+    }
+    if data.hasattr("__arrow_c_array__")? {
+        let b = data.extract::<PyRecordBatch>()?.into_inner();
+        let s = b.schema();
+        return Ok(Some((vec![b], s)));
+    }
+    Ok(None)
+}
+
+/// [`arrow_of`], with a `DataError` saying `message` when `data` is no Arrow object.
+pub fn arrow_or(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    message: &str,
+) -> PyResult<(Vec<arrow_array::RecordBatch>, arrow_schema::SchemaRef)> {
+    arrow_of(data)?.ok_or_else(|| to_py(py, Error::data(message)))
 }

@@ -7,7 +7,6 @@ use ndarray::{Array2, ShapeBuilder};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::errors::{detach, to_py};
 use crate::artifact;
@@ -150,15 +149,7 @@ impl PyDataset {
         let init_score = vector(init_score);
         let cfg = config(py, max_bin, bin_construct_sample_cnt, data_random_seed, min_data_in_bin, num_threads)?;
         let cats = feature_refs(categorical_features)?;
-        let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
-            data.extract::<PyTable>()?.into_inner()
-        } else if data.hasattr("__arrow_c_array__")? {
-            let b = data.extract::<PyRecordBatch>()?.into_inner();
-            let s = b.schema();
-            (vec![b], s)
-        } else {
-            return Err(to_py(py, Error::data("data must implement __arrow_c_stream__ or __arrow_c_array__")));
-        };
+        let (batches, schema) = super::convert::arrow_or(py, data, "data must implement __arrow_c_stream__ or __arrow_c_array__")?;
         let (label, weight) = (vector(label), vector(weight));
         let reference = reference.map(|r| r.inner.clone());
         let ds = detach(py, move || {

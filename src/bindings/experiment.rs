@@ -3,7 +3,6 @@
 
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::errors::{detach, to_py};
 use crate::drift::multitest::Correction;
@@ -117,15 +116,7 @@ pub fn experiment_analyze(
     alpha: f64,
     tuning: f64,
 ) -> PyResult<String> {
-    let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
-        data.extract::<PyTable>()?.into_inner()
-    } else if data.hasattr("__arrow_c_array__")? {
-        let b = data.extract::<PyRecordBatch>()?.into_inner();
-        let s = b.schema();
-        (vec![b], s)
-    } else {
-        return Err(to_py(py, Error::data("events must implement __arrow_c_stream__ or __arrow_c_array__")));
-    };
+    let (batches, schema) = super::convert::arrow_or(py, data, "events must implement __arrow_c_stream__ or __arrow_c_array__")?;
     let specs = metrics
         .into_iter()
         .map(|(name, kind, y, x, cuped)| Ok(MetricSpec { name, metric: Metric::parse(&kind)?, y, x, cuped }))

@@ -8,7 +8,6 @@ use ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::dataset::PyDataset;
 use super::errors::{detach, to_py};
@@ -214,13 +213,8 @@ impl PyBoosterModel {
         num_threads: i64,
         contrib: bool,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
-            data.extract::<PyTable>()?.into_inner()
-        } else {
-            let b = data.extract::<PyRecordBatch>()?.into_inner();
-            let s = b.schema();
-            (vec![b], s)
-        };
+        let (batches, schema) =
+            super::convert::arrow_or(py, data, "data must implement __arrow_c_stream__ or __arrow_c_array__")?;
         let forest = self.forest.clone();
         let n_trees = self.model.trees_for(num_iteration);
         let cats: Vec<_> = (0..forest.num_features().min(schema.fields().len()))

@@ -139,9 +139,8 @@ impl PyFeaturePipeline {
 // ---------------------------------------------------------------------------------------------
 // The deployable model: preprocessing + final model + schema + profile, predicting in Rust.
 
-use arrow_schema::{DataType, Schema};
+use arrow_schema::DataType;
 use pyo3::types::PyList;
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::gbdt::PyBoosterModel;
 use super::profile::PyReferenceProfile;
@@ -226,18 +225,6 @@ fn labels_of(v: &Bound<'_, PyAny>) -> PyResult<Labels> {
 }
 
 /// Arrow batches and schema of a table / record batch object.
-fn arrow_of(data: &Bound<'_, PyAny>) -> PyResult<Option<(Vec<arrow_array::RecordBatch>, std::sync::Arc<Schema>)>> {
-    if data.hasattr("__arrow_c_stream__")? {
-        let (b, s) = data.extract::<PyTable>()?.into_inner();
-        return Ok(Some((b, s)));
-    }
-    if data.hasattr("__arrow_c_array__")? {
-        let b = data.extract::<PyRecordBatch>()?.into_inner();
-        let s = b.schema();
-        return Ok(Some((vec![b], s)));
-    }
-    Ok(None)
-}
 
 /// The schema of training data (a numpy matrix named `names`, or an Arrow table).
 fn infer_schema(py: Python<'_>, data: &Bound<'_, PyAny>, names: Option<Vec<String>>) -> PyResult<InputSchema> {
@@ -255,7 +242,7 @@ fn infer_schema(py: Python<'_>, data: &Bound<'_, PyAny>, names: Option<Vec<Strin
         let v = a.as_array();
         return detach(py, move || numeric(DenseMatrix::F32(v), names));
     }
-    let Some((batches, schema)) = arrow_of(data)? else {
+    let Some((batches, schema)) = super::convert::arrow_of(data)? else {
         return Err(to_py(py, Error::data("training data must be a 2-D float numpy array or an Arrow table")));
     };
     detach(py, move || {
@@ -352,7 +339,7 @@ impl PyDeployable {
         } else if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
             let v = a.as_array();
             detach(py, move || d.predict_dense(&DenseMatrix::F32(v), output, n_threads))?
-        } else if let Some((batches, schema)) = arrow_of(data)? {
+        } else if let Some((batches, schema)) = super::convert::arrow_of(data)? {
             detach(py, move || d.predict_arrow(&batches, &schema, output, n_threads))?
         } else {
             return Err(to_py(py, Error::data("data must be a 2-D float numpy array or an Arrow table / record batch")));

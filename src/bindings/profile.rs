@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::errors::{detach, to_py};
 use crate::artifact;
@@ -34,15 +33,7 @@ pub struct PyDriftReport {
 }
 
 fn arrow_input(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(Vec<arrow_array::RecordBatch>, arrow_schema::SchemaRef)> {
-    if data.hasattr("__arrow_c_stream__")? {
-        Ok(data.extract::<PyTable>()?.into_inner())
-    } else if data.hasattr("__arrow_c_array__")? {
-        let b = data.extract::<PyRecordBatch>()?.into_inner();
-        let s = b.schema();
-        Ok((vec![b], s))
-    } else {
-        Err(to_py(py, Error::data("data must implement __arrow_c_stream__ or __arrow_c_array__")))
-    }
+    super::convert::arrow_or(py, data, "data must implement __arrow_c_stream__ or __arrow_c_array__")
 }
 
 /// Runs `f` on a frame read from a numpy matrix (f32 or f64) with `names`.

@@ -192,7 +192,6 @@ pub fn quantile_transform<'py>(
 
 use arrow_schema::DataType;
 use pyo3::types::{PyBytes, PyList};
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use crate::artifact;
 use crate::data::frame::{FeatureRef, Frame};
@@ -215,15 +214,7 @@ fn with_frame<T: Send>(
         let v = a.as_array();
         return detach(py, move || f(&Frame::from_dense(DenseMatrix::F32(v), None, &[])?));
     }
-    let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
-        data.extract::<PyTable>()?.into_inner()
-    } else if data.hasattr("__arrow_c_array__")? {
-        let b = data.extract::<PyRecordBatch>()?.into_inner();
-        let s = b.schema();
-        (vec![b], s)
-    } else {
-        return Err(to_py(py, Error::data("data must be a 2-D float numpy array or an Arrow table")));
-    };
+    let (batches, schema) = super::convert::arrow_or(py, data, "data must be a 2-D float numpy array or an Arrow table")?;
     detach(py, move || {
         let cats: Vec<FeatureRef> = schema
             .fields()

@@ -3,7 +3,6 @@
 
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
-use pyo3_arrow::{PyRecordBatch, PyTable};
 
 use super::errors::{detach, to_py};
 use crate::data::frame::DenseMatrix;
@@ -33,15 +32,8 @@ fn with_frame(
         let dtypes = vec!["float64".to_string(); view.ncols()];
         return detach(py, move || f(&Frame::from_dense(DenseMatrix::F64(view), names, &[])?, &dtypes));
     }
-    let (batches, schema) = if data.hasattr("__arrow_c_stream__")? {
-        data.extract::<PyTable>()?.into_inner()
-    } else if data.hasattr("__arrow_c_array__")? {
-        let b = data.extract::<PyRecordBatch>()?.into_inner();
-        let s = b.schema();
-        (vec![b], s)
-    } else {
-        return Err(to_py(py, Error::data("data must be a 2-D numpy array or implement __arrow_c_stream__")));
-    };
+    let (batches, schema) =
+        super::convert::arrow_or(py, data, "data must be a 2-D numpy array or implement __arrow_c_stream__")?;
     detach(py, move || {
         let frame = Frame::from_arrow(&batches, &schema, &default_categorical(&schema))?;
         f(&frame, &arrow_dtypes(&schema))
