@@ -69,16 +69,29 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         models[name] = source
 
-    def port(v: int | None, default: int) -> int | None:
-        return default if v is None else (None if v == -1 else v)
+    configured: dict = {}
+    if args.config:
+        import tomllib
+
+        try:
+            with open(args.config, "rb") as f:
+                configured = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            print(f"ferrox serve: --config {args.config}: {e}", file=sys.stderr)
+            return 2
+
+    def port(v: int | None, key: str, default: int) -> int | None:
+        if v is None:
+            return configured.get(key, default)
+        return None if v == -1 else v
 
     srv = Server(
         models,
         model_repository=args.model_repository,
         config=args.config,
         host=args.host or "127.0.0.1",
-        port=port(args.http_port, 8080),
-        grpc_port=port(args.grpc_port, 8081),
+        port=port(args.http_port, "http_port", 8080),
+        grpc_port=port(args.grpc_port, "grpc_port", 8081),
         max_batch_size=args.max_batch_size,
         max_queue_delay_us=args.max_queue_delay_us,
         queue_size=args.queue_size,

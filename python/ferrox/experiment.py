@@ -29,7 +29,7 @@ import numpy as np
 from . import _ferrox
 from .exceptions import DataError, ParameterError
 
-__all__ = ["ArmStats", "Comparison", "SrmResult", "PowerResult", "Analysis", "compare", "srm", "power", "analyze", "read_events"]
+__all__ = ["ArmStats", "Comparison", "SrmResult", "PowerResult", "Analysis", "compare", "srm", "power", "analyze", "read_events", "outcomes"]
 
 _M6 = tuple[float, float, float, float, float, float]
 
@@ -409,8 +409,14 @@ class Analysis:
 
 
 def read_events(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
-    """Reads an events file (Parquet, with pyarrow) as a pyarrow Table; string columns come back
+    """Reads events as a pyarrow Table: the model server's event log (a folder of ``events-*.arrows``
+    segments, or one segment) or a Parquet file of per-unit events. String columns of Parquet come back
     dictionary-encoded, which :func:`analyze` groups fastest.
+
+    The event log holds one row per assignment, outcome or canary transition (columns ``ts``, ``kind``,
+    ``experiment``, ``variant``, ``unit``, ``request_id``, ``model``, ``version``, ``propensity``,
+    ``prediction``, ``rows``, ``metric``, ``value``, ``detail``); a segment cut short by a killed server
+    gives every batch it flushed. :func:`outcomes` turns it into one row per request or unit.
 
     >>> import tempfile, os, pyarrow as pa, pyarrow.parquet as pq, ferrox as fx
     >>> p = os.path.join(tempfile.mkdtemp(), "ev.parquet")
@@ -419,6 +425,14 @@ def read_events(path: str | os.PathLike[str], columns: Sequence[str] | None = No
     2
     """
     import pyarrow as pa
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise ParameterError(f"path: {p} does not exist")
+    if os.path.isdir(p) or p.endswith((".arrows", ".arrows.partial")):
+        table, _files, _torn = _ferrox.read_event_log(p)
+        t = pa.table(table)
+        return t.select(list(columns)) if columns is not None else t
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(os.fspath(path))
@@ -429,9 +443,66 @@ def read_events(path: str | os.PathLike[str], columns: Sequence[str] | None = No
     return pq.read_table(os.fspath(path), columns=list(columns) if columns is not None else None, read_dictionary=strings or None)
 
 
+def outcomes(events: Any, *, experiment: str | None = None, by: str = "request_id", fill: float = 0.0) -> Any:
+    """One row per served request (``by="request_id"``) or unit (``by="unit"``) from the server's event
+    log: the ``arm`` it was served and, per outcome metric, the sum of its values (``fill`` where none
+    arrived), ready for :func:`analyze`. Forced assignments and unmatched outcomes are left out; a unit
+    served several times keeps its first variant.
+
+    >>> import ferrox as fx, pyarrow as pa
+    >>> ev = pa.table({"kind": ["assignment", "assignment", "outcome"], "experiment": ["e"] * 3,
+    ...                "variant": ["a", "b", "b"], "unit": ["u1", "u2", "u2"], "request_id": ["r1", "r2", "r2"],
+    ...                "metric": [None, None, "reward"], "value": [None, None, 1.0], "detail": [None] * 3})
+    >>> fx.experiment.outcomes(ev).to_pydict()
+    {'request_id': ['r1', 'r2'], 'arm': ['a', 'b'], 'reward': [0.0, 1.0]}
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if by not in ("request_id", "unit"):
+        raise ParameterError(f"by must be 'request_id' or 'unit', got {by!r}")
+    t = read_events(events) if isinstance(events, (str, os.PathLike)) else events
+    if not isinstance(t, pa.Table):
+        t = pa.table(t)
+    missing = [c for c in ("kind", "experiment", "variant", by, "metric", "value") if c not in t.column_names]
+    if missing:
+        raise DataError(f"events: columns {missing} are missing; expected the server's event log (see read_events)")
+    if experiment is None:
+        names = pc.unique(t["experiment"]).to_pylist()
+        if len(names) != 1:
+            raise ParameterError(f"the events hold experiments {sorted(map(str, names))}; name one with experiment=")
+        experiment = names[0]
+    t = t.filter(pc.equal(t["experiment"], experiment))
+    served = t.filter(pc.and_(pc.equal(t["kind"], "assignment"), pc.is_valid(t[by])))
+    if "detail" in t.column_names:
+        forced = pc.fill_null(pc.match_substring(served["detail"], '"forced":true'), False)
+        served = served.filter(pc.invert(forced))
+    if served.num_rows == 0:
+        raise DataError(f"experiment {experiment!r} has no assignments with a {by} in the events")
+    first = served.select([by, "variant"]).group_by(by, use_threads=False).aggregate([("variant", "first")])
+    first = first.rename_columns([by, "arm"])
+    outs = t.filter(pc.and_(pc.and_(pc.equal(t["kind"], "outcome"), pc.is_valid(t["variant"])), pc.is_valid(t["metric"])))
+    result = first
+    for metric in sorted(pc.unique(outs["metric"]).to_pylist()):
+        m = outs.filter(pc.equal(outs["metric"], metric)).group_by(by).aggregate([("value", "sum")])
+        m = m.rename_columns([by, metric])
+        result = result.join(m, by, join_type="left outer")
+        result = result.set_column(result.column_names.index(metric), metric, pc.fill_null(result[metric], fill))
+    return result.sort_by(by)
+
+
+_EVENT_LOG_COLUMNS = ("kind", "experiment", "variant", "request_id", "metric", "value")
+
+
 def _to_arrow(events: Any, columns: list[str]) -> Any:
     if isinstance(events, (str, os.PathLike)):
+        p = os.fspath(events)
+        if os.path.isdir(p) or p.endswith((".arrows", ".arrows.partial")):
+            return outcomes(read_events(p))
         return read_events(events, columns)
+    names = getattr(getattr(events, "schema", None), "names", None)
+    if names is not None and all(c in names for c in _EVENT_LOG_COLUMNS) and "arm" not in names:
+        return outcomes(events)
     if hasattr(events, "__arrow_c_stream__") or hasattr(events, "__arrow_c_array__"):
         if type(events).__module__.startswith("pandas"):
             import pyarrow as pa
@@ -465,7 +536,8 @@ def analyze(
     tuning: float = 5000,
 ) -> Analysis:
     """Every treatment arm against control on every metric, from per-unit events (a pyarrow Table,
-    pandas/polars DataFrame, dict of columns or Parquet path); the per-arm sums are computed in Rust
+    pandas/polars DataFrame, dict of columns, Parquet path, or the server's event log, which goes through
+    :func:`outcomes` first); the per-arm sums are computed in Rust
     over the Arrow columns.
 
     ``metrics``: column names (boolean columns are proportions, others means) or ``(numerator,

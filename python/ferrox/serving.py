@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,6 +89,12 @@ def assign(unit: str, salt: str, weights: Sequence[float]) -> tuple[float, int]:
     return tuple(_ferrox.assign_variant(str(salt), str(unit), [float(w) for w in weights]))  # type: ignore[return-value]
 
 
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise ParameterError(f"feedback: {type(value).__name__} values cannot be sent; use numbers, booleans or strings")
+
+
 def _port(value: int | None, what: str) -> int | None:
     if value is None:
         return None
@@ -105,6 +112,12 @@ class Server:
     or 1 = off), ``max_queue_delay_us``; ``queue_size`` requests per model before 429. ``auth_token`` (or
     ``auth_token_env`` / ``auth_token_file``) requires ``Authorization: Bearer <token>`` on every endpoint but
     health. ``config`` is a TOML file whose settings the keyword arguments override.
+
+    ``event_log`` (a folder, or a dict of the ``[event_log]`` settings: ``path``, ``max_file_bytes``,
+    ``flush_rows``, ``flush_interval_ms``, ``queue``, ``fsync``) turns on the experiments' event log, read
+    back with :func:`ferrox.experiment.read_events`. When a canary's variants were loaded from the MLflow
+    registry (``models:/...``), its promotion moves the registered model's ``promote_alias`` to the
+    challenger's version, and a rollback tags the challenger's version ``ferrox.canary=rolled_back``.
     """
 
     def __init__(
@@ -128,6 +141,8 @@ class Server:
         log_requests: float | None = None,
         log_events: bool | None = None,
         keep_versions: int | None = None,
+        event_log: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        promote_alias: str = "champion",
     ):
         self._settings: dict[str, Any] = {}
         if config is not None:
@@ -155,10 +170,22 @@ class Server:
                            ("model_repository", os.fspath(model_repository) if model_repository else None)):
             if value is not None:
                 self._settings[key] = value
+        if event_log is not None:
+            if isinstance(event_log, Mapping):
+                self._settings["event_log"] = {k: (os.fspath(v) if k == "path" else v) for k, v in event_log.items()}
+            else:
+                self._settings["event_log"] = {"path": os.fspath(event_log)}
         self._settings.setdefault("log_events", False)
         self._models = dict(models or {})
         self._workdir: str | None = None
         self._handle: Any = None
+        self._promote_alias = str(promote_alias)
+        self._registry: dict[str, tuple[str, str]] = {}
+        self._seen_transitions: set[tuple[str, float, str]] = set()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.registry_events: list[dict[str, Any]] = []
+        """Registry changes made for canary transitions: ``{"experiment", "event", "model", "version", "alias"}``."""
 
     # -- lifecycle --
     def start(self) -> Server:
@@ -170,14 +197,79 @@ class Server:
         settings["models"] = list(settings.get("models", [])) + [
             {"name": str(name), "path": resolve_model_source(src, self._workdir)} for name, src in self._models.items()
         ]
-        self._handle = _ferrox.ServerHandle.start(json.dumps(settings))
+        for name, src in self._models.items():
+            self._remember_registry(str(name), src)
+        self._handle = _ferrox.ServerHandle.start(json.dumps(settings, default=os.fspath))
+        self._watch_stop.clear()
+        if any(e.get("kind") == "canary" for e in settings.get("experiments", [])):
+            self._ensure_watcher()
         return self
 
     def stop(self, grace: float = 5.0) -> None:
         """Stops accepting requests, answers the ones in flight (at most ``grace`` seconds), shuts down."""
         if self._handle is not None:
+            self._watch_stop.set()
+            if self._watcher is not None:
+                self._watcher.join(timeout=5)
+                self._watcher = None
             self._handle.stop(grace)
             self._handle = None
+
+    # -- registry-backed canaries --
+    def _remember_registry(self, name: str, source: Any) -> None:
+        if not (isinstance(source, str) and source.startswith("models:/")):
+            return
+        from mlflow import MlflowClient
+
+        ref = source[len("models:/"):].rstrip("/")
+        client = MlflowClient()
+        if "@" in ref:
+            reg, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(reg, alias)
+            self._registry[name] = (reg, str(mv.version))
+        elif "/" in ref:
+            reg, version = ref.rsplit("/", 1)
+            self._registry[name] = (reg, version)
+
+    def _watch(self) -> None:
+        while not self._watch_stop.wait(0.2):
+            try:
+                self._sync_registry()
+            except Exception as e:  # the watcher must outlive a registry hiccup; the error is kept
+                self.registry_events.append({"error": repr(e)})
+
+    def _sync_registry(self) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        for exp in json.loads(handle.experiments()):
+            for t in exp.get("transitions", []):
+                key = (exp["name"], float(t["ts"]), str(t["event"]))
+                if key in self._seen_transitions or t["event"] not in ("canary_promoted", "canary_rolled_back"):
+                    continue
+                self._seen_transitions.add(key)
+                challenger = self._registry.get(str(t.get("challenger")))
+                if challenger is None:
+                    continue
+                from mlflow import MlflowClient
+
+                client = MlflowClient()
+                reg, version = challenger
+                if t["event"] == "canary_promoted":
+                    client.set_registered_model_alias(reg, self._promote_alias, version)
+                    client.set_model_version_tag(reg, version, "ferrox.canary", "promoted")
+                    alias: str | None = self._promote_alias
+                else:
+                    client.set_model_version_tag(reg, version, "ferrox.canary", "rolled_back")
+                    client.set_model_version_tag(reg, version, "ferrox.canary_reason", str(t.get("reason", ""))[:5000])
+                    alias = None
+                self.registry_events.append({"experiment": exp["name"], "event": t["event"], "model": reg,
+                                             "version": version, "alias": alias})
+
+    def _ensure_watcher(self) -> None:
+        if self._registry and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="ferrox-registry", daemon=True)
+            self._watcher.start()
 
     def wait(self) -> None:
         """Blocks until SIGINT/SIGTERM or until :meth:`stop` is called from another thread."""
@@ -220,7 +312,9 @@ class Server:
         """Loads ``source`` as a new version of ``name`` (verify, warm up, swap atomically; the old version
         finishes its requests). A refused artifact raises and leaves the serving version serving."""
         path = resolve_model_source(source, self._workdir)
-        return LoadResult(name, *self._require().load(name, path, version))
+        result = LoadResult(name, *self._require().load(name, path, version))
+        self._remember_registry(name, source)
+        return result
 
     def rollback(self, name: str, to: str | None = None) -> LoadResult:
         """Serves the previously loaded version again (or version ``to``) — a pointer swap, no reload."""
@@ -241,23 +335,48 @@ class Server:
         endpoint: str,
         variants: Mapping[str, str] | Sequence[tuple[str, str, float]],
         *,
+        kind: str = "split",
         unit: str = "unit_id",
         salt: str | None = None,
         shadows: Sequence[str] = (),
         shadow_queue: int = 1024,
+        canary: Mapping[str, Any] | None = None,
+        bandit: Mapping[str, Any] | None = None,
+        feedback_window: int = 1_000_000,
     ) -> dict[str, Any]:
         """Routes requests for ``endpoint`` to ``variants``: ``{variant: model}`` (equal weights) or
         ``[(variant, model, weight), ...]``. Units are sticky by the request parameter ``unit`` (or the
         ``x-ferrox-unit`` header), hashed with ``salt`` (default: ``name``) as :func:`assign` documents;
         the ``x-ferrox-variant`` header forces a variant. ``shadows`` are models that score the same rows
-        off the request path, compared online with the live answer. Returns the experiment's status."""
+        off the request path, compared online with the live answer. Returns the experiment's status.
+
+        ``kind="canary"``: two variants, champion then challenger; ``canary`` holds the ramp and the
+        guardrails (``steps`` in percent, ``min_units``, ``min_seconds``, ``check_interval_ms``,
+        ``max_error_rate_delta``, ``max_p99_ratio``, ``p99_slack_ms``, ``max_ks``, ``metric``,
+        ``direction``, ``min_outcomes``, ``alpha``, ``tuning``, ``sticky_capacity``).
+        ``kind="bandit"``: ``bandit`` holds ``policy`` ("thompson", "top_two", "epsilon_greedy", "ucb1"),
+        ``reward`` ("bernoulli", "gaussian"), ``metric``, ``epsilon``, ``floor``, ``top_two_beta``,
+        ``draws``, ``state_path``, ``seed``. Outcomes arrive through :meth:`feedback`."""
+        if kind not in ("split", "canary", "bandit"):
+            raise ParameterError(f"kind must be 'split', 'canary' or 'bandit', got {kind!r}")
         if isinstance(variants, Mapping):
             arms = [{"name": str(k), "model": str(m), "weight": 1.0} for k, m in variants.items()]
         else:
             arms = [{"name": str(k), "model": str(m), "weight": float(w)} for k, m, w in variants]
-        config = {"name": name, "endpoint": endpoint, "unit": unit, "salt": salt, "variants": arms,
-                  "shadows": list(shadows), "shadow_queue": int(shadow_queue)}
-        return dict(json.loads(self._require().create_experiment(json.dumps(config))))
+        config: dict[str, Any] = {"name": name, "endpoint": endpoint, "unit": unit, "salt": salt, "variants": arms,
+                                  "shadows": list(shadows), "shadow_queue": int(shadow_queue), "kind": kind,
+                                  "feedback_window": int(feedback_window)}
+        if canary is not None:
+            config["canary"] = dict(canary)
+        if bandit is not None:
+            b = dict(bandit)
+            if b.get("state_path") is not None:
+                b["state_path"] = os.fspath(b["state_path"])
+            config["bandit"] = b
+        status = dict(json.loads(self._require().create_experiment(json.dumps(config))))
+        if kind == "canary":
+            self._ensure_watcher()
+        return status
 
     def stop_experiment(self, name: str) -> dict[str, Any]:
         """Stops experiment ``name`` (its endpoint answers as a plain model name again); returns its
@@ -265,9 +384,27 @@ class Server:
         return dict(json.loads(self._require().stop_experiment(name)))
 
     def experiments(self) -> list[dict[str, Any]]:
-        """The status of every running experiment: requests and share per variant, shadow comparisons
-        (agreement, mean absolute difference, KS distance), shadow work dropped."""
+        """The status of every running experiment: requests, share, errors and p99 per variant, outcomes,
+        canary phase and transitions, bandit probabilities, shadow comparisons (agreement, mean absolute
+        difference, KS distance), shadow work dropped."""
         return list(json.loads(self._require().experiments()))
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        """The status of one running experiment (see :meth:`experiments`)."""
+        for e in self.experiments():
+            if e["name"] == name:
+                return e
+        raise ParameterError(f"no experiment named {name!r} is running")
+
+    def feedback(self, items: Sequence[Mapping[str, Any]], experiment: str | None = None) -> dict[str, Any]:
+        """Joins outcomes to what was served, as ``POST /v2/feedback`` does: each item names a request
+        ``id`` (the response's id) or a ``unit``, and carries ``reward``, ``label`` and/or ``metrics``
+        (``{name: number}``). Returns ``{"accepted", "unmatched", "errors"}``."""
+        return dict(json.loads(self._require().feedback(json.dumps(list(items), default=_plain), experiment)))
+
+    def flush_events(self) -> None:
+        """Writes every queued experiment event to the event log now."""
+        self._require().flush_events()
 
     def metrics(self) -> str:
         """The Prometheus text exposition (the same as ``GET /metrics``)."""

@@ -144,3 +144,11 @@ pub fn experiment_html(py: Python<'_>, title: &str, notes: Vec<String>, rows_jso
     let refs: Vec<(String, &ex::Comparison)> = rows.iter().map(|(l, c)| (l.clone(), c)).collect();
     Ok(ex::html::page(title, &notes, &refs))
 }
+
+/// Reads the server's experiment event log (a folder of segments, or one segment file):
+/// (table, files read, torn partial batches skipped).
+#[pyfunction]
+pub fn read_event_log(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(pyo3_arrow::PyTable, usize, usize)> {
+    let r = detach(py, move || ex::eventlog::read(&path))?;
+    Ok((pyo3_arrow::PyTable::try_new(r.batches, r.schema)?, r.files, r.torn))
+}

@@ -75,5 +75,6 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(experiment::experiment_power, m)?)?;
     m.add_function(wrap_pyfunction!(experiment::experiment_analyze, m)?)?;
     m.add_function(wrap_pyfunction!(experiment::experiment_html, m)?)?;
+    m.add_function(wrap_pyfunction!(experiment::read_event_log, m)?)?;
     Ok(())
 }

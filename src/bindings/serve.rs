@@ -124,7 +124,7 @@ impl PyServer {
         self.with(py, move |s| {
             let cfg = serde_json::from_str(&config).map_err(|e| Error::param(format!("experiment: {e}")))?;
             let st = s.state();
-            st.router.create(cfg, &st.store, &st.metrics).map(|e| e.status().to_string()).map_err(core_error)
+            st.router.create(cfg, &st.store).map(|e| e.status().to_string()).map_err(core_error)
         })
     }
 
@@ -136,6 +136,26 @@ impl PyServer {
     /// The status of every running experiment, as JSON (a list).
     fn experiments(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |s| Ok(serde_json::Value::from(s.state().router.all().iter().map(|e| e.status()).collect::<Vec<_>>()).to_string()))
+    }
+
+    /// Joins outcomes to served requests (`items` as JSON: a list); returns the result as JSON.
+    #[pyo3(signature = (items, experiment=None))]
+    fn feedback(&self, py: Python<'_>, items: String, experiment: Option<String>) -> PyResult<String> {
+        self.with(py, move |s| {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&items).map_err(|e| Error::param(format!("feedback: {e}")))?;
+            let r = s.state().router.feedback(&v, experiment.as_deref()).map_err(core_error)?;
+            Ok(serde_json::to_string(&r).unwrap_or_default())
+        })
+    }
+
+    /// Writes every queued experiment event to the event log now.
+    fn flush_events(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |s| {
+            if let Some(ev) = s.state().router.events() {
+                ev.flush();
+            }
+            Ok(())
+        })
     }
 
     /// The Prometheus text exposition of the server's metrics.

@@ -9,15 +9,21 @@
 //!   expected loss).
 //! * [`srm`], [`power`]: sample-ratio mismatch and power / sample size / minimum detectable effect.
 //! * [`events`]: per-arm moments straight from Arrow record batches; [`html`]: the report page.
+//! * [`eventlog`]: the server's rolling Arrow IPC event log and its reader.
+//! * [`bandit`]: allocation policies (Thompson, top-two Thompson, epsilon-greedy, UCB1) with an
+//!   exploration floor and exact propensities; [`rollout`]: the canary's guardrail checks.
 
+pub mod bandit;
 pub mod bayes;
 pub mod compare;
 pub mod dist;
 pub mod estimate;
+pub mod eventlog;
 pub mod events;
 pub mod html;
 pub mod moments;
 pub mod power;
+pub mod rollout;
 pub mod sequential;
 pub mod srm;
 

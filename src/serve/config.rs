@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub batching: BatchConfig,
     /// Experiments started with the server (their models must be among those loaded).
     pub experiments: Vec<super::router::ExperimentConfig>,
+    /// Where experiments write their assignments, outcomes and transitions (none: not written).
+    pub event_log: Option<crate::experiment::eventlog::EventLogConfig>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
             models: Vec::new(),
             batching: BatchConfig::default(),
             experiments: Vec::new(),
+            event_log: None,
         }
     }
 }

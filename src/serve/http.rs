@@ -59,6 +59,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v2/experiments", get(experiments).post(create_experiment))
         .route("/v2/experiments/{name}", get(experiment).delete(stop_experiment))
         .route("/v2/experiments/{name}/stop", post(stop_experiment))
+        .route("/v2/feedback", post(feedback))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v2/health/live", get(live))
@@ -213,11 +214,8 @@ async fn create_experiment(State(s): St, body: Bytes) -> Response {
         Ok(c) => c,
         Err(e) => return error(&ServeError::bad(format!("experiment: {e}"))),
     };
-    match s.router.create(cfg, &s.store, &s.metrics) {
-        Ok(e) => {
-            s.log.event("experiment_started", &e.config.endpoint, serde_json::json!({"experiment": e.config.name}));
-            ok_json(&e.status())
-        }
+    match s.router.create(cfg, &s.store) {
+        Ok(e) => ok_json(&e.status()),
         Err(e) => error(&e),
     }
 }
@@ -232,11 +230,32 @@ async fn experiment(State(s): St, Path(name): Path<String>) -> Response {
 async fn stop_experiment(State(s): St, Path(name): Path<String>) -> Response {
     match s.router.stop(&name) {
         Ok(e) => {
-            s.log.event("experiment_stopped", &e.config.endpoint, serde_json::json!({"experiment": e.config.name}));
             let mut st = e.status();
             st["stopped"] = Value::Bool(true);
             ok_json(&st)
         }
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /v2/feedback`: `{"experiment": name?, "feedback": [items]}` or a bare list of items.
+async fn feedback(State(s): St, body: Bytes) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(&ServeError::bad(format!("feedback: the body is not JSON: {e}"))),
+    };
+    let (items, experiment) = match &v {
+        Value::Array(items) => (items.as_slice(), None),
+        Value::Object(o) => match (o.get("feedback"), o.get("experiment")) {
+            (Some(Value::Array(items)), None | Some(Value::Null)) => (items.as_slice(), None),
+            (Some(Value::Array(items)), Some(Value::String(e))) => (items.as_slice(), Some(e.as_str())),
+            (Some(Value::Array(_)), Some(e)) => return error(&ServeError::bad(format!("feedback: experiment must be a name, got {e}"))),
+            _ => return error(&ServeError::bad("feedback: expected {\"feedback\": [items]} or a list of items")),
+        },
+        _ => return error(&ServeError::bad("feedback: expected {\"feedback\": [items]} or a list of items")),
+    };
+    match s.router.feedback(items, experiment) {
+        Ok(r) => ok_json(&r),
         Err(e) => error(&e),
     }
 }

@@ -120,6 +120,9 @@ impl Metrics {
         d("ferrox_model_events_total", None, "Model loads, swaps, refusals and unloads.", 0);
         d("ferrox_model_serving", None, "1 for the version each model serves.", 1);
         d("ferrox_experiment_assignments_total", None, "Requests routed to each variant of an experiment.", 0);
+        d("ferrox_experiment_transitions_total", None, "Canary starts, steps, promotions and rollbacks.", 0);
+        d("ferrox_experiment_share", None, "The share of traffic (0 to 1) a canary's challenger receives.", 1);
+        d("ferrox_experiment_outcomes_total", None, "Outcomes (POST /v2/feedback) joined to each variant.", 0);
         d("ferrox_shadow_dropped_total", None, "Shadow scoring dropped because the shadow queue was full.", 0);
         d("ferrox_log_dropped_total", None, "Log lines dropped because the log queue was full.", 0);
         let unmatched_failures = Cause::ALL.map(|c| {
@@ -180,6 +183,34 @@ impl Metrics {
     pub fn assignment(&self, experiment: &str, variant: &str) -> Counter {
         self.recorder.register_counter(
             &key("ferrox_experiment_assignments_total", vec![Label::new("experiment", experiment.to_owned()), Label::new("variant", variant.to_owned())]),
+            &META,
+        )
+    }
+
+    /// Counts a rollout transition of an experiment.
+    pub fn transition(&self, experiment: &str, event: &'static str) {
+        self.recorder
+            .register_counter(
+                &key("ferrox_experiment_transitions_total", vec![Label::new("experiment", experiment.to_owned()), Label::new("transition", event)]),
+                &META,
+            )
+            .increment(1);
+    }
+
+    /// Sets the traffic share of a variant.
+    pub fn share(&self, experiment: &str, variant: &str, share: f64) {
+        self.recorder
+            .register_gauge(
+                &key("ferrox_experiment_share", vec![Label::new("experiment", experiment.to_owned()), Label::new("variant", variant.to_owned())]),
+                &META,
+            )
+            .set(share);
+    }
+
+    /// The outcome counter of an experiment's variant.
+    pub fn outcomes(&self, experiment: &str, variant: &str) -> Counter {
+        self.recorder.register_counter(
+            &key("ferrox_experiment_outcomes_total", vec![Label::new("experiment", experiment.to_owned()), Label::new("variant", variant.to_owned())]),
             &META,
         )
     }

@@ -193,12 +193,13 @@ impl ServerState {
             None => self.router.for_endpoint(model),
             Some(_) => None,
         };
+        let mut unit = None;
         let (target, assignment) = match &routed {
             Some(exp) => {
                 let unit_key = exp.config.unit.as_deref().unwrap_or("unit_id");
-                let unit = req.param(unit_key).or_else(|| req.param("x-ferrox-unit"));
+                unit = req.param(unit_key).or_else(|| req.param("x-ferrox-unit")).map(str::to_owned);
                 let force = req.param("x-ferrox-variant").or_else(|| req.param("variant"));
-                let a = exp.assign(unit, force)?;
+                let a = exp.assign(unit.as_deref(), force)?;
                 (exp.config.variants[a.variant].model.as_str(), Some(a))
             }
             None => (model, None),
@@ -219,6 +220,9 @@ impl ServerState {
         if let Err(e) = &result {
             v.metrics.failure(e.cause).increment(1);
         }
+        if let (Some(e), Some(a)) = (&routed, &assignment) {
+            e.record(a, unit.as_deref(), &id, result.is_ok(), elapsed.as_secs_f64(), result.as_ref().ok().map(|o| o.as_slice()), target, &v.version);
+        }
         if self.log.sample(seq) {
             self.log.request(serde_json::json!({
                 "id": id, "model": model, "version": v.version, "status": result.as_ref().map(|_| 200).unwrap_or_else(|e| e.status),
@@ -229,7 +233,13 @@ impl ServerState {
             }));
         }
         let parameters = match (&routed, assignment) {
-            (Some(e), Some(a)) => vec![("experiment", e.config.name.clone()), ("variant", e.config.variants[a.variant].name.clone())],
+            (Some(e), Some(a)) => {
+                let mut p = vec![("experiment", e.config.name.clone()), ("variant", e.config.variants[a.variant].name.clone())];
+                if let Some(q) = a.propensity {
+                    p.push(("propensity", format!("{q}")));
+                }
+                p
+            }
             _ => Vec::new(),
         };
         result.map(|outputs| InferResponse { model_name: model.to_owned(), model_version: v.version.clone(), id, outputs, parameters })
@@ -395,7 +405,9 @@ impl Server {
             h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
             h.finish()
         };
-        let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router: router::Router::default(), metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
+        let events = config.event_log.clone().map(crate::experiment::eventlog::EventLog::open).transpose()?;
+        let router = router::Router::new(router::Ctx { metrics: metrics.clone(), log: log.clone(), events });
+        let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router, metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
         let err = |e: ServeError| if e.integrity { Error::integrity(e.message) } else { Error::param(e.message) };
         {
             let _rt = runtime.enter();
@@ -408,7 +420,7 @@ impl Server {
                 state.store.load(&m.name, Source::Path(m.path.clone()), m.version.clone(), m.batching.clone()).map_err(err)?;
             }
             for e in &config.experiments {
-                state.router.create(e.clone(), &state.store, &state.metrics).map_err(err)?;
+                state.router.create(e.clone(), &state.store).map_err(err)?;
             }
         }
         let (shutdown, rx) = watch::channel(false);
@@ -496,6 +508,7 @@ impl Server {
                 let _ = tokio::time::timeout(grace, all).await;
             });
             rt.shutdown_timeout(Duration::from_millis(100));
+            self.state.router.shutdown();
         }
     }
 }
