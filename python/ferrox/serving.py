@@ -117,7 +117,8 @@ class Server:
     ``flush_rows``, ``flush_interval_ms``, ``queue``, ``fsync``) turns on the experiments' event log, read
     back with :func:`ferrox.experiment.read_events`. When a canary's variants were loaded from the MLflow
     registry (``models:/...``), its promotion moves the registered model's ``promote_alias`` to the
-    challenger's version, and a rollback tags the challenger's version ``ferrox.canary=rolled_back``.
+    challenger's version (with :func:`ferrox.mlflow.promote`, so :func:`ferrox.mlflow.rollback` can undo it),
+    and a rollback tags the challenger's version ``ferrox.canary=rolled_back`` with the reason.
     """
 
     def __init__(
@@ -253,10 +254,12 @@ class Server:
                     continue
                 from mlflow import MlflowClient
 
+                from . import mlflow as fxmlflow
+
                 client = MlflowClient()
                 reg, version = challenger
                 if t["event"] == "canary_promoted":
-                    client.set_registered_model_alias(reg, self._promote_alias, version)
+                    fxmlflow.promote(reg, version, alias=self._promote_alias, client=client)
                     client.set_model_version_tag(reg, version, "ferrox.canary", "promoted")
                     alias: str | None = self._promote_alias
                 else:

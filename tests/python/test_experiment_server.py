@@ -338,3 +338,53 @@ def test_a_killed_server_loses_at_most_the_unflushed_batch(rng, tmp_path):
     ids = t.column("request_id").to_pylist()
     assert ids[:500] == [f"r{i}" for i in range(500)]
     assert ids == [f"r{i}" for i in range(len(ids))] and len(ids) <= 530
+
+
+def test_registry_backed_canary_moves_the_alias_on_promotion_and_tags_a_rollback(rng, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        b1, X = _booster(rng)
+        b2, _ = _booster(rng, rounds=12)
+        wide, _ = _booster(rng, n_features=6)
+        exp = mlflow.create_experiment("canary", artifact_location=str(tmp_path / "artifacts"))
+        for b in (b1, b2, wide):
+            with mlflow.start_run(experiment_id=exp):
+                fx.mlflow.log_model(b, name="model", registered_model_name="served")
+        fx.mlflow.promote("served", 1)
+        client = MlflowClient()
+        fast = {"steps": [50, 100], "min_units": 20, "min_seconds": 0.2, "check_interval_ms": 20}
+        with fx.serving.Server({"v1": "models:/served@champion", "v2": "models:/served/2", "v3": "models:/served/3"},
+                               port=0, grpc_port=None) as srv:
+            c = Client(srv.url)
+            srv.start_experiment("up", "flights", {"champion": "v1", "challenger": "v2"}, kind="canary", canary=fast)
+            for i in range(3000):
+                c.infer("flights", X[i % 1000: i % 1000 + 1], unit=f"u{i}")
+                if i % 100 == 99 and srv.experiment("up")["canary"]["phase"] != "ramping":
+                    break
+            assert srv.experiment("up")["canary"]["phase"] == "promoted"
+            deadline = time.time() + 10
+            while time.time() < deadline and str(client.get_model_version_by_alias("served", "champion").version) != "2":
+                time.sleep(0.05)
+            assert str(client.get_model_version_by_alias("served", "champion").version) == "2"
+            assert client.get_model_version("served", "2").tags["ferrox.canary"] == "promoted"
+            srv.stop_experiment("up")
+            srv.start_experiment("bad", "flights", {"champion": "v2", "challenger": "v3"}, kind="canary", canary=fast)
+            for i in range(3000):
+                c.infer("flights", X[:1], unit=f"w{i}")
+                if i % 100 == 99 and srv.experiment("bad")["canary"]["phase"] != "ramping":
+                    break
+            assert srv.experiment("bad")["canary"]["phase"] == "rolled_back"
+            deadline = time.time() + 10
+            while time.time() < deadline and "ferrox.canary" not in client.get_model_version("served", "3").tags:
+                time.sleep(0.05)
+            tags = client.get_model_version("served", "3").tags
+            assert tags["ferrox.canary"] == "rolled_back" and "error rate" in tags["ferrox.canary_reason"]
+            assert str(client.get_model_version_by_alias("served", "champion").version) == "2"
+            assert [e["event"] for e in srv.registry_events] == ["canary_promoted", "canary_rolled_back"]
+            c.close()
+    finally:
+        mlflow.set_tracking_uri(before)
