@@ -58,6 +58,9 @@ class Client:
         r = self.conn.getresponse()
         return r.status, json.loads(r.read())
 
+    def close(self):
+        self.conn.close()
+
     def infer(self, endpoint, row, unit):
         body = {"inputs": [{"name": "x", "shape": [1, FEATURES], "datatype": "FP64", "data": row.tolist()}],
                 "parameters": {"unit_id": unit}}

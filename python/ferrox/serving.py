@@ -258,13 +258,14 @@ class Server:
 
                 client = MlflowClient()
                 reg, version = challenger
+                # The tags go first: whoever waits for the alias or the state tag finds the rest written.
                 if t["event"] == "canary_promoted":
-                    fxmlflow.promote(reg, version, alias=self._promote_alias, client=client)
                     client.set_model_version_tag(reg, version, "ferrox.canary", "promoted")
+                    fxmlflow.promote(reg, version, alias=self._promote_alias, client=client)
                     alias: str | None = self._promote_alias
                 else:
-                    client.set_model_version_tag(reg, version, "ferrox.canary", "rolled_back")
                     client.set_model_version_tag(reg, version, "ferrox.canary_reason", str(t.get("reason", ""))[:5000])
+                    client.set_model_version_tag(reg, version, "ferrox.canary", "rolled_back")
                     alias = None
                 self.registry_events.append({"experiment": exp["name"], "event": t["event"], "model": reg,
                                              "version": version, "alias": alias})

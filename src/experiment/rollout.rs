@@ -10,8 +10,9 @@
 //!   and the champion's + `p99_slack_ms` (each with at least 50 requests in the step);
 //! * predictions: the Kolmogorov–Smirnov distance between recent challenger and champion predictions
 //!   exceeds `max_ks` (each with at least 100 predictions);
-//! * the primary metric (when outcomes arrive): the sequential comparison's confidence sequence lies
-//!   entirely on the worse side of zero.
+//! * the primary metric (when outcomes arrive, at least `min_outcomes` per variant): the sequential
+//!   comparison's confidence sequence, with the pooled variance of both variants (the variance under
+//!   no difference), lies entirely on the worse side of zero.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ impl Default for CanaryConfig {
             max_ks: Some(0.5),
             metric: None,
             direction: Direction::Increase,
-            min_outcomes: 50,
+            min_outcomes: 100,
             alpha: 0.05,
             tuning: 5000.0,
             sticky_capacity: 1_000_000,
@@ -155,7 +156,13 @@ pub fn breach(cfg: &CanaryConfig, champion: &Observed, challenger: &Observed, ks
     if let (Some(name), Some(mb), Some(mc)) = (&cfg.metric, &champion.metric, &challenger.metric) {
         if mb.n >= cfg.min_outcomes as f64 && mc.n >= cfg.min_outcomes as f64 && mb.n >= 2.0 && mc.n >= 2.0 {
             let o = Options { metric: Metric::Mean, method: Method::Sequential, relative: false, alpha: cfg.alpha, tuning: cfg.tuning, cuped: false };
-            if let Ok(c) = compare(mb, mc, &o) {
+            // The variance of both arms under "no difference": the pooled sample's. A challenger at a
+            // small share has few outcomes, and its own variance (a rare event seen once or never) would
+            // understate the uncertainty.
+            let all = mb.merge(mc);
+            let pooled = all.m2_y / (all.n - 1.0);
+            let with = |m: &Moments| Moments { m2_y: pooled * (m.n - 1.0), ..*m };
+            if let Ok(c) = compare(&with(mb), &with(mc), &o) {
                 let worse = match cfg.direction {
                     Direction::Increase => c.ci_high < 0.0,
                     Direction::Decrease => c.ci_low > 0.0,
@@ -218,6 +225,69 @@ mod tests {
         let worse_if_lower = CanaryConfig { direction: Direction::Decrease, ..cfg.clone() };
         b.metric = Some(m(&bad));
         assert!(breach(&worse_if_lower, &b, &c, None).is_some());
+    }
+
+    #[test]
+    fn equal_variants_are_rarely_rolled_back_though_checked_all_along() {
+        // 400 simulated A/A canaries (10 % conversion, challenger at 5 %), the metric guardrail looked at
+        // after every 10 challenger outcomes up to 1 000: false rollbacks stay near alpha.
+        let cfg = CanaryConfig { metric: Some("y".into()), min_outcomes: 50, ..Default::default() };
+        let mut rng = crate::data::sample::SplitMix64::new(11);
+        let mut false_rollbacks = 0;
+        let runs = 400;
+        for _ in 0..runs {
+            let (mut b, mut c) = (Moments::default(), Moments::default());
+            let add = |m: &mut Moments, v: f64| *m = if m.n == 0.0 { one(v) } else { m.merge(&one(v)) };
+            let mut hit = false;
+            for _look in 0..100 {
+                for _ in 0..10 {
+                    add(&mut c, f64::from(u8::from(rng.next_f64() < 0.1)));
+                    for _ in 0..19 {
+                        add(&mut b, f64::from(u8::from(rng.next_f64() < 0.1)));
+                    }
+                }
+                let ob = Observed { requests: b.n, metric: Some(b), ..Default::default() };
+                let oc = Observed { requests: c.n, metric: Some(c), ..Default::default() };
+                if breach(&cfg, &ob, &oc, None).is_some() {
+                    hit = true;
+                    break;
+                }
+            }
+            false_rollbacks += usize::from(hit);
+        }
+        let rate = false_rollbacks as f64 / runs as f64;
+        assert!(rate <= 0.06, "false rollback rate {rate}");
+        // The same for error rates of 2 % in both, looked at every 10 challenger requests.
+        let mut false_rollbacks = 0;
+        for _ in 0..runs {
+            let (mut b, mut c) = (Observed::default(), Observed::default());
+            for _look in 0..100 {
+                for _ in 0..10 {
+                    c.requests += 1.0;
+                    c.errors += f64::from(u8::from(rng.next_f64() < 0.02));
+                    for _ in 0..19 {
+                        b.requests += 1.0;
+                        b.errors += f64::from(u8::from(rng.next_f64() < 0.02));
+                    }
+                }
+                if breach(&cfg, &b, &c, None).is_some() {
+                    false_rollbacks += 1;
+                    break;
+                }
+            }
+        }
+        let rate_errors = false_rollbacks as f64 / runs as f64;
+        assert!(rate_errors <= 0.06, "false rollback rate on errors {rate_errors}");
+    }
+
+    #[test]
+    fn a_rare_event_seen_once_in_a_small_arm_is_no_evidence() {
+        // 10 % conversion in both; the challenger's 50 outcomes happen to hold one conversion.
+        let cfg = CanaryConfig { metric: Some("conversion".into()), min_outcomes: 50, ..Default::default() };
+        let m = |n: usize, k: usize| Moments::from_values("m", &(0..n).map(|i| f64::from(u8::from(i < k))).collect::<Vec<_>>(), None).unwrap();
+        let b = Observed { requests: 5000.0, metric: Some(m(5000, 500)), ..Default::default() };
+        let c = Observed { requests: 50.0, metric: Some(m(50, 1)), ..Default::default() };
+        assert!(breach(&cfg, &b, &c, None).is_none());
     }
 
     #[test]
