@@ -1,4 +1,4 @@
-"""The ``ferrox`` command line: one subcommand per pipeline step (``ferrox serve`` today).
+"""The ``ferrox`` command line: one subcommand per pipeline step (``ferrox serve``, ``ferrox rollback``).
 
 Exit codes: 0 done, 1 the step failed (the reason on stderr), 2 bad arguments.
 
@@ -55,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-timeout-ms", type=int, default=None, help="default request deadline")
     s.add_argument("--log-requests", type=float, default=None, help="share of requests logged as JSON (0..1)")
     s.add_argument("--no-log-events", action="store_true", help="do not log model events")
+    r = sub.add_parser(
+        "rollback",
+        help="move a registered model's alias back and make the server answer with that version",
+        description="Roll registered model NAME back: the alias (default champion) moves to the version before "
+        "the last promotion (or --to VERSION), the server at --server serves it (a pointer swap when it is still "
+        "loaded), and one request is answered by it. Prints one JSON line with the versions and timings.",
+    )
+    r.add_argument("name", help="the registered model (and, unless --served-model, the served name)")
+    r.add_argument("--to", default=None, help="the version to go to (default: the one before the last promotion)")
+    r.add_argument("--alias", default="champion", help="the registry alias (default champion)")
+    r.add_argument("--server", default=None, metavar="URL", help="the ferrox server, http://HOST:PORT")
+    r.add_argument("--served-model", default=None, help="the model's name on the server (default NAME)")
+    r.add_argument("--no-registry", action="store_true", help="swap the server only (--to is its version label)")
+    r.add_argument("--auth-token-env", metavar="VAR", help="the server's bearer token is in this variable")
+    r.add_argument("--probe", metavar="FILE", help="a JSON inference request to verify with")
+    r.add_argument("--audit", metavar="FILE", help="append an audit entry (JSON line) to FILE")
+    r.add_argument("--reason", default="", help="why, for the audit entry")
     return p
 
 
@@ -122,13 +139,56 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    import os
+
+    from .retrain import rollback
+
+    token = None
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env)
+        if token is None:
+            print(f"ferrox rollback: the environment variable {args.auth_token_env} is not set", file=sys.stderr)
+            return 2
+    probe = None
+    if args.probe:
+        with open(args.probe, encoding="utf-8") as f:
+            probe = json.load(f)
+    answered: list[float | None] = []
+    r = rollback(args.name, to=args.to, alias=args.alias, server=args.server, served_model=args.served_model,
+                 registry=not args.no_registry, token=token, probe=probe, audit=args.audit, reason=args.reason,
+                 on_verified=lambda: answered.append(_process_age()))
+    out = r.to_dict()
+    if answered and answered[0] is not None:
+        # from the start of this process (the command) to the old version's verified answer
+        out["timings"]["command_to_answer"] = answered[0]
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux; None elsewhere)."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a subcommand; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
-    except (FerroxError, OSError) as e:
+        if args.command == "rollback":
+            return _rollback(args)
+    except (FerroxError, OSError, ValueError) as e:
         print(f"ferrox {args.command}: {e}", file=sys.stderr)
         return 1
     return 2

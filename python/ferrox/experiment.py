@@ -475,7 +475,8 @@ def outcomes(events: Any, *, experiment: str | None = None, by: str = "request_i
     t = t.filter(pc.equal(t["experiment"], experiment))
     served = t.filter(pc.and_(pc.equal(t["kind"], "assignment"), pc.is_valid(t[by])))
     if "detail" in t.column_names:
-        forced = pc.fill_null(pc.match_substring(served["detail"], '"forced":true'), False)
+        detail = served["detail"] if pa.types.is_string(served.schema.field("detail").type) else served["detail"].cast(pa.string())
+        forced = pc.fill_null(pc.match_substring(detail, '"forced":true'), False)
         served = served.filter(pc.invert(forced))
     if served.num_rows == 0:
         raise DataError(f"experiment {experiment!r} has no assignments with a {by} in the events")

@@ -195,11 +195,14 @@ class Server:
             raise ParameterError("the server is already running")
         self._workdir = tempfile.mkdtemp(prefix="ferrox-serve-")
         settings = dict(self._settings)
-        settings["models"] = list(settings.get("models", [])) + [
-            {"name": str(name), "path": resolve_model_source(src, self._workdir)} for name, src in self._models.items()
-        ]
         for name, src in self._models.items():
             self._remember_registry(str(name), src)
+        # A model from the registry is served under its registry version, so that a rollback names it.
+        settings["models"] = list(settings.get("models", [])) + [
+            {"name": str(name), "path": resolve_model_source(src, self._workdir),
+             **({"version": self._registry[str(name)][1]} if str(name) in self._registry else {})}
+            for name, src in self._models.items()
+        ]
         self._handle = _ferrox.ServerHandle.start(json.dumps(settings, default=os.fspath))
         self._watch_stop.clear()
         if any(e.get("kind") == "canary" for e in settings.get("experiments", [])):
@@ -314,11 +317,14 @@ class Server:
     # -- models --
     def load(self, name: str, source: Any, version: str | None = None) -> LoadResult:
         """Loads ``source`` as a new version of ``name`` (verify, warm up, swap atomically; the old version
-        finishes its requests). A refused artifact raises and leaves the serving version serving."""
+        finishes its requests). A refused artifact raises and leaves the serving version serving. A model
+        from the MLflow registry (``models:/...``) is labelled with its registry version unless ``version``
+        is given."""
         path = resolve_model_source(source, self._workdir)
-        result = LoadResult(name, *self._require().load(name, path, version))
         self._remember_registry(name, source)
-        return result
+        if version is None and isinstance(source, str) and source.startswith("models:/") and name in self._registry:
+            version = self._registry[name][1]
+        return LoadResult(name, *self._require().load(name, path, version))
 
     def rollback(self, name: str, to: str | None = None) -> LoadResult:
         """Serves the previously loaded version again (or version ``to``) — a pointer swap, no reload."""

@@ -272,9 +272,14 @@ impl GrpcInferenceService for Grpc {
             Some(_) => Err(Status::invalid_argument(format!("parameter '{key}' must be a string"))),
         };
         let (path, version) = (text("path")?, text("version")?);
+        let rollback = match r.parameters.get("rollback").and_then(|p| p.parameter_choice.as_ref()) {
+            None | Some(RepoChoice::BoolParam(false)) => false,
+            Some(RepoChoice::BoolParam(true)) => true,
+            Some(_) => return Err(Status::invalid_argument("parameter 'rollback' must be a bool")),
+        };
         let st = self.state.clone();
         let name = r.model_name.clone();
-        tokio::task::spawn_blocking(move || st.load(&name, path.as_deref(), version))
+        tokio::task::spawn_blocking(move || st.load(&name, path.as_deref(), version, rollback))
             .await
             .map_err(|_| Status::internal("the load task failed"))?
             .map_err(status)?;

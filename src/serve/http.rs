@@ -187,8 +187,13 @@ async fn load(State(s): St, Path(name): Path<String>, body: Bytes) -> Response {
         (Ok(p), Ok(v)) => (p, v),
         (Err(e), _) | (_, Err(e)) => return error(&e),
     };
+    let rollback = match r.parameters.get("rollback") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => return error(&ServeError::bad(format!("parameter 'rollback' must be true or false, got {other}"))),
+    };
     let st = s.clone();
-    let result = tokio::task::spawn_blocking(move || st.load(&name, path.as_deref(), version)).await;
+    let result = tokio::task::spawn_blocking(move || st.load(&name, path.as_deref(), version, rollback)).await;
     match result {
         Ok(Ok(l)) => ok_json(&serde_json::json!({
             "model": l.model, "version": l.version, "previous": l.previous, "sha256": l.sha256, "seconds": l.seconds,

@@ -321,11 +321,16 @@ impl ServerState {
 
     /// Loads a model: from `path` when given, else the version `version` already loaded (instant
     /// rollback), else from the model repository.
-    pub fn load(&self, model: &str, path: Option<&str>, version: Option<String>) -> std::result::Result<Loaded, ServeError> {
+    /// With `rollback` (and no path), serves the loaded version `version`, or the one before the serving one.
+    pub fn load(&self, model: &str, path: Option<&str>, version: Option<String>, rollback: bool) -> std::result::Result<Loaded, ServeError> {
         match (path, &version) {
             (Some(p), _) => self.store.load(model, Source::Path(p.into()), version, None),
+            (None, _) if rollback => self.store.activate(model, version.as_deref()),
             (None, Some(v)) if self.store.entry(model).and_then(|e| e.get(v)).is_some() => self.store.activate(model, Some(v)),
             (None, _) if self.store.repository.is_some() => self.store.load_from_repository(model),
+            (None, Some(v)) => Err(ServeError::not_found(format!(
+                "model '{model}' has no loaded version '{v}' and this server has no model repository; give a \"path\""
+            ))),
             (None, _) => Err(ServeError::bad(format!(
                 "load of '{model}' needs a \"path\" parameter (this server has no model repository)"
             ))),

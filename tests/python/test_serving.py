@@ -344,8 +344,9 @@ def test_mlflow_registry_uris(rng, tmp_path):
             body = {"inputs": [{"name": "x", "shape": [3, 5], "datatype": "FP64", "data": X[:3].tolist()}]}
             assert _post(srv.url + "/v2/models/a/infer", body)[1]["outputs"][0]["data"] == b1.predict(X[:3]).tolist()
             assert _post(srv.url + "/v2/models/b/infer", body)[1]["outputs"][0]["data"] == b2.predict(X[:3]).tolist()
+            assert srv.models()["b"]["serving"] == "2"  # labelled with the registry version
             fx.mlflow.rollback("served")
-            assert srv.load("b", "models:/served@champion").version == "2"
+            assert srv.load("b", "models:/served@champion").version == "1"
             assert _post(srv.url + "/v2/models/b/infer", body)[1]["outputs"][0]["data"] == b1.predict(X[:3]).tolist()
     finally:
         mlflow.set_tracking_uri(before)
