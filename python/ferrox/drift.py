@@ -438,9 +438,10 @@ class ReferenceProfile:
     categorical ones (override per column with ``tests={"col": "cvm"}``; choices: ks, cvm,
     mannwhitneyu, anderson, chi2, psi, wasserstein, jensenshannon). P-values are corrected across
     columns (Benjamini–Hochberg by default). A column drifts when its corrected p-value is below
-    ``alpha``; when both samples exceed ``large_sample`` rows it must also show a PSI of at least
-    ``min_effect``, since at that size a test flags differences too small to matter. Distance tests
-    drift when the distance reaches ``min_effect``.
+    ``alpha`` and it shows a PSI of at least ``min_effect`` (0.1): on many rows a test flags differences
+    too small to matter, so significance alone flags nothing, at any size (``large_sample=N`` exempts
+    samples of at most N rows from the effect rule). Distance tests drift when the distance reaches
+    ``min_effect``.
 
     >>> import numpy as np, ferrox as fx
     >>> rng = np.random.default_rng(0)
@@ -486,7 +487,7 @@ class ReferenceProfile:
         alpha: float = 0.05,
         correction: str = "bh",
         tests: dict[str, str] | None = None,
-        large_sample: int = 100_000,
+        large_sample: int = 0,
         min_effect: float = 0.1,
         psi_bins: int = 10,
         epsilon: float = 1e-4,
@@ -787,7 +788,7 @@ class DriftMonitor:
         alpha: float = 0.05,
         correction: str = "bh",
         tests: dict[str, str] | None = None,
-        large_sample: int = 100_000,
+        large_sample: int = 0,
         min_effect: float = 0.1,
         psi_bins: int = 10,
         epsilon: float = 1e-4,

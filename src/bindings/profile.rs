@@ -119,7 +119,7 @@ impl PyReferenceProfile {
     }
 
     /// Compares a numpy matrix with the profile.
-    #[pyo3(signature = (data, feature_names=None, alpha=0.05, correction="bh", tests=None, large_sample=100_000,
+    #[pyo3(signature = (data, feature_names=None, alpha=0.05, correction="bh", tests=None, large_sample=0,
         min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20, num_threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn compare_numpy(
@@ -145,7 +145,7 @@ impl PyReferenceProfile {
     }
 
     /// Compares an Arrow table or record batch with the profile.
-    #[pyo3(signature = (data, alpha=0.05, correction="bh", tests=None, large_sample=100_000, min_effect=0.1,
+    #[pyo3(signature = (data, alpha=0.05, correction="bh", tests=None, large_sample=0, min_effect=0.1,
         psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20, num_threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn compare_arrow(
@@ -293,7 +293,7 @@ impl PyDriftMonitor {
     /// A monitor of batches against `profile`.
     #[new]
     #[pyo3(signature = (profile, window, step, alert_after=3, cooldown=0, alpha=0.05, correction="bh", tests=None,
-        large_sample=100_000, min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20,
+        large_sample=0, min_effect=0.1, psi_bins=10, epsilon=1e-4, drift_share=0.5, hist_bins=20,
         time_column=None, time_width=0.0, time_step=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(

@@ -11,9 +11,10 @@
 //!   correction when K = 2), unseen categories included as their own columns.
 //!
 //! P-values are corrected across columns (Benjamini–Hochberg by default). A column drifts when its
-//! corrected p-value is below `alpha`; when both samples exceed `large_sample` rows (100 000 by
-//! default), it must also show an effect of at least `min_effect` (PSI 0.1), since at that size a test
-//! rejects for differences too small to matter. Distance tests (`psi`, `wasserstein` normalised by the
+//! corrected p-value is below `alpha` and it shows an effect of at least `min_effect` (PSI 0.1): a
+//! test on many rows rejects for differences too small to matter, so significance alone never flags a
+//! column. The effect rule applies at every size (`large_sample`, 0 by default, can exempt samples of
+//! at most that many rows from it, as earlier versions did below 100 000 rows). Distance tests (`psi`, `wasserstein` normalised by the
 //! reference standard deviation, `jensenshannon`) have no p-value and drift when the distance reaches
 //! `min_effect`. The effect size reported for every column is the PSI over 10 reference-quantile bins
 //! (numeric) or over categories (categorical), so columns of both kinds sort on one scale.
@@ -352,7 +353,7 @@ pub struct CompareOptions {
     pub correction: Correction,
     /// Per-column test overrides.
     pub tests: Vec<(String, TestKind)>,
-    /// Above this many rows in both samples, drift also needs `min_effect`.
+    /// Drift needs `min_effect` when both samples have more rows than this (0: always).
     pub large_sample: u64,
     /// The smallest effect (PSI, or the distance of a distance test) that counts as drift.
     pub min_effect: f64,
@@ -372,7 +373,7 @@ impl Default for CompareOptions {
             alpha: 0.05,
             correction: Correction::BenjaminiHochberg,
             tests: Vec::new(),
-            large_sample: 100_000,
+            large_sample: 0,
             min_effect: 0.1,
             psi_bins: 10,
             epsilon: 1e-4,

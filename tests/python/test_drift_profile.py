@@ -12,7 +12,7 @@ from scipy import stats
 
 import ferrox as fx
 from ferrox import DataError, ModelIntegrityError, ParameterError
-from ferrox.drift import ReferenceProfile
+from ferrox.drift import DriftMonitor, ReferenceProfile
 
 
 def frames(rng, n_ref=3000, n_cur=2000):
@@ -57,8 +57,8 @@ def test_columns_match_scipy_tests(rng):
     # corrected p-values are BH over the family
     ps = np.array([c["pvalue"] for c in report.columns])
     np.testing.assert_allclose([c["pvalue_corrected"] for c in report.columns], stats.false_discovery_control(ps), rtol=1e-12)
-    # the rule: sizes are below large_sample, so drift <=> corrected p < alpha
-    assert all(c["drift"] == (c["pvalue_corrected"] < 0.05) for c in report.columns)
+    # the rule: significant after correction and a practical effect (PSI >= 0.1), at any size
+    assert all(c["drift"] == (c["pvalue_corrected"] < 0.05 and c["effect_size"] >= 0.1) for c in report.columns)
     assert by["x"]["drift"]  # shifted by 0.4 sd on thousands of rows
 
 
@@ -244,3 +244,36 @@ def test_results_do_not_depend_on_thread_count(rng):
     three = ReferenceProfile.fit(ref, num_threads=3)
     assert one.to_bytes() == three.to_bytes()
     assert one.compare(cur, num_threads=1)._handle.to_json() == three.compare(cur, num_threads=3)._handle.to_json()
+
+
+def test_a_flag_needs_a_practical_effect_at_every_size_with_no_cliff(rng):
+    # A shift of 0.05 sd is significant on 90k and on 110k rows but far below PSI 0.1: flagged at neither
+    # size (the rule once changed at 100k rows); a shift of 0.5 sd is flagged at both.
+    for n in (90_000, 110_000):
+        ref = rng.normal(size=(n, 1))
+        profile = ReferenceProfile.fit(ref)
+        small = profile.compare(rng.normal(0.05, 1.0, size=(n, 1))).columns[0]
+        assert small["pvalue_corrected"] < 0.05 and small["effect_size"] < 0.1 and not small["drift"], small
+        big = profile.compare(rng.normal(0.5, 1.0, size=(n, 1))).columns[0]
+        assert big["drift"], big
+    # The old rule is still there for who asks: significance alone below large_sample rows.
+    legacy = ReferenceProfile.fit(rng.normal(size=(20_000, 1))).compare(rng.normal(0.1, 1.0, size=(20_000, 1)), large_sample=100_000)
+    assert legacy.columns[0]["drift"] and legacy.columns[0]["effect_size"] < 0.1
+
+
+def test_stationary_traffic_raises_no_alert_over_200_windows(rng):
+    # Stationary traffic, 200 windows of 2 000 rows over 5 columns: the false-alarm rate per window is
+    # 0 here because a flag needs PSI >= 0.1, which sampling noise at this size (PSI around 0.005)
+    # does not reach.
+    profile = ReferenceProfile.fit(rng.normal(size=(50_000, 5)))
+    mon = DriftMonitor(profile, window=2000, alert_after=1, drift_share=0.2)  # alert on any one column
+    flagged = 0
+    for _ in range(20):
+        for f in mon.update(rng.normal(size=(20_000, 5))):
+            flagged += len(f.drifted_columns)
+    assert mon.windows_seen == 200 and mon.alerts == 0 and flagged == 0
+    # A shift injected into one feature is alerted within 3 windows.
+    shifted = rng.normal(size=(6000, 5))
+    shifted[:, 2] += 0.6
+    findings = mon.update(shifted)
+    assert any(f.alert for f in findings[:3]), [f.drifted_columns for f in findings]
