@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import _ferrox
@@ -119,6 +119,15 @@ class Server:
     registry (``models:/...``), its promotion moves the registered model's ``promote_alias`` to the
     challenger's version (with :func:`ferrox.mlflow.promote`, so :func:`ferrox.mlflow.rollback` can undo it),
     and a rollback tags the challenger's version ``ferrox.canary=rolled_back`` with the reason.
+
+    ``monitoring`` (True, or a dict of the ``[monitoring]`` settings: ``sample_rate`` 0.1, ``window`` 10 000
+    rows, ``alert_after`` 3, ``cooldown``, ``alpha``, ``min_effect``, ``min_drifted_columns`` 1, ``queue``,
+    ``webhook``)
+    compares sampled served rows with the reference profile each artifact carries
+    (``Pipeline(..., reference_profile=True)``), window by window, in Rust; results go to ``/metrics``
+    (``ferrox_feature_drift{model,feature}``, ``ferrox_drift_alerts_total``, ...), to :meth:`monitoring` and
+    to ``GET /v2/models/{name}/monitoring``. ``on_drift_alert`` is called (on a thread of its own) with each
+    alert.
     """
 
     def __init__(
@@ -144,6 +153,8 @@ class Server:
         keep_versions: int | None = None,
         event_log: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         promote_alias: str = "champion",
+        monitoring: Mapping[str, Any] | bool | None = None,
+        on_drift_alert: Callable[[dict[str, Any]], None] | None = None,
     ):
         self._settings: dict[str, Any] = {}
         if config is not None:
@@ -176,6 +187,12 @@ class Server:
                 self._settings["event_log"] = {k: (os.fspath(v) if k == "path" else v) for k, v in event_log.items()}
             else:
                 self._settings["event_log"] = {"path": os.fspath(event_log)}
+        if monitoring:
+            self._settings["monitoring"] = {} if monitoring is True else dict(monitoring)
+        if on_drift_alert is not None and not callable(on_drift_alert):
+            raise ParameterError("on_drift_alert must be a callable taking the alert (a dict)")
+        self._on_drift_alert = on_drift_alert
+        self._seen_alerts: set[tuple[str, float]] = set()
         self._settings.setdefault("log_events", False)
         self._models = dict(models or {})
         self._workdir: str | None = None
@@ -205,8 +222,8 @@ class Server:
         ]
         self._handle = _ferrox.ServerHandle.start(json.dumps(settings, default=os.fspath))
         self._watch_stop.clear()
-        if any(e.get("kind") == "canary" for e in settings.get("experiments", [])):
-            self._ensure_watcher()
+        if any(e.get("kind") == "canary" for e in settings.get("experiments", [])) or self._on_drift_alert is not None:
+            self._ensure_watcher(force=self._on_drift_alert is not None)
         return self
 
     def stop(self, grace: float = 5.0) -> None:
@@ -241,6 +258,26 @@ class Server:
                 self._sync_registry()
             except Exception as e:  # the watcher must outlive a registry hiccup; the error is kept
                 self.registry_events.append({"error": repr(e)})
+            if self._on_drift_alert is not None:
+                self._deliver_alerts()
+
+    def _deliver_alerts(self) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        for name, _serving, _versions in handle.models():
+            try:
+                status = json.loads(handle.monitoring(name))
+            except Exception:  # no profile, or the model went away meanwhile
+                continue
+            for alert in status.get("recent_alerts", []):
+                key = (name, float(alert["ts"]))
+                if key not in self._seen_alerts:
+                    self._seen_alerts.add(key)
+                    try:
+                        self._on_drift_alert(alert)  # type: ignore[misc]
+                    except Exception as e:  # a failing callback must not stop the watcher
+                        self.registry_events.append({"error": f"on_drift_alert: {e!r}"})
 
     def _sync_registry(self) -> None:
         handle = self._handle
@@ -273,8 +310,8 @@ class Server:
                 self.registry_events.append({"experiment": exp["name"], "event": t["event"], "model": reg,
                                              "version": version, "alias": alias})
 
-    def _ensure_watcher(self) -> None:
-        if self._registry and self._watcher is None:
+    def _ensure_watcher(self, force: bool = False) -> None:
+        if (self._registry or force) and self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="ferrox-registry", daemon=True)
             self._watcher.start()
 
@@ -411,6 +448,12 @@ class Server:
         ``id`` (the response's id) or a ``unit``, and carries ``reward``, ``label`` and/or ``metrics``
         (``{name: number}``). Returns ``{"accepted", "unmatched", "errors"}``."""
         return dict(json.loads(self._require().feedback(json.dumps(list(items), default=_plain), experiment)))
+
+    def monitoring(self, name: str) -> dict[str, Any]:
+        """The drift-monitoring status of model ``name``: rows monitored and dropped, windows, alerts, the
+        last window's columns (PSI effect size, corrected p-value, drift, missing share, unseen
+        categories) and the recent alerts."""
+        return dict(json.loads(self._require().monitoring(name)))
 
     def flush_events(self) -> None:
         """Writes every queued experiment event to the event log now."""

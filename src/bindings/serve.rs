@@ -148,6 +148,11 @@ impl PyServer {
         })
     }
 
+    /// The drift-monitoring status of a model, as JSON.
+    fn monitoring(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        self.with(py, move |s| s.state().monitoring(&name).map(|v| v.to_string()).map_err(core_error))
+    }
+
     /// Writes every queued experiment event to the event log now.
     fn flush_events(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |s| {

@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub experiments: Vec<super::router::ExperimentConfig>,
     /// Where experiments write their assignments, outcomes and transitions (none: not written).
     pub event_log: Option<crate::experiment::eventlog::EventLogConfig>,
+    /// Drift monitoring of served rows against each artifact's reference profile (none: off).
+    pub monitoring: Option<super::monitor::MonitoringConfig>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +104,7 @@ impl Default for ServerConfig {
             batching: BatchConfig::default(),
             experiments: Vec::new(),
             event_log: None,
+            monitoring: None,
         }
     }
 }
@@ -144,6 +147,9 @@ impl ServerConfig {
         }
         if matches!(&self.auth_token, Some(t) if t.trim().is_empty()) {
             return Err(Error::param("the auth token is empty"));
+        }
+        if let Some(m) = &self.monitoring {
+            m.check()?;
         }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {

@@ -60,6 +60,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v2/experiments/{name}", get(experiment).delete(stop_experiment))
         .route("/v2/experiments/{name}/stop", post(stop_experiment))
         .route("/v2/feedback", post(feedback))
+        .route("/v2/models/{name}/monitoring", get(monitoring))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v2/health/live", get(live))
@@ -241,6 +242,10 @@ async fn stop_experiment(State(s): St, Path(name): Path<String>) -> Response {
         }
         Err(e) => error(&e),
     }
+}
+
+async fn monitoring(State(s): St, Path(name): Path<String>) -> Response {
+    s.monitoring(&name).map(|v| ok_json(&v)).unwrap_or_else(|e| error(&e))
 }
 
 /// `POST /v2/feedback`: `{"experiment": name?, "feedback": [items]}` or a bare list of items.

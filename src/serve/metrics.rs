@@ -124,6 +124,14 @@ impl Metrics {
         d("ferrox_experiment_share", None, "The share of traffic (0 to 1) a canary's challenger receives.", 1);
         d("ferrox_experiment_outcomes_total", None, "Outcomes (POST /v2/feedback) joined to each variant.", 0);
         d("ferrox_shadow_dropped_total", None, "Shadow scoring dropped because the shadow queue was full.", 0);
+        d("ferrox_feature_drift", None, "PSI of each profiled feature in the last monitoring window.", 1);
+        d("ferrox_feature_drifted", None, "1 when the feature drifted in the last monitoring window.", 1);
+        d("ferrox_feature_missing_share", None, "Share of missing values of each feature in the last monitoring window.", 1);
+        d("ferrox_feature_unknown_categories_total", None, "Served values of categories the reference never saw.", 0);
+        d("ferrox_drift_share", None, "Share of drifted features in the last monitoring window.", 1);
+        d("ferrox_drift_windows_total", None, "Monitoring windows compared with the reference profile.", 0);
+        d("ferrox_drift_alerts_total", None, "Drift alerts raised (drifted windows in a row).", 0);
+        d("ferrox_monitored_rows_total", None, "Served rows fed to drift monitoring.", 0);
         d("ferrox_log_dropped_total", None, "Log lines dropped because the log queue was full.", 0);
         let unmatched_failures = Cause::ALL.map(|c| {
             recorder.register_counter(
@@ -218,6 +226,16 @@ impl Metrics {
     /// The counter of shadow work dropped under pressure.
     pub fn shadow_dropped(&self, experiment: &str) -> Counter {
         self.recorder.register_counter(&key("ferrox_shadow_dropped_total", vec![Label::new("experiment", experiment.to_owned())]), &META)
+    }
+
+    /// A counter by key (series registered on first use).
+    pub fn counter(&self, key: &Key) -> Counter {
+        self.recorder.register_counter(key, &META)
+    }
+
+    /// A gauge by key.
+    pub fn gauge(&self, key: &Key) -> Gauge {
+        self.recorder.register_gauge(key, &META)
     }
 
     /// Counts a dropped log line.

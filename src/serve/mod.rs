@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod monitor;
 pub mod router;
 pub mod store;
 pub mod tensor;
@@ -167,6 +168,8 @@ pub struct ServerState {
     seq: AtomicU64,
     id_salt: u64,
     ready: AtomicBool,
+    /// Drift monitors by model name (None: the serving version has no reference profile).
+    monitors: std::sync::Mutex<std::collections::HashMap<String, Option<Arc<monitor::Monitor>>>>,
 }
 
 impl ServerState {
@@ -264,6 +267,11 @@ impl ServerState {
             wanted.push(("contrib".to_owned(), output_kind("contrib")?, req.binary_output));
         }
         let input = model_input(req.inputs, &v.columns)?;
+        if let Some(m) = self.monitor_for(v) {
+            if m.sampled() {
+                m.offer(input.clone());
+            }
+        }
         let budget = match (req.timeout_us, self.config.request_timeout_ms) {
             (Some(us), _) => Some(Duration::from_micros(us)),
             (None, 0) => None,
@@ -278,6 +286,48 @@ impl ServerState {
                 exp.shadow(copy, &out);
                 Ok(out)
             }
+        }
+    }
+
+    /// The drift monitor of a served version, started on its first request when monitoring is on and
+    /// the artifact carries a reference profile.
+    fn monitor_for(&self, v: &Arc<Version>) -> Option<Arc<monitor::Monitor>> {
+        let cfg = self.config.monitoring.as_ref()?;
+        let mut map = self.monitors.lock().ok()?;
+        if let Some(m) = map.get(&v.model) {
+            match m {
+                Some(m) if m.version == v.version => return Some(m.clone()),
+                None if map.contains_key(&format!("{}\u{0}{}", v.model, v.version)) => return None,
+                _ => {}
+            }
+        }
+        let started = v.deployable.reference_profile().and_then(|p| {
+            match monitor::Monitor::start(&v.model, &v.version, p.clone(), cfg, self.metrics.clone(), self.log.clone()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.log.event("monitoring_error", &v.model, serde_json::json!({"version": v.version, "error": e.to_string()}));
+                    None
+                }
+            }
+        });
+        if started.is_none() {
+            map.insert(format!("{}\u{0}{}", v.model, v.version), None);
+        }
+        map.insert(v.model.clone(), started.clone());
+        started
+    }
+
+    /// The monitoring status of a model: counters, the last window, recent alerts.
+    pub fn monitoring(&self, model: &str) -> std::result::Result<serde_json::Value, ServeError> {
+        if self.config.monitoring.is_none() {
+            return Err(ServeError::not_found("monitoring is off on this server (set [monitoring] in its config)"));
+        }
+        self.store.version(model, None)?;
+        let map = self.monitors.lock().unwrap();
+        match map.get(model) {
+            Some(Some(m)) => Ok(m.status()),
+            Some(None) => Err(ServeError::not_found(format!("model '{model}' has no reference profile to monitor against"))),
+            None => Ok(serde_json::json!({"rows": 0, "windows": 0, "alerts": 0, "last_window": null})),
         }
     }
 
@@ -412,7 +462,7 @@ impl Server {
         };
         let events = config.event_log.clone().map(crate::experiment::eventlog::EventLog::open).transpose()?;
         let router = router::Router::new(router::Ctx { metrics: metrics.clone(), log: log.clone(), events });
-        let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router, metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false) });
+        let state = Arc::new(ServerState { config: config.clone(), store: Arc::new(store), router, metrics, log, seq: AtomicU64::new(0), id_salt, ready: AtomicBool::new(false), monitors: Default::default() });
         let err = |e: ServeError| if e.integrity { Error::integrity(e.message) } else { Error::param(e.message) };
         {
             let _rt = runtime.enter();
