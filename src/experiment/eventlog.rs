@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -337,30 +337,37 @@ fn writer_loop(rx: Receiver<Msg>, mut state: WriterState, error: Arc<Mutex<Optio
             }
         }
     };
-    loop {
-        let wait = match first_pending {
-            Some(t) => interval.saturating_sub(t.elapsed()),
-            None => Duration::from_secs(3600),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => break,
-            Ok(Msg::Event(e)) => {
-                b.push(*e);
-                first_pending.get_or_insert_with(Instant::now);
-                if b.len >= state.cfg.flush_rows {
+    // The writer polls (sleeping up to 5 ms between drains) instead of blocking on the queue, so a
+    // sender never has to wake it: queuing an event costs the request path no system call.
+    let nap = interval.min(Duration::from_millis(5));
+    'outer: loop {
+        let mut got = false;
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Event(e)) => {
+                    got = true;
+                    b.push(*e);
+                    first_pending.get_or_insert_with(Instant::now);
+                    if b.len >= state.cfg.flush_rows {
+                        flush(&mut b, &mut state);
+                        first_pending = None;
+                    }
+                }
+                Ok(Msg::Flush(done)) => {
                     flush(&mut b, &mut state);
                     first_pending = None;
+                    let _ = done.send(());
                 }
+                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => break 'outer,
+                Err(TryRecvError::Empty) => break,
             }
-            Ok(Msg::Flush(done)) => {
-                flush(&mut b, &mut state);
-                first_pending = None;
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                flush(&mut b, &mut state);
-                first_pending = None;
-            }
+        }
+        if first_pending.is_some_and(|t| t.elapsed() >= interval) {
+            flush(&mut b, &mut state);
+            first_pending = None;
+        }
+        if !got {
+            std::thread::sleep(nap);
         }
     }
     flush(&mut b, &mut state);

@@ -1038,7 +1038,11 @@ impl Router {
                 .collect(),
             canary,
             bandit,
-            served: Mutex::new(Served { map: HashMap::new(), order: VecDeque::new(), cap: cfg.feedback_window }),
+            served: Mutex::new(Served {
+                map: HashMap::with_capacity(cfg.feedback_window.min(1 << 16)),
+                order: VecDeque::with_capacity(cfg.feedback_window.min(1 << 16)),
+                cap: cfg.feedback_window,
+            }),
             transitions: Mutex::new(Vec::new()),
             shadow_tx,
             shadow_stats: stats,
