@@ -10,24 +10,18 @@ wrk is Debian's ``wrk`` package (4.1.0), driven by benches/serve/oip.lua as in b
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 
 import numpy as np
 
 import ferrox as fx
+import serve as serve_bench  # benches/serve.py (this script's folder is on sys.path): the wrk driver
 from ferrox.pipeline import Pipeline
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("serve_bench", os.path.join(HERE, "serve.py"))
-serve_bench = importlib.util.module_from_spec(_spec)
-sys.modules["serve_bench"] = serve_bench
-_spec.loader.exec_module(serve_bench)
 
 FEATURES = 28
 
