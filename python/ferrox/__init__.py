@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox, drift, experiment, linear_model, pipeline, preprocessing, retrain, serving, validation
+from . import _ferrox, drift, experiment, linear_model, performance, pipeline, preprocessing, retrain, serving, validation
 from .artifact import artifact_info
 from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
@@ -42,6 +42,7 @@ __all__ = [
     "EarlyStopException",
     "drift",
     "experiment",
+    "performance",
     "validation",
     "artifact_info",
     "FerroxError",

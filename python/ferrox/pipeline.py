@@ -374,6 +374,68 @@ class Pipeline(FerroxEstimator):
         handle = self._compiled.reference_profile()
         return None if handle is None else ReferenceProfile(handle)
 
+    def fit_monitoring(self, X: Any, y: Any, *, threshold: float = 0.5, loss_estimators: int = 100) -> Pipeline:
+        """Stores in the artifact what the server's monitoring compares live traffic with, from reference
+        data ``X, y`` held out from training: the model's scores and metrics there (prediction drift,
+        reference performance), the calibration of a binary classifier's scores (confidence-based
+        estimation of ROC AUC and accuracy, :class:`ferrox.performance.CBPE`) or, for a regressor, two loss
+        models of ``loss_estimators`` trees trained on the same inputs (direct loss estimation of MAE and
+        RMSE, :class:`ferrox.performance.DLE`). Returns self; ``monitoring_reference_`` describes it.
+
+        >>> import numpy as np, ferrox as fx
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(2000, 3)); y = (X[:, 0] + rng.normal(size=2000) > 0) * 1
+        >>> pipe = Pipeline([("m", fx.GBDTClassifier(n_estimators=20))]).fit(X[:1000], y[:1000])
+        >>> ref = pipe.fit_monitoring(X[1000:], y[1000:]).monitoring_reference_
+        >>> ref["task"], sorted(ref["metrics"])
+        ('binary', ['accuracy', 'logloss', 'roc_auc'])
+        """
+        check_is_fitted(self, "_compiled")
+        outputs = [o[0] for o in self._compiled.outputs()]
+        classes = getattr(self, "classes_", None)
+        if classes is not None:
+            if len(classes) != 2 or "predict_proba" not in outputs:
+                raise ParameterError("performance monitoring covers binary classifiers with probabilities and regressors; "
+                                     f"this model has {len(classes)} classes")
+            task = "binary"
+            scores = np.asarray(self._run(X, "predict_proba"), dtype=np.float64)[:, 1]
+            yv = np.asarray(y)
+            unknown = ~np.isin(yv, classes)
+            if unknown.any():
+                raise DataError(f"y holds {yv[unknown][0]!r}, which is not a class of this model ({list(classes)})")
+            outcomes = (yv == classes[1]).astype(np.float64)
+            losses: list[tuple[str, Any]] = []
+        else:
+            task = "regression"
+            scores = np.asarray(self._run(X, "predict"), dtype=np.float64).reshape(len(np.asarray(y)), -1)[:, 0]
+            outcomes = np.ascontiguousarray(y, dtype=np.float64)
+            if not getattr(self, "steps_", None):
+                raise ParameterError("direct loss estimation trains loss models on the pipeline's steps; "
+                                     "fit_monitoring needs a fitted Pipeline, not one loaded from an artifact")
+            from sklearn.base import clone
+
+            from .sklearn import GBDTRegressor
+
+            err = scores - outcomes
+            losses = []
+            for metric, target in (("mae", np.abs(err)), ("mse", err * err)):
+                steps = [(n, clone(e)) for n, e in self.steps[:-1]]
+                lm = GBDTRegressor(n_estimators=int(loss_estimators), num_leaves=15, learning_rate=0.1, verbose=-1)
+                losses.append((metric, Pipeline(steps + [("loss", lm)], n_jobs=self.n_jobs).fit(X, target)._compiled))
+        if len(scores) != len(outcomes):
+            raise DataError(f"X has {len(scores)} rows but y {len(outcomes)}")
+        profile = _ferrox.ReferenceProfile.fit_numpy(np.ascontiguousarray(scores.reshape(-1, 1)), ["prediction"],
+                                                     1_000_000, 4096, 0)
+        self._compiled = self._compiled.with_monitoring(task, np.ascontiguousarray(scores), outcomes, profile,
+                                                        losses, float(threshold))
+        return self
+
+    @property
+    def monitoring_reference_(self) -> dict[str, Any] | None:
+        """What :meth:`fit_monitoring` stored (task, threshold, reference metrics, rows, loss models), or None."""
+        check_is_fitted(self, "_compiled")
+        ref = self._compiled.monitoring_reference()
+        return None if ref is None else dict(ref)
+
     # -- one artifact for the whole chain --
     def to_bytes(self) -> bytes:
         """The compiled pipeline as verified artifact bytes."""

@@ -1,4 +1,14 @@
-"""The production loop's actions. Today: :func:`rollback`, the one-step return to the previous model.
+"""The production loop: watch a served model, decide to retrain, gate the challenger, roll it out, roll back.
+
+* :class:`Policy` turns what the server's monitoring reports (drift and performance alerts, labelled rows)
+  and the time into a :class:`Decision` with a reason code.
+* :class:`RetrainLoop` runs a retraining when the policy says so: gather the training window, validate it,
+  train, gate the challenger against the champion on held-out recent rows (:class:`Gate`, with MLflow's
+  :class:`MetricThreshold` semantics), register it, score it in shadow, ramp it as a canary with guardrails,
+  then promote it (the server swapped, the registry alias moved) or let the canary roll it back. Every step
+  is written to a state file before and after it runs, so a loop killed at any step resumes where it
+  stopped and does no step twice; ``dry_run=True`` says what it would do and does nothing.
+* :func:`rollback`, the one-step return to the previous model (``ferrox rollback NAME``).
 
 A rollback moves the registry alias back (MLflow, :func:`ferrox.mlflow.rollback`), swaps the running
 server to that version (a pointer swap when the version is still loaded, else a verified load of the
@@ -19,7 +29,9 @@ from urllib.parse import urlsplit
 
 from .exceptions import FerroxError, ParameterError
 
-__all__ = ["RollbackResult", "rollback"]
+from .gate import Gate, MetricThreshold, Verdict
+
+__all__ = ["RollbackResult", "rollback", "Policy", "Decision", "RetrainLoop", "Gate", "MetricThreshold", "Verdict"]
 
 
 class RollbackResult:
@@ -223,3 +235,476 @@ def rollback(
         if audit is not None:
             with open(audit, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+#: Reason codes of a decision to run, and of a decision not to.
+RUN_REASONS = ("forced", "drift_alert", "performance_alert", "schedule", "new_labels")
+HOLD_REASONS = ("run_in_progress", "cooldown", "insufficient_evidence", "no_trigger")
+
+
+class Decision:
+    """What :meth:`Policy.decide` concluded: ``run`` (bool), ``reason`` (a code of :data:`RUN_REASONS` or
+    :data:`HOLD_REASONS`), ``detail`` (words) and ``evidence`` (the figures it looked at)."""
+
+    __slots__ = ("run", "reason", "detail", "evidence")
+
+    def __init__(self, run: bool, reason: str, detail: str = "", evidence: dict[str, Any] | None = None):
+        self.run, self.reason, self.detail, self.evidence = bool(run), reason, detail, dict(evidence or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as plain data."""
+        return {"run": self.run, "reason": self.reason, "detail": self.detail, "evidence": self.evidence}
+
+    def __repr__(self) -> str:
+        return f"Decision({'run' if self.run else 'hold'}, {self.reason!r}: {self.detail})"
+
+
+class Policy:
+    """When to retrain. Triggers, in order: ``force``; a new drift alert (``on_drift``); a new performance
+    alert, estimated or realised (``on_performance``); ``schedule_seconds`` since the last run; at least
+    ``min_new_labels`` outcomes joined since the last run. Guards: at most one run at a time; no run within
+    ``cooldown_seconds`` of the last one; no run before ``min_rows`` served rows were monitored (the
+    minimum evidence). ``force`` passes the cooldown and the evidence guard, never a run in progress.
+
+    >>> p = Policy(cooldown_seconds=60, min_rows=1000)
+    >>> status = {"rows": 5000, "recent_alerts": [{"event": "drift_alert", "ts": 10.0}]}
+    >>> p.decide(status, {}, now=100.0)
+    Decision(run, 'drift_alert': a new drift alert (window None))
+    >>> p.decide(status, {"last_run_at": 90.0, "alerts_handled": []}, now=100.0).reason
+    'cooldown'
+    """
+
+    def __init__(self, *, on_drift: bool = True, on_performance: bool = True, schedule_seconds: float | None = None,
+                 min_new_labels: int | None = None, min_rows: int = 1000, cooldown_seconds: float = 3600.0):
+        for name, v in (("schedule_seconds", schedule_seconds), ("cooldown_seconds", cooldown_seconds)):
+            if v is not None and not float(v) >= 0:
+                raise ParameterError(f"{name} must be a non-negative number of seconds, got {v!r}")
+        if int(min_rows) < 0 or (min_new_labels is not None and int(min_new_labels) < 1):
+            raise ParameterError("min_rows must be >= 0 and min_new_labels >= 1")
+        self.on_drift, self.on_performance = bool(on_drift), bool(on_performance)
+        self.schedule_seconds = None if schedule_seconds is None else float(schedule_seconds)
+        self.min_new_labels = None if min_new_labels is None else int(min_new_labels)
+        self.min_rows, self.cooldown_seconds = int(min_rows), float(cooldown_seconds)
+
+    @staticmethod
+    def alert_key(alert: dict[str, Any]) -> str:
+        """How an alert is remembered as handled."""
+        return f"{alert.get('event')}@{alert.get('version')}@{alert.get('ts')}"
+
+    def decide(self, status: dict[str, Any], state: dict[str, Any], *, now: float | None = None, force: bool = False,
+               running: bool = False) -> Decision:
+        """The decision for the monitoring ``status`` of the serving version and the loop's ``state``
+        (``last_run_at``, ``alerts_handled``, ``labels_at_last_run``)."""
+        now = time.time() if now is None else now
+        rows = int(status.get("rows", 0))
+        labels = int(status.get("outcomes_joined", 0))
+        last = state.get("last_run_at")
+        ev = {"rows": rows, "outcomes_joined": labels, "last_run_at": last, "now": now}
+        if running:
+            return Decision(False, "run_in_progress", "a run is in progress", ev)
+        if force:
+            return Decision(True, "forced", "forced run", ev)
+        handled = set(state.get("alerts_handled", []))
+        fresh = [a for a in status.get("recent_alerts", []) if self.alert_key(a) not in handled]
+        trigger: tuple[str, str, dict[str, Any]] | None = None
+        drift = [a for a in fresh if a.get("event") == "drift_alert"]
+        perf = [a for a in fresh if a.get("event") == "performance_alert"]
+        if self.on_drift and drift:
+            trigger = ("drift_alert", f"a new drift alert (window {drift[-1].get('window')})", drift[-1])
+        elif self.on_performance and perf:
+            a = perf[-1]
+            trigger = ("performance_alert", f"{a.get('source')} {a.get('metric')} {a.get('value'):.4g} against "
+                       f"{a.get('reference'):.4g} on reference data", a)
+        elif self.schedule_seconds is not None and (last is None or now - last >= self.schedule_seconds):
+            trigger = ("schedule", f"{self.schedule_seconds:g} s since the last run", {})
+        elif self.min_new_labels is not None and labels - int(state.get("labels_at_last_run", 0)) >= self.min_new_labels:
+            trigger = ("new_labels", f"{labels - int(state.get('labels_at_last_run', 0))} new labelled rows", {})
+        if trigger is None:
+            return Decision(False, "no_trigger", "nothing calls for a run", ev)
+        reason, detail, alert = trigger
+        ev["alert"] = alert or None
+        if last is not None and now - last < self.cooldown_seconds:
+            return Decision(False, "cooldown", f"{reason} within the cooldown ({now - last:.0f} s of {self.cooldown_seconds:g} s)", ev)
+        if rows < self.min_rows:
+            return Decision(False, "insufficient_evidence", f"{reason} on {rows} monitored rows (at least {self.min_rows})", ev)
+        return Decision(True, reason, detail, ev)
+
+
+STEPS = ("gather", "validate", "train", "gate", "register", "shadow", "canary", "promote")
+
+
+def _write_json(path: str, data: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RetrainLoop:
+    """Watches served model ``name`` on the ferrox server ``server`` (a URL or a running
+    :class:`ferrox.serving.Server`) and, when ``policy`` says so, retrains it and rolls the challenger out.
+
+    - ``data``: the training window — a callable returning a DataFrame, or a Parquet/CSV path; ``target``
+      its label column. The last ``holdout`` share of its rows (in order, so the most recent) is held out
+      for the gate and the monitoring reference.
+    - ``train``: a callable ``(X, y) -> fitted Pipeline``, or a dict of GBDT parameters (a
+      ``GBDTClassifier`` when ``task="binary"``, else a ``GBDTRegressor``, in a
+      ``Pipeline(..., reference_profile=True)``). Either way the challenger gets
+      :meth:`~ferrox.pipeline.Pipeline.fit_monitoring` on the holdout.
+    - ``champion``: the serving artifact's path (its version label is ``champion_version``); the gate
+      compares with it.
+    - ``gate``: a :class:`Gate`. A refused challenger ends the run (``refused``).
+    - ``registry``: an MLflow registered model name (uses the current tracking URI): the challenger is
+      logged and registered, and on promotion the ``champion`` alias moves to it.
+    - ``shadow_requests``: live requests the challenger scores in shadow before the canary; the run is
+      abandoned when the shadow KS distance exceeds ``shadow_max_ks`` or it errors. ``canary``: the
+      canary settings (``steps``, ``min_units``, ``min_seconds``, guardrails; see
+      :meth:`ferrox.serving.Server.start_experiment`). ``timeout_seconds`` bounds the shadow and the canary.
+    - ``state_dir`` holds ``state.json`` (the loop's state and the current run), each run's files, and
+      ``audit.jsonl``.
+
+    :meth:`step` is one turn of the loop (observe, decide, and run or resume); :meth:`run` forces a run.
+    Each returns a dict: the decision, and for a run its ``outcome`` (``promoted``, ``rolled_back``,
+    ``refused``, ``abandoned``) with each step's timing.
+    """
+
+    def __init__(self, name: str, server: Any, data: Any, target: str, *, train: Any = None, task: str = "binary",
+                 champion: str | os.PathLike[str], champion_version: str = "1", gate: Gate, policy: Policy | None = None,
+                 state_dir: str | os.PathLike[str], holdout: float = 0.2, registry: str | None = None,
+                 shadow_requests: int = 200, shadow_max_ks: float = 0.5, canary: dict[str, Any] | None = None,
+                 timeout_seconds: float = 600.0, token: str | None = None, dry_run: bool = False,
+                 log: Callable[[str], None] | None = None):
+        if task not in ("binary", "regression"):
+            raise ParameterError(f"task must be 'binary' or 'regression', got {task!r}")
+        if not 0.0 < float(holdout) < 1.0:
+            raise ParameterError(f"holdout must lie in (0, 1), got {holdout!r}")
+        if not isinstance(gate, Gate):
+            raise ParameterError("gate must be a ferrox.retrain.Gate")
+        self.name, self.target, self.task = name, target, task
+        self.url = server if isinstance(server, str) else server.url
+        self.data, self.train_fn, self.gate = data, train, gate
+        self.policy = policy or Policy()
+        self.holdout, self.registry, self.token = float(holdout), registry, token
+        self.shadow_requests, self.shadow_max_ks = int(shadow_requests), float(shadow_max_ks)
+        self.canary = dict(canary or {"steps": [10, 50, 100], "min_units": 100, "min_seconds": 5})
+        self.timeout_seconds, self.dry_run = float(timeout_seconds), bool(dry_run)
+        self.log = log or (lambda line: None)
+        self.state_dir = os.fspath(state_dir)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self._state_path = os.path.join(self.state_dir, "state.json")
+        if os.path.exists(self._state_path):
+            with open(self._state_path, encoding="utf-8") as f:
+                self.state: dict[str, Any] = json.load(f)
+        else:
+            self.state = {"name": name, "champion": {"path": os.path.abspath(os.fspath(champion)), "version": str(champion_version)},
+                          "last_run_at": None, "alerts_handled": [], "labels_at_last_run": 0, "current": None, "history": []}
+
+    # -- plumbing --
+    def _save(self) -> None:
+        if not self.dry_run:
+            _write_json(self._state_path, self.state)
+
+    def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        status, out = _request(self.url, method, path, body, self.token)
+        if status not in ok:
+            raise FerroxError(f"{method} {path}: {status} {out}")
+        return out
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        entry = {"when": _dt.datetime.now(_dt.timezone.utc).isoformat(), "model": self.name, **entry}
+        if not self.dry_run:
+            with open(os.path.join(self.state_dir, "audit.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, default=str) + "\n")
+
+    def observe(self) -> dict[str, Any]:
+        """The monitoring status of the serving version (``GET /v2/models/{name}/monitoring``)."""
+        return dict(self._call("GET", f"/v2/models/{self.name}/monitoring"))
+
+    # -- the turn of the loop --
+    def step(self, force: bool = False) -> dict[str, Any]:
+        """Observes, decides and runs (or resumes the run a killed loop left). Returns what happened."""
+        if self.state.get("current") is not None:
+            return self._execute(self.state["current"])
+        status = self.observe()
+        d = self.policy.decide(status, self.state, force=force)
+        if not d.run:
+            return {"decision": d.to_dict()}
+        if self.dry_run:
+            plan = [f"would {s}" for s in STEPS]
+            self.log(f"dry run: {d.reason} ({d.detail}); " + ", ".join(plan))
+            return {"decision": d.to_dict(), "dry_run": True, "plan": plan}
+        run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{len(self.state['history']) + 1}"
+        run = {"id": run_id, "reason": d.reason, "detail": d.detail, "decided_at": time.time(),
+               "alert_ts": (d.evidence.get("alert") or {}).get("ts"), "steps": {}, "outcome": None,
+               "champion_version": self.state["champion"]["version"],
+               "dir": os.path.join(self.state_dir, "runs", run_id)}
+        os.makedirs(run["dir"], exist_ok=True)
+        self.state["alerts_handled"] = (self.state.get("alerts_handled", []) +
+                                        [Policy.alert_key(a) for a in status.get("recent_alerts", [])])[-256:]
+        self.state["last_run_at"] = time.time()
+        self.state["labels_at_last_run"] = int(status.get("outcomes_joined", 0))
+        self.state["current"] = run
+        self._save()
+        self.log(f"run {run_id}: {d.reason} ({d.detail})")
+        out = self._execute(run)
+        out["decision"] = d.to_dict()
+        return out
+
+    def run(self) -> dict[str, Any]:
+        """Runs a retraining now (a forced decision), or resumes the one in progress."""
+        return self.step(force=True)
+
+    def abandon(self, reason: str) -> None:
+        """Ends the run in progress without promoting anything (the server is put back as it was)."""
+        run = self.state.get("current")
+        if run is not None:
+            self._cleanup(run)
+            self._finish(run, "abandoned", reason)
+
+    # -- the steps --
+    def _execute(self, run: dict[str, Any]) -> dict[str, Any]:
+        try:
+            for step in STEPS:
+                rec = run["steps"].get(step)
+                if rec is not None and rec.get("status") == "done":
+                    continue
+                if run["outcome"] is not None:
+                    break
+                resumed = rec is not None
+                run["steps"][step] = {"status": "started", "at": time.time(), "resumed": resumed}
+                self._save()
+                t = time.perf_counter()
+                result = getattr(self, f"_{step}")(run, resumed) or {}
+                run["steps"][step].update(result, status="done", seconds=time.perf_counter() - t)
+                self._save()
+                self.log(f"run {run['id']}: {step} done in {run['steps'][step]['seconds']:.2f} s")
+                if run["outcome"] is not None:
+                    break
+        except Exception as e:  # any failure ends the run cleanly: nothing half-promoted stays
+            self._cleanup(run)
+            self._finish(run, "abandoned", f"{type(e).__name__}: {e}")
+            return self._summary(run)
+        if run["outcome"] is None:
+            self._finish(run, "promoted", "")
+        return self._summary(run)
+
+    def _summary(self, run: dict[str, Any]) -> dict[str, Any]:
+        return {"run": run["id"], "outcome": run["outcome"], "why": run.get("why", ""), "reason": run["reason"],
+                "steps": {k: {"seconds": v.get("seconds"), **{x: y for x, y in v.items() if x not in ("status", "at", "seconds")}}
+                          for k, v in run["steps"].items()},
+                "alert_to_outcome_seconds": run.get("alert_to_outcome_seconds"),
+                "decision_to_outcome_seconds": run.get("decision_to_outcome_seconds")}
+
+    def _finish(self, run: dict[str, Any], outcome: str, why: str) -> None:
+        run["outcome"], run["why"] = outcome, why
+        end = time.time()
+        run["decision_to_outcome_seconds"] = end - run["decided_at"]
+        if run.get("alert_ts"):
+            run["alert_to_outcome_seconds"] = end - float(run["alert_ts"])
+        self.state["history"] = (self.state.get("history", []) + [self._summary(run)])[-50:]
+        self.state["current"] = None
+        self._save()
+        self._audit({"run": run["id"], "outcome": outcome, "why": why, "reason": run["reason"],
+                     "from": run.get("champion_version"), "to": run.get("challenger_version")})
+        self.log(f"run {run['id']}: {outcome}" + (f" ({why})" if why else ""))
+
+    def _frames(self, run: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        import pandas as pd
+
+        train = pd.read_parquet(os.path.join(run["dir"], "train.parquet"))
+        hold = pd.read_parquet(os.path.join(run["dir"], "holdout.parquet"))
+        return train.drop(columns=[self.target]), train[self.target].to_numpy(), hold.drop(columns=[self.target]), hold[self.target].to_numpy()
+
+    def _gather(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        import pandas as pd
+
+        src = self.data() if callable(self.data) else self.data
+        if isinstance(src, (str, os.PathLike)):
+            p = os.fspath(src)
+            src = pd.read_csv(p) if p.endswith(".csv") else pd.read_parquet(p)
+        df = src if isinstance(src, pd.DataFrame) else pd.DataFrame(src)
+        if self.target not in df.columns:
+            raise ParameterError(f"the training data has no target column {self.target!r}")
+        n_hold = max(1, int(round(len(df) * self.holdout)))
+        df.iloc[: len(df) - n_hold].to_parquet(os.path.join(run["dir"], "train.parquet"))
+        df.iloc[len(df) - n_hold:].to_parquet(os.path.join(run["dir"], "holdout.parquet"))
+        return {"rows": len(df), "holdout_rows": n_hold}
+
+    def _validate(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        from . import validation
+
+        Xtr, ytr, _, _ = self._frames(run)
+        frame = Xtr.assign(**{self.target: ytr})
+        report = validation.check_training_data(frame, target=self.target)
+        checks = sorted({str(i.get("check")) for i in report.issues})
+        if not report.ok:
+            self._finish(run, "abandoned", "the training data failed validation: " + ", ".join(checks))
+        return {"ok": bool(report.ok), "issues": checks}
+
+    def _train(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        from .pipeline import Pipeline
+        from .sklearn import GBDTClassifier, GBDTRegressor
+
+        Xtr, ytr, Xho, yho = self._frames(run)
+        if callable(self.train_fn):
+            pipe = self.train_fn(Xtr, ytr)
+        else:
+            params = dict(self.train_fn or {})
+            params.setdefault("verbose", -1)
+            est = GBDTClassifier(**params) if self.task == "binary" else GBDTRegressor(**params)
+            pipe = Pipeline([("model", est)], reference_profile=True).fit(Xtr, ytr)
+        pipe.fit_monitoring(Xho, yho)
+        path = os.path.join(run["dir"], "challenger.frx")
+        pipe.save(path)
+        return {"artifact": path}
+
+    def _gate(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        _, _, Xho, yho = self._frames(run)
+        challenger = run["steps"]["train"]["artifact"]
+        verdict = self.gate.evaluate(challenger, self.state["champion"]["path"], Xho, yho)
+        path = os.path.join(run["dir"], "verdict.json")
+        verdict.to_json(path)
+        if not verdict.passed:
+            self._finish(run, "refused", "the gate refused the challenger: " + ", ".join(verdict.reasons))
+        return {"verdict": path, "passed": verdict.passed, "reasons": verdict.reasons}
+
+    def _challenger_version(self, run: dict[str, Any]) -> str:
+        v = self.state["champion"]["version"]
+        return str(int(v) + 1) if v.isdigit() else f"{v}-{run['id']}"
+
+    def _register(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        if self.registry is None:
+            run["challenger_version"] = self._challenger_version(run)
+            return {"version": run["challenger_version"], "registry": None}
+        from mlflow import MlflowClient
+
+        from . import mlflow as fxmlflow
+        from .pipeline import Pipeline
+
+        client = MlflowClient()
+        if resumed:  # registered before the loop was killed? then it is that version
+            for mv in client.search_model_versions(f"name='{self.registry}'"):
+                if (mv.tags or {}).get("ferrox.run") == run["id"]:
+                    run["challenger_version"] = str(mv.version)
+                    return {"version": run["challenger_version"], "registry": self.registry, "reused": True}
+        import mlflow
+
+        with mlflow.start_run(run_name=f"retrain-{run['id']}"):
+            info = fxmlflow.log_model(Pipeline.load(run["steps"]["train"]["artifact"]), name="model",
+                                      registered_model_name=self.registry)
+        version = str(info.registered_model_version)
+        client.set_model_version_tag(self.registry, version, "ferrox.run", run["id"])
+        client.set_model_version_tag(self.registry, version, "ferrox.reason", run["reason"])
+        run["challenger_version"] = version
+        return {"version": version, "registry": self.registry}
+
+    def _challenger_model(self, run: dict[str, Any]) -> str:
+        return f"{self.name}-challenger"
+
+    def _load_challenger(self, run: dict[str, Any]) -> None:
+        models = self._call("POST", "/v2/repository/index", {})
+        cm = self._challenger_model(run)
+        if any(m.get("name") == cm and str(m.get("version")) == run["challenger_version"] for m in models or []):
+            return
+        self._call("POST", f"/v2/repository/models/{cm}/load",
+                   {"parameters": {"path": os.path.abspath(run["steps"]["train"]["artifact"]), "version": run["challenger_version"]}})
+
+    def _experiment(self, name: str) -> dict[str, Any] | None:
+        status, out = _request(self.url, "GET", f"/v2/experiments/{name}", None, self.token)
+        return out if status == 200 else None
+
+    def _shadow(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        self._load_challenger(run)
+        name = f"retrain-{run['id']}-shadow"
+        if self._experiment(name) is None:
+            self._call("POST", "/v2/experiments", {"name": name, "endpoint": self.name,
+                                                    "variants": [{"name": "champion", "model": self.name, "weight": 1.0}],
+                                                    "shadows": [self._challenger_model(run)]})
+        deadline = time.time() + self.timeout_seconds
+        stats: dict[str, Any] = {}
+        while time.time() < deadline:
+            st = self._experiment(name) or {}
+            stats = (st.get("shadows") or [{}])[0]
+            if stats.get("requests", 0) >= self.shadow_requests:
+                break
+            time.sleep(0.05)
+        self._call("POST", f"/v2/experiments/{name}/stop", {})
+        ks, errors = stats.get("ks_distance"), stats.get("errors", 0)
+        if stats.get("requests", 0) < self.shadow_requests:
+            self._cleanup(run)
+            self._finish(run, "abandoned", f"only {stats.get('requests', 0)} shadow requests in {self.timeout_seconds:g} s")
+        elif errors or (ks is not None and ks > self.shadow_max_ks):
+            self._cleanup(run)
+            self._finish(run, "abandoned", f"the shadow disagreed: KS {ks}, {errors} errors")
+        return {"requests": stats.get("requests"), "ks_distance": ks, "mean_abs_diff": stats.get("mean_abs_diff"), "errors": errors}
+
+    def _canary(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        self._load_challenger(run)
+        name = f"retrain-{run['id']}-canary"
+        if self._experiment(name) is None:
+            self._call("POST", "/v2/experiments", {"name": name, "endpoint": self.name, "kind": "canary",
+                                                    "variants": [{"name": "champion", "model": self.name, "weight": 1.0},
+                                                                 {"name": "challenger", "model": self._challenger_model(run), "weight": 1.0}],
+                                                    "canary": self.canary})
+        deadline = time.time() + self.timeout_seconds
+        phase, st = "ramping", {}
+        while time.time() < deadline:
+            st = self._experiment(name) or {}
+            phase = (st.get("canary") or {}).get("phase", "ramping")
+            if phase in ("promoted", "rolled_back"):
+                break
+            time.sleep(0.02)
+        transitions = [t.get("event") for t in st.get("transitions", [])]
+        if phase == "rolled_back":
+            why = (st.get("canary") or {}).get("reason", "")
+            t_roll = time.perf_counter()
+            self._call("POST", f"/v2/experiments/{name}/stop", {})
+            self._unload_challenger(run)
+            if self.registry is not None:
+                from mlflow import MlflowClient
+
+                MlflowClient().set_model_version_tag(self.registry, run["challenger_version"], "ferrox.canary", "rolled_back")
+            self._finish(run, "rolled_back", f"a guardrail broke: {why}")
+            return {"phase": phase, "transitions": transitions, "cleanup_seconds": time.perf_counter() - t_roll}
+        if phase != "promoted":
+            self._cleanup(run)
+            self._finish(run, "abandoned", f"the canary did not finish in {self.timeout_seconds:g} s")
+        return {"phase": phase, "transitions": transitions}
+
+    def _promote(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        path = os.path.abspath(run["steps"]["train"]["artifact"])
+        version = run["challenger_version"]
+        # Serve the challenger under the model's own name first; then the experiment can go.
+        self._call("POST", f"/v2/repository/models/{self.name}/load", {"parameters": {"path": path, "version": version}})
+        for kind in ("canary", "shadow"):
+            if self._experiment(f"retrain-{run['id']}-{kind}") is not None:
+                self._call("POST", f"/v2/experiments/retrain-{run['id']}-{kind}/stop", {})
+        self._unload_challenger(run)
+        if self.registry is not None:
+            from . import mlflow as fxmlflow
+
+            fxmlflow.promote(self.registry, version)
+        previous = dict(self.state["champion"])
+        self.state["champion"] = {"path": path, "version": version}
+        return {"from": previous["version"], "to": version}
+
+    def _unload_challenger(self, run: dict[str, Any]) -> None:
+        _request(self.url, "POST", f"/v2/repository/models/{self._challenger_model(run)}/unload", {}, self.token)
+
+    def _cleanup(self, run: dict[str, Any]) -> None:
+        """Puts the server back as it was before the run: no experiment of the run, no challenger."""
+        for kind in ("shadow", "canary"):
+            try:
+                if self._experiment(f"retrain-{run['id']}-{kind}") is not None:
+                    self._call("POST", f"/v2/experiments/retrain-{run['id']}-{kind}/stop", {})
+            except FerroxError:
+                pass
+        try:
+            self._unload_challenger(run)
+        except FerroxError:
+            pass

@@ -122,12 +122,22 @@ class Server:
 
     ``monitoring`` (True, or a dict of the ``[monitoring]`` settings: ``sample_rate`` 0.1, ``window`` 10 000
     rows, ``alert_after`` 3, ``cooldown``, ``alpha``, ``min_effect``, ``min_drifted_columns`` 1, ``queue``,
-    ``webhook``)
+    ``webhook``, ``performance_window`` 1000, ``performance_metric``, ``max_performance_drop`` 0.05,
+    ``outcome_capacity`` 100 000)
     compares sampled served rows with the reference profile each artifact carries
-    (``Pipeline(..., reference_profile=True)``), window by window, in Rust; results go to ``/metrics``
-    (``ferrox_feature_drift{model,feature}``, ``ferrox_drift_alerts_total``, ...), to :meth:`monitoring` and
-    to ``GET /v2/models/{name}/monitoring``. ``on_drift_alert`` is called (on a thread of its own) with each
-    alert.
+    (``Pipeline(..., reference_profile=True)``), window by window, in Rust, per served version. When the
+    artifact also carries a performance reference (:meth:`ferrox.pipeline.Pipeline.fit_monitoring`), each
+    window also gets the drift of the model's scores and an estimate of its performance without labels
+    (confidence-based for binary classifiers, direct loss estimation for regressors); outcomes sent with
+    :meth:`feedback` (``{"id": request id, "label": value}``) are joined to the sampled requests and give the
+    realised performance every ``performance_window`` labelled rows. A window whose watched metric
+    (``performance_metric``: roc_auc for classifiers, mae for regressors) is worse than on reference data by
+    more than ``max_performance_drop`` (relative) counts as degraded; ``alert_after`` in a row raise a
+    ``performance_alert``. Results go to ``/metrics`` (``ferrox_feature_drift{model,version,feature}``,
+    ``ferrox_prediction_drift``, ``ferrox_estimated_performance{model,version,metric}``,
+    ``ferrox_realised_performance``, ``ferrox_drift_alerts_total``, ``ferrox_performance_alerts_total``, ...),
+    to :meth:`monitoring` and to ``GET /v2/models/{name}/monitoring``. ``on_drift_alert`` is called (on a
+    thread of its own) with each alert, drift or performance (its ``event`` says which).
     """
 
     def __init__(
@@ -192,7 +202,7 @@ class Server:
         if on_drift_alert is not None and not callable(on_drift_alert):
             raise ParameterError("on_drift_alert must be a callable taking the alert (a dict)")
         self._on_drift_alert = on_drift_alert
-        self._seen_alerts: set[tuple[str, float]] = set()
+        self._seen_alerts: set[tuple[str, float, str]] = set()
         self._settings.setdefault("log_events", False)
         self._models = dict(models or {})
         self._workdir: str | None = None
@@ -271,7 +281,7 @@ class Server:
             except Exception:  # no profile, or the model went away meanwhile
                 continue
             for alert in status.get("recent_alerts", []):
-                key = (name, float(alert["ts"]))
+                key = (name, float(alert["ts"]), str(alert.get("event")))
                 if key not in self._seen_alerts:
                     self._seen_alerts.add(key)
                     try:
@@ -450,9 +460,10 @@ class Server:
         return dict(json.loads(self._require().feedback(json.dumps(list(items), default=_plain), experiment)))
 
     def monitoring(self, name: str) -> dict[str, Any]:
-        """The drift-monitoring status of model ``name``: rows monitored and dropped, windows, alerts, the
-        last window's columns (PSI effect size, corrected p-value, drift, missing share, unseen
-        categories) and the recent alerts."""
+        """The monitoring status of model ``name``'s serving version: rows monitored and dropped, windows,
+        alerts, the last window's columns (PSI effect size, corrected p-value, drift, missing share, unseen
+        categories), the prediction drift and estimated performance of the last window, the realised
+        performance of the last labelled window, the reference performance and the recent alerts."""
         return dict(json.loads(self._require().monitoring(name)))
 
     def flush_events(self) -> None:

@@ -128,6 +128,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<T> {
     Ok(value)
 }
 
+/// Verifies an artifact and parses its body as a `kind`, followed by an optional `U` (a section
+/// appended in a later release: files without it end after the `T`).
+pub fn decode_with_tail<T: DeserializeOwned, U: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<(T, Option<U>)> {
+    let (header, body) = verify(bytes)?;
+    if header.kind != kind {
+        return Err(Error::data(format!("this file holds a '{}', not a '{kind}'", header.kind)));
+    }
+    let (value, rest) = postcard::take_from_bytes::<T>(body)
+        .map_err(|e| Error::integrity(format!("the {kind} body does not parse: {e}")))?;
+    if rest.is_empty() {
+        return Ok((value, None));
+    }
+    let (tail, rest) = postcard::take_from_bytes::<U>(rest)
+        .map_err(|e| Error::integrity(format!("the section after the {kind} body does not parse: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::integrity(format!("{} unexpected bytes after the {kind} body", rest.len())));
+    }
+    Ok((value, Some(tail)))
+}
+
 /// Writes bytes to `path` atomically: a temporary file beside it, synced, then renamed over it.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

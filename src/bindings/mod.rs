@@ -9,6 +9,7 @@ mod errors;
 mod experiment;
 mod gbdt;
 mod linear;
+mod performance;
 mod pipeline;
 mod transform;
 mod profile;
@@ -61,6 +62,10 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drift::hellinger, m)?)?;
     m.add_function(wrap_pyfunction!(drift::psi, m)?)?;
     m.add_function(wrap_pyfunction!(drift::adjust_pvalues, m)?)?;
+    m.add_function(wrap_pyfunction!(performance::performance_realised, m)?)?;
+    m.add_function(wrap_pyfunction!(performance::performance_calibrate, m)?)?;
+    m.add_function(wrap_pyfunction!(performance::performance_estimate_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(performance::performance_estimate_regression, m)?)?;
     m.add_class::<profile::PyReferenceProfile>()?;
     m.add_class::<profile::PyDriftReport>()?;
     m.add_class::<profile::PyDriftMonitor>()?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ndarray::Array2;
-use numpy::{PyArray2, PyReadonlyArray2};
+use numpy::{PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -371,6 +371,57 @@ impl PyDeployable {
     /// The stored reference profile of the training frame, or None.
     fn reference_profile(&self) -> Option<PyReferenceProfile> {
         self.inner.reference_profile().map(|p| PyReferenceProfile { inner: std::sync::Arc::new(p.clone()) })
+    }
+
+    /// A copy carrying a performance reference for monitoring: `task` "binary" (`scores` are
+    /// P(class 1) on reference data, `outcomes` 0/1) or "regression" (`scores` the predictions),
+    /// `prediction_profile` the profile of those scores (one column), `loss_models` the
+    /// (metric, Deployable) pairs of direct loss estimation ("mae", "mse"). None removes it.
+    #[pyo3(signature = (task=None, scores=None, outcomes=None, prediction_profile=None, loss_models=Vec::new(), threshold=0.5))]
+    fn with_monitoring(
+        &self,
+        py: Python<'_>,
+        task: Option<&str>,
+        scores: Option<PyReadonlyArray1<'_, f64>>,
+        outcomes: Option<PyReadonlyArray1<'_, f64>>,
+        prediction_profile: Option<PyRef<'_, PyReferenceProfile>>,
+        loss_models: Vec<(String, PyRef<'_, PyDeployable>)>,
+        threshold: f64,
+    ) -> PyResult<Self> {
+        let Some(task) = task else {
+            let inner = self.inner.with_monitoring(None).map_err(|e| to_py(py, e))?;
+            return Ok(PyDeployable { inner });
+        };
+        let (Some(scores), Some(outcomes), Some(profile)) = (scores, outcomes, prediction_profile) else {
+            return Err(to_py(py, Error::param("a performance reference needs scores, outcomes and prediction_profile")));
+        };
+        let (s, o) = (scores.as_slice()?.to_vec(), outcomes.as_slice()?.to_vec());
+        let profile = profile.inner.as_ref().clone();
+        let losses: Vec<(String, Deployable)> = loss_models.iter().map(|(k, d)| (k.clone(), d.inner.clone())).collect();
+        let task = task.to_owned();
+        let d = &self.inner;
+        let inner = detach(py, move || {
+            let performance = crate::drift::performance::PerformanceReference::fit(&task, &s, &o, threshold, profile)?;
+            d.with_monitoring(Some(crate::transform::deploy::MonitoringReference { performance, loss_models: losses }))
+        })?;
+        Ok(PyDeployable { inner })
+    }
+
+    /// The performance reference as a dict (task, threshold, metrics, n_rows, loss_models), or None.
+    fn monitoring_reference<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(m) = self.inner.monitoring() else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("task", &m.performance.task)?;
+        d.set_item("threshold", m.performance.threshold)?;
+        d.set_item("n_rows", m.performance.n_rows)?;
+        let metrics = PyDict::new(py);
+        for (k, v) in &m.performance.metrics {
+            metrics.set_item(k, v)?;
+        }
+        d.set_item("metrics", metrics)?;
+        d.set_item("loss_models", m.loss_models.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())?;
+        d.set_item("calibrated", m.performance.calibration.is_some())?;
+        Ok(Some(d))
     }
 
     /// Caller metadata (JSON text).

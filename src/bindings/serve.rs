@@ -143,7 +143,7 @@ impl PyServer {
     fn feedback(&self, py: Python<'_>, items: String, experiment: Option<String>) -> PyResult<String> {
         self.with(py, move |s| {
             let v: Vec<serde_json::Value> = serde_json::from_str(&items).map_err(|e| Error::param(format!("feedback: {e}")))?;
-            let r = s.state().router.feedback(&v, experiment.as_deref()).map_err(core_error)?;
+            let r = s.state().feedback(&v, experiment.as_deref()).map_err(core_error)?;
             Ok(serde_json::to_string(&r).unwrap_or_default())
         })
     }

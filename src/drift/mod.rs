@@ -6,6 +6,7 @@ pub mod distance;
 pub mod domain;
 pub mod html;
 pub mod monitor;
+pub mod performance;
 pub mod multitest;
 pub mod profile;
 pub mod sketch;

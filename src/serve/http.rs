@@ -264,7 +264,7 @@ async fn feedback(State(s): St, body: Bytes) -> Response {
         },
         _ => return error(&ServeError::bad("feedback: expected {\"feedback\": [items]} or a list of items")),
     };
-    match s.router.feedback(items, experiment) {
+    match s.feedback(items, experiment) {
         Ok(r) => ok_json(&r),
         Err(e) => error(&e),
     }

@@ -32,6 +32,8 @@ use crate::transform::pipeline::ColumnType;
 
 /// The server's version string (server metadata).
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Versions of one model whose monitors are kept (a canary watches two).
+const MONITORED_VERSIONS: usize = 4;
 /// Protocol extensions served.
 pub const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository", "parameters", "health", "metadata"];
 
@@ -169,7 +171,7 @@ pub struct ServerState {
     id_salt: u64,
     ready: AtomicBool,
     /// Drift monitors by model name (None: the serving version has no reference profile).
-    monitors: std::sync::Mutex<std::collections::HashMap<String, Option<Arc<monitor::Monitor>>>>,
+    monitors: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, Option<Arc<monitor::Monitor>>)>>>,
 }
 
 impl ServerState {
@@ -217,7 +219,7 @@ impl ServerState {
         v.metrics.requests.increment(1);
         let id = req.id.clone().unwrap_or_else(|| format!("{:016x}{:08x}", self.id_salt, seq));
         let shadow = routed.as_ref().filter(|e| e.has_shadows());
-        let result = self.run(&v, req, start, shadow.map(|e| e.as_ref())).await;
+        let result = self.run(&v, req, start, shadow.map(|e| e.as_ref()), &id).await;
         let elapsed = start.elapsed();
         v.metrics.latency.record(elapsed.as_secs_f64());
         if let Err(e) = &result {
@@ -254,6 +256,7 @@ impl ServerState {
         req: InferRequest,
         start: Instant,
         shadow: Option<&router::Experiment>,
+        id: &str,
     ) -> std::result::Result<Vec<OutputTensor>, ServeError> {
         let _admitted = v.admit()?;
         let mut wanted = Vec::with_capacity(req.outputs.len().max(1));
@@ -269,7 +272,7 @@ impl ServerState {
         let input = model_input(req.inputs, &v.columns)?;
         if let Some(m) = self.monitor_for(v) {
             if m.sampled() {
-                m.offer(input.clone());
+                m.offer(id, input.clone());
             }
         }
         let budget = match (req.timeout_us, self.config.request_timeout_ms) {
@@ -289,46 +292,90 @@ impl ServerState {
         }
     }
 
-    /// The drift monitor of a served version, started on its first request when monitoring is on and
-    /// the artifact carries a reference profile.
+    /// The monitor of a served version, started on its first request when monitoring is on and
+    /// the artifact carries a reference profile or a performance reference. Each version has its
+    /// own (a canary's champion and challenger are watched apart); a model keeps the monitors of
+    /// its last few versions.
     fn monitor_for(&self, v: &Arc<Version>) -> Option<Arc<monitor::Monitor>> {
         let cfg = self.config.monitoring.as_ref()?;
         let mut map = self.monitors.lock().ok()?;
-        if let Some(m) = map.get(&v.model) {
-            match m {
-                Some(m) if m.version == v.version => return Some(m.clone()),
-                None if map.contains_key(&format!("{}\u{0}{}", v.model, v.version)) => return None,
-                _ => {}
-            }
+        let versions = map.entry(v.model.clone()).or_default();
+        if let Some((_, m)) = versions.iter().find(|(ver, _)| *ver == v.version) {
+            return m.clone();
         }
-        let started = v.deployable.reference_profile().and_then(|p| {
-            match monitor::Monitor::start(&v.model, &v.version, p.clone(), cfg, self.metrics.clone(), self.log.clone()) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    self.log.event("monitoring_error", &v.model, serde_json::json!({"version": v.version, "error": e.to_string()}));
-                    None
-                }
+        let started = match monitor::Monitor::start(&v.model, &v.version, v.deployable.clone(), cfg, self.metrics.clone(), self.log.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.log.event("monitoring_error", &v.model, serde_json::json!({"version": v.version, "error": e.to_string()}));
+                None
             }
-        });
-        if started.is_none() {
-            map.insert(format!("{}\u{0}{}", v.model, v.version), None);
+        };
+        versions.push((v.version.clone(), started.clone()));
+        while versions.len() > MONITORED_VERSIONS {
+            versions.remove(0);
         }
-        map.insert(v.model.clone(), started.clone());
         started
     }
 
-    /// The monitoring status of a model: counters, the last window, recent alerts.
+    /// The monitoring status of a model's serving version (or of `version`): counters, the last
+    /// windows, performance, recent alerts.
     pub fn monitoring(&self, model: &str) -> std::result::Result<serde_json::Value, ServeError> {
+        self.monitoring_of(model, None)
+    }
+
+    /// The monitoring status of one version of a model (None: the serving one).
+    pub fn monitoring_of(&self, model: &str, version: Option<&str>) -> std::result::Result<serde_json::Value, ServeError> {
         if self.config.monitoring.is_none() {
             return Err(ServeError::not_found("monitoring is off on this server (set [monitoring] in its config)"));
         }
-        self.store.version(model, None)?;
+        let serving = self.store.version(model, version)?;
         let map = self.monitors.lock().unwrap();
-        match map.get(model) {
-            Some(Some(m)) => Ok(m.status()),
-            Some(None) => Err(ServeError::not_found(format!("model '{model}' has no reference profile to monitor against"))),
-            None => Ok(serde_json::json!({"rows": 0, "windows": 0, "alerts": 0, "last_window": null})),
+        let found = map.get(model).and_then(|vs| vs.iter().find(|(ver, _)| *ver == serving.version));
+        match found {
+            Some((_, Some(m))) => {
+                let mut s = m.status();
+                s["monitored_versions"] = serde_json::Value::from(map[model].iter().filter(|(_, m)| m.is_some()).map(|(v, _)| v.clone()).collect::<Vec<_>>());
+                Ok(s)
+            }
+            Some((_, None)) => Err(ServeError::not_found(format!("model '{model}' has no reference profile to monitor against"))),
+            None => Ok(serde_json::json!({"version": serving.version, "rows": 0, "windows": 0, "alerts": 0, "last_window": null})),
         }
+    }
+
+    /// Joins outcomes to what was served: to running experiments (`Router::feedback`) and, for
+    /// items with a request `id` and a numeric `label`, to the monitors' sampled requests
+    /// (realised performance). Without experiments running, items go to the monitors only.
+    pub fn feedback(&self, items: &[serde_json::Value], experiment: Option<&str>) -> std::result::Result<router::FeedbackResult, ServeError> {
+        let monitors: Vec<Arc<monitor::Monitor>> = match self.config.monitoring {
+            Some(_) => self.monitors.lock().unwrap().values().flat_map(|vs| vs.iter().filter_map(|(_, m)| m.clone())).filter(|m| m.performance).collect(),
+            None => Vec::new(),
+        };
+        let mut monitored = 0;
+        if !monitors.is_empty() {
+            let outcomes: Vec<(u64, f64)> = items
+                .iter()
+                .filter_map(|item| Some((item.get("id")?.as_str()?, item.get("label").and_then(router::number)?)))
+                .filter(|(_, label)| label.is_finite())
+                .map(|(id, label)| (monitor::id_hash(id), label))
+                .collect();
+            if !outcomes.is_empty() {
+                let outcomes = Arc::new(outcomes);
+                let mut queued = false;
+                for m in &monitors {
+                    queued |= m.outcomes(&outcomes);
+                }
+                if queued {
+                    monitored = outcomes.len();
+                }
+            }
+        }
+        let mut r = if experiment.is_none() && self.router.all().is_empty() && !monitors.is_empty() {
+            router::FeedbackResult::default()
+        } else {
+            self.router.feedback(items, experiment)?
+        };
+        r.monitored = monitored;
+        Ok(r)
     }
 
     /// Metadata of a model (version None: the serving one).

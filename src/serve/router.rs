@@ -857,9 +857,12 @@ pub struct FeedbackResult {
     pub unmatched: usize,
     /// Items refused, with the reason: `{"index": i, "error": "..."}`.
     pub errors: Vec<Value>,
+    /// Items with a request id and a label handed to the drift monitors (realised performance).
+    pub monitored: usize,
 }
 
-fn number(v: &Value) -> Option<f64> {
+/// A JSON number or boolean as f64.
+pub fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Bool(b) => Some(f64::from(u8::from(*b))),
         Value::Number(n) => n.as_f64(),

@@ -809,6 +809,23 @@ pub struct Deployable {
     forest: Option<Arc<Forest>>,
     /// Schema position of each column name.
     by_name: Arc<HashMap<String, usize>>,
+    /// What monitoring compares live traffic with, beyond the feature profile.
+    monitoring: Option<Arc<MonitoringReference>>,
+}
+
+/// The reference a served model's performance is monitored against: its scores and metrics on
+/// reference data (prediction drift, confidence-based estimation) and, for regressors, the loss
+/// models of direct loss estimation (`("mae", model of |error|)`, `("mse", model of error²)`), which
+/// take the same inputs as the model.
+///
+/// In the artifact it follows the pipeline's body (files without it end after the body), so
+/// artifacts written before it existed read unchanged, and ones without it keep their bytes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MonitoringReference {
+    /// Scores and metrics on reference data.
+    pub performance: crate::drift::performance::PerformanceReference,
+    /// Loss models by metric (regression).
+    pub loss_models: Vec<(String, Deployable)>,
 }
 
 impl From<Deployable> for Body {
@@ -894,7 +911,7 @@ impl Deployable {
                 return Err(Error::data(format!("the schema names column '{}' twice", c.name)));
             }
         }
-        Ok(Deployable { body: Arc::new(body), forest, by_name: Arc::new(by_name) })
+        Ok(Deployable { body: Arc::new(body), forest, by_name: Arc::new(by_name), monitoring: None })
     }
 
     /// Builds a deployable from fitted parts: the nullable flags of `schema` are computed here.
@@ -981,7 +998,12 @@ impl Deployable {
     pub fn from_artifact(bytes: &[u8]) -> Result<Deployable> {
         let (header, _) = artifact::verify(bytes)?;
         match header.kind.as_str() {
-            KIND => artifact::decode::<Deployable>(bytes, KIND),
+            KIND => {
+                let (body, tail) = artifact::decode_with_tail::<Body, MonitoringReference>(bytes, KIND)?;
+                let mut d = Deployable::new(body)?;
+                d.monitoring = tail.map(Arc::new);
+                Ok(d)
+            }
             "booster" => Deployable::from_model(artifact::decode::<Model>(bytes, "booster")?),
             "linear_model" => Deployable::from_linear(artifact::decode::<LinearModel>(bytes, "linear_model")?),
             "feature_pipeline" => {
@@ -996,7 +1018,40 @@ impl Deployable {
 
     /// The deployable as artifact bytes (kind "pipeline").
     pub fn to_artifact(&self) -> Result<Vec<u8>> {
-        artifact::encode(KIND, self)
+        match &self.monitoring {
+            None => artifact::encode(KIND, self),
+            Some(m) => artifact::encode(KIND, &(self, m.as_ref())),
+        }
+    }
+
+    /// The monitoring reference, when one was attached.
+    pub fn monitoring(&self) -> Option<&MonitoringReference> {
+        self.monitoring.as_deref()
+    }
+
+    /// A copy with `reference` attached (or removed, with None). Loss models must take this
+    /// model's inputs.
+    pub fn with_monitoring(&self, reference: Option<MonitoringReference>) -> Result<Deployable> {
+        if let Some(r) = &reference {
+            let names = self.body.schema.names();
+            for (metric, m) in &r.loss_models {
+                if !matches!(metric.as_str(), "mae" | "mse") {
+                    return Err(Error::param(format!("loss models are 'mae' or 'mse', got '{metric}'")));
+                }
+                if m.body.schema.names() != names {
+                    return Err(Error::param(format!("the '{metric}' loss model takes other inputs than the model")));
+                }
+            }
+            if r.performance.binary() != matches!(self.body.model.task(), Task::Classes { .. }) {
+                return Err(Error::param(format!(
+                    "a '{}' performance reference does not fit this model",
+                    r.performance.task
+                )));
+            }
+        }
+        let mut d = self.clone();
+        d.monitoring = reference.map(Arc::new);
+        Ok(d)
     }
 
     /// The input schema.

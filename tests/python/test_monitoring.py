@@ -75,10 +75,10 @@ def test_served_rows_are_monitored_and_a_shift_alerts_by_metrics_webhook_and_cal
             assert st["alerts"] == 1, st
             assert st["last_window"]["drifted_columns"] == ["Column_2"] or "Column_2" in st["last_window"]["drifted_columns"]
             text = srv.metrics()
-            assert 'ferrox_drift_alerts_total{model="m"} 1' in text
-            assert 'ferrox_feature_drifted{model="m",feature="Column_2"} 1' in text
-            assert 'ferrox_feature_drifted{model="m",feature="Column_0"} 0' in text
-            assert 'ferrox_feature_missing_share{model="m",feature="Column_3"} 0' in text
+            assert 'ferrox_drift_alerts_total{model="m",version="1"} 1' in text
+            assert 'ferrox_feature_drifted{model="m",version="1",feature="Column_2"} 1' in text
+            assert 'ferrox_feature_drifted{model="m",version="1",feature="Column_0"} 0' in text
+            assert 'ferrox_feature_missing_share{model="m",version="1",feature="Column_3"} 0' in text
             while (not alerts or not _Hook.received) and time.time() < deadline:
                 time.sleep(0.05)
             assert len(_Hook.received) == 1 and _Hook.received[0]["model"] == "m" and "Column_2" in _Hook.received[0]["drifted_columns"]
@@ -106,3 +106,121 @@ def test_monitoring_errors_are_clear(rng, tmp_path):
         fx.serving.Server({"plain": b}, port=0, grpc_port=None, monitoring={"sample_rate": 2}).start()
     with pytest.raises(fx.ParameterError, match="webhook"):
         fx.serving.Server({"plain": b}, port=0, grpc_port=None, monitoring={"webhook": "ftp://x"}).start()
+
+
+def _classifier(rng, n=6000):
+    X = rng.normal(size=(n, 3))
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-2.0 * X[:, 0]))).astype(int)
+    pipe = Pipeline([("m", fx.GBDTClassifier(n_estimators=40, num_leaves=7, verbose=-1))], reference_profile=True)
+    pipe.fit(X[: n // 2], y[: n // 2])
+    return pipe.fit_monitoring(X[n // 2:], y[n // 2:])
+
+
+def _infer_id(conn, X, rid):
+    body = {"id": rid, "inputs": [{"name": "x", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}]}
+    conn.request("POST", "/v2/models/m/infer", json.dumps(body), {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+def test_served_performance_is_estimated_without_labels_and_realised_with_them(rng, tmp_path):
+    pipe = _classifier(rng)
+    ref = pipe.monitoring_reference_
+    assert ref["task"] == "binary" and ref["calibrated"] and 0.75 < ref["metrics"]["roc_auc"] < 0.95
+    path = tmp_path / "m.frx"
+    pipe.save(path)
+    assert Pipeline.load(path).monitoring_reference_ == ref  # it travels in the artifact
+    alerts = []
+    cfg = {"sample_rate": 1.0, "window": 500, "alert_after": 2, "performance_window": 400, "max_performance_drop": 0.05}
+    with fx.serving.Server({"m": path}, port=0, grpc_port=None, monitoring=cfg, on_drift_alert=alerts.append) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1]), timeout=10)
+        # Stationary traffic, one row a request, labels fed back by request id.
+        X = rng.normal(size=(1000, 3))
+        y = (rng.uniform(size=1000) < 1 / (1 + np.exp(-2.0 * X[:, 0]))).astype(int)
+        for i in range(1000):
+            assert _infer_id(conn, X[i:i + 1], f"r{i}") == 200
+        r = srv.feedback([{"id": f"r{i}", "label": int(y[i])} for i in range(1000)] + [{"id": "nobody", "label": 1}])
+        assert r["monitored"] == 1001
+        deadline = time.time() + 20
+        while (srv.monitoring("m").get("outcomes_joined", 0) < 1000 or srv.monitoring("m")["rows"] < 1000) and time.time() < deadline:
+            time.sleep(0.05)
+        st = srv.monitoring("m")
+        assert st["outcomes_joined"] == 1000 and st["outcomes_unmatched"] == 1
+        real = st["realised_performance"]["metrics"]
+        want = fx.performance.realised("binary", pipe.predict_proba(X[400:800])[:, 1], y[400:800])
+        assert abs(real["roc_auc"] - want["roc_auc"]) < 1e-12 and abs(real["logloss"] - want["logloss"]) < 1e-12
+        est = st["estimated_performance"]["metrics"]["roc_auc"]
+        assert abs(est["value"] - ref["metrics"]["roc_auc"]) < 0.05 and est["lower"] < est["value"] < est["upper"]
+        assert not st["prediction_drift"]["drift"] and not st["estimated_performance"]["degraded"]
+        assert not [a for a in alerts if a["event"] == "performance_alert"]
+        # Covariate shift that squeezes x0 towards 0: the scores drift and the estimated AUC falls.
+        Xs = rng.normal(size=(1500, 3)) * np.array([0.15, 1.0, 1.0])
+        for i in range(1500):
+            assert _infer_id(conn, Xs[i:i + 1], f"s{i}") == 200
+        while srv.monitoring("m")["rows"] < 2500 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        st = srv.monitoring("m")
+        assert st["prediction_drift"]["drift"], st["prediction_drift"]
+        est = st["estimated_performance"]["metrics"]["roc_auc"]
+        ys = (rng.uniform(size=1500) < 1 / (1 + np.exp(-2.0 * Xs[:, 0]))).astype(int)
+        realised_shifted = fx.performance.realised("binary", pipe.predict_proba(Xs[1000:])[:, 1], ys[1000:])["roc_auc"]
+        assert est["value"] < ref["metrics"]["roc_auc"] * 0.95 and abs(est["value"] - realised_shifted) < 0.08
+        assert st["estimated_performance"]["degraded"]
+        while not [a for a in alerts if a["event"] == "performance_alert"] and time.time() < deadline:
+            time.sleep(0.05)
+        perf = [a for a in alerts if a["event"] == "performance_alert"]
+        assert perf and perf[0]["source"] == "estimated" and perf[0]["metric"] == "roc_auc"
+        text = srv.metrics()
+        assert 'ferrox_estimated_performance{model="m",version="1",metric="roc_auc"}' in text
+        assert 'ferrox_realised_performance{model="m",version="1",metric="logloss"}' in text
+        assert 'ferrox_prediction_drifted{model="m",version="1"} 1' in text
+        assert 'ferrox_performance_alerts_total{model="m",version="1"} 1' in text
+        conn.close()
+
+
+def test_regressor_loss_is_estimated_directly_and_out_of_range_values_are_counted(rng, tmp_path):
+    X = rng.normal(size=(4000, 2))
+    y = X[:, 0] + rng.normal(size=4000) * np.where(X[:, 1] > 1.0, 3.0, 0.3)
+    pipe = Pipeline([("s", fx.preprocessing.StandardScaler()), ("m", fx.GBDTRegressor(n_estimators=30, verbose=-1))])
+    pipe.fit(X[:2000], y[:2000]).fit_monitoring(X[2000:], y[2000:], loss_estimators=40)
+    ref = pipe.monitoring_reference_
+    assert ref["task"] == "regression" and ref["loss_models"] == ["mae", "mse"]
+    path = tmp_path / "r.frx"
+    pipe.save(path)
+    with fx.serving.Server({"m": path}, port=0, grpc_port=None, monitoring={"sample_rate": 1.0, "window": 500}) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1]), timeout=10)
+        # Traffic from the noisy region: the estimated MAE rises well above the reference MAE.
+        Xn = rng.normal(size=(500, 2))
+        Xn[:, 1] = np.abs(Xn[:, 1]) + 1.2
+        Xn[0, 0] = 50.0  # far outside the training range
+        assert _infer(conn, Xn) == 200
+        deadline = time.time() + 20
+        while srv.monitoring("m")["rows"] < 500 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        st = srv.monitoring("m")
+        est = st["estimated_performance"]["metrics"]["mae"]["value"]
+        yn = Xn[:, 0] + rng.normal(size=500) * 3.0
+        real = fx.performance.realised("regression", pipe.predict(Xn), yn)["mae"]
+        assert est > 2 * ref["metrics"]["mae"] and abs(est - real) < 0.35 * real, (est, real, ref)
+        text = srv.metrics()
+        for j, col in enumerate(pipe.schema_):
+            outside = int(((Xn[:, j] < col["min"]) | (Xn[:, j] > col["max"])).sum())
+            assert f'ferrox_feature_out_of_range_total{{model="m",version="1",feature="{col["name"]}"}} {outside}' in text
+            assert outside >= 1
+        assert 'ferrox_estimated_performance{model="m",version="1",metric="rmse"}' in text
+        conn.close()
+
+
+def test_performance_reference_errors_are_clear(rng):
+    X = rng.normal(size=(300, 2))
+    multi = Pipeline([("m", fx.GBDTClassifier(n_estimators=3, verbose=-1))]).fit(X, rng.integers(0, 3, 300))
+    with pytest.raises(fx.ParameterError, match="3 classes"):
+        multi.fit_monitoring(X, rng.integers(0, 3, 300))
+    binary = Pipeline([("m", fx.GBDTClassifier(n_estimators=3, verbose=-1))]).fit(X, rng.integers(0, 2, 300))
+    with pytest.raises(fx.DataError, match="not a class"):
+        binary.fit_monitoring(X, np.full(300, 7))
+    with pytest.raises(fx.ParameterError, match="performance_metric"):
+        fx.serving.Server({"m": binary}, port=0, grpc_port=None, monitoring={"performance_metric": "f1"}).start()
