@@ -15,13 +15,21 @@ The job, predicting arrival delay (minutes):
 5. load the champion back and batch-predict October-December; time single-row latency;
 6. compare October-December with a ``ReferenceProfile`` of the training months and write the HTML drift
    report;
-7. print a summary JSON: accuracy, training time, p50/p99 single-row latency, batch throughput, drifted
-   columns.
+7. the production loop, on the Rust model server on loopback: a deployable champion (Jan-Aug) is
+   served and monitored; January-August traffic is replayed, then October-December, with outcomes fed
+   back; the drift alert fires; the retraining loop trains on the recent window, gates the challenger
+   against the champion, scores it in shadow, ramps it as a canary and promotes it; a deliberately worse
+   challenger is then refused by the gate, and a biased one that slips past a lax gate is rolled back by
+   the canary's guardrail;
+8. print a summary JSON: accuracy, training time, p50/p99 single-row latency, batch throughput, drifted
+   columns, the loop's steps with their timings and the failed requests (0).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
 
 import numpy as np
@@ -201,7 +209,179 @@ def main() -> None:
             "drifted_columns": drifted,
         }
     )
+    # 7. the production loop on the server -------------------------------------------------------
+    summary["loop"] = production_loop(df, features, out)
     print(json.dumps(summary))
+
+
+class Replay:
+    """Sends rows of a frame to the server as Open Inference Protocol requests (JSON, columns by name)."""
+
+    def __init__(self, url: str, features: list[str]):
+        self.port = int(url.rsplit(":", 1)[1])
+        self.features = features
+        self.sent = self.failed = 0
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def body(self, frame: pd.DataFrame, rid: str, unit: str | None = None) -> bytes:
+        inputs = []
+        for c in self.features:
+            col = frame[c]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                inputs.append({"name": c, "shape": [len(frame)], "datatype": "BYTES", "data": col.astype(str).tolist()})
+            else:
+                inputs.append({"name": c, "shape": [len(frame)], "datatype": "FP64",
+                               "data": [None if v != v else v for v in col.to_numpy(np.float64).tolist()]})
+        req: dict[str, object] = {"id": rid, "inputs": inputs}
+        if unit is not None:
+            req["parameters"] = {"unit_id": unit}
+        return json.dumps(req).encode()
+
+    def send(self, frame: pd.DataFrame, rid: str, unit: str | None = None) -> int:
+        self.conn.request("POST", "/v2/models/flights/infer", self.body(frame, rid, unit), {"Content-Type": "application/json"})
+        r = self.conn.getresponse()
+        r.read()
+        self.sent += 1
+        self.failed += r.status != 200
+        return r.status
+
+
+class Background:
+    """Live traffic from a thread of its own while the loop works; one row a request, a unit per row."""
+
+    def __init__(self, url: str, features: list[str], frame: pd.DataFrame):
+        self.replay = Replay(url, features)
+        self.frame = frame.reset_index(drop=True)
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_flag.is_set():
+            j = i % len(self.frame)
+            self.replay.send(self.frame.iloc[j : j + 1], f"bg{i}", unit=f"passenger-{i % 400}")
+            i += 1
+
+    def stop(self) -> tuple[int, int]:
+        self.stop_flag.set()
+        self.thread.join(30)
+        return self.replay.sent, self.replay.failed
+
+
+def production_loop(df: pd.DataFrame, features: list[str], out) -> dict[str, object]:
+    """Serve, monitor, alert, retrain, gate, shadow, canary, promote; then refuse and roll back bad challengers."""
+    from ferrox.pipeline import Pipeline
+    from ferrox.retrain import Gate, MetricThreshold, Policy, RetrainLoop
+
+    t_loop = time.perf_counter()
+    month = df["month"].to_numpy()
+    frame = df[features]
+    y = df[LABEL].to_numpy(np.float64)
+    rng = np.random.default_rng(0)
+    jan_aug, sep, oct_dec = np.flatnonzero(month <= 8), np.flatnonzero(month == 9), np.flatnonzero(month >= 10)
+    params = {"n_estimators": 150, "num_leaves": 63, "learning_rate": 0.1, "verbose": -1}
+    t0 = time.perf_counter()
+    fit_rows = rng.choice(jan_aug, 60_000, replace=False)
+    champion = Pipeline([("model", fx.GBDTRegressor(**params))], reference_profile=True)
+    champion.fit(frame.iloc[fit_rows], y[fit_rows])
+    ref_rows = rng.choice(sep, 10_000, replace=False)
+    champion.fit_monitoring(frame.iloc[ref_rows], y[ref_rows], loss_estimators=60)
+    champion_path = out / "champion.frx"
+    champion.save(champion_path)
+    steps: dict[str, float] = {"champion_train_s": round(time.perf_counter() - t0, 2)}
+    print(f"[loop] champion: a deployable pipeline trained on Jan-Aug in {steps['champion_train_s']:.1f} s, "
+          f"reference MAE {champion.monitoring_reference_['metrics']['mae']:.2f} on September")
+
+    monitoring = {"sample_rate": 1.0, "window": 2000, "alert_after": 2, "performance_window": 200,
+                  "max_performance_drop": 0.2}
+    failed = 0
+    # The window the loop retrains on: every labelled flight up to mid-December, in time order (its last
+    # 10%, December, held out for the gate).
+    upto = np.concatenate([np.flatnonzero(month <= 9), oct_dec[: int(len(oct_dec) * 0.9)]])
+    recent = df.iloc[upto][features + [LABEL]].reset_index(drop=True)
+    with fx.serving.Server({"flights": champion_path}, port=0, grpc_port=None, monitoring=monitoring) as srv:
+        replay = Replay(srv.url, features)
+        loop = RetrainLoop(
+            "flights", srv, lambda: recent.copy(), LABEL, train=params, task="regression", champion=champion_path,
+            gate=Gate({"rmse": MetricThreshold(min_relative_change=0.0, greater_is_better=False)}),
+            policy=Policy(min_rows=2000, cooldown_seconds=0), state_dir=out / "loop", holdout=0.1, shadow_requests=200,
+            canary={"steps": [25, 100], "min_units": 60, "min_seconds": 1.0, "check_interval_ms": 20, "max_ks": 0.5},
+            timeout_seconds=120, validation={"missing_limit": 0.9}, log=lambda line: print(f"       {line}"))
+        # Replay traffic like the training months' (January-August rows in random order: stationary, no
+        # alert), then October-December in time order (the season turns: drift), 50 rows a request.
+        t0 = time.perf_counter()
+        for name, pool in (("Jan-Aug", jan_aug), ("Oct-Dec", oct_dec)):
+            rows = rng.choice(pool, 10_000, replace=False)
+            if name == "Oct-Dec":
+                rows = np.sort(rows)
+            for k in range(0, len(rows), 50):
+                chunk = rows[k : k + 50]
+                replay.send(frame.iloc[chunk], f"{name}-{k}")
+            # outcomes come back later: one label per request (its first row)
+            srv.feedback([{"id": f"{name}-{k}", "label": float(y[rows[k]])} for k in range(0, len(rows), 50)])
+            deadline = time.time() + 30
+            while srv.monitoring("flights")["rows"] < (10_000 if name == "Jan-Aug" else 20_000) and time.time() < deadline:
+                time.sleep(0.05)
+            st = srv.monitoring("flights")
+            print(f"[loop] replayed {name}: {st['windows']} windows, {st['alerts']} drift alerts, "
+                  f"drifted {st['last_window']['drifted_columns'] if st['last_window'] else []}, "
+                  f"estimated MAE {st.get('estimated_performance', {}).get('metrics', {}).get('mae', {}).get('value', float('nan')):.2f}")
+            if name == "Jan-Aug":
+                steps["stationary_alerts"] = st["alerts"]
+                decision = loop.step()["decision"]
+                print(f"[loop] decision after Jan-Aug: {decision['reason']} ({decision['detail']})")
+        steps["replay_s"] = round(time.perf_counter() - t0, 2)
+        alert = srv.monitoring("flights")["recent_alerts"][-1]
+        print(f"[loop] alert: {alert['event']} on window {alert.get('window')}, columns {alert.get('drifted_columns')}")
+
+        # Retrain on the recent window, with live October-December traffic flowing throughout.
+        live = Background(srv.url, features, frame.iloc[oct_dec[-5000:]])
+        t0 = time.perf_counter()
+        result = loop.step()
+        sent, bad = live.stop()
+        failed += replay.failed + bad
+        steps["alert_to_promoted_s"] = round(result.get("alert_to_outcome_seconds") or float("nan"), 2)
+        steps["decision_to_promoted_s"] = round(time.perf_counter() - t0, 2)
+        print(f"[loop] run {result['run']}: {result['reason']} -> {result['outcome']} in {steps['decision_to_promoted_s']:.1f} s "
+              f"(alert to promoted {steps['alert_to_promoted_s']:.1f} s); {sent} live requests meanwhile, {bad} failed")
+        for step, rec in result["steps"].items():
+            print(f"       {step:<9} {rec['seconds']:.2f} s")
+        steps["promoted_version"] = srv.models()["flights"]["serving"]
+        steps["run_steps_s"] = {k: round(v["seconds"], 2) for k, v in result["steps"].items()}
+
+        # A deliberately worse challenger (trained on shuffled labels) is refused by the gate.
+        def worse(X: pd.DataFrame, yy: np.ndarray) -> Pipeline:
+            return Pipeline([("model", fx.GBDTRegressor(**params))], reference_profile=True).fit(X, rng.permutation(yy))
+
+        loop.train_fn = worse
+        refused = loop.run()
+        print(f"[loop] worse challenger: {refused['outcome']} ({refused['why']}); serving stays v{srv.models()['flights']['serving']}")
+        steps["worse_challenger"] = refused["outcome"]
+
+        # A biased challenger (+25 minutes on every flight) that a lax gate lets through: the canary's
+        # guardrail on the prediction distribution (KS) rolls it back.
+        def biased(X: pd.DataFrame, yy: np.ndarray) -> Pipeline:
+            return Pipeline([("model", fx.GBDTRegressor(**params))], reference_profile=True).fit(X, yy + 25.0)
+
+        loop.train_fn = biased
+        loop.gate = Gate({"rmse": MetricThreshold(threshold=1e9, greater_is_better=False)})
+        loop.shadow_max_ks = 1.0
+        loop.canary = {"steps": [25, 100], "min_units": 60, "min_seconds": 5.0, "check_interval_ms": 20, "max_ks": 0.2}
+        live = Background(srv.url, features, frame.iloc[oct_dec[-5000:]])
+        rolled = loop.run()
+        sent, bad = live.stop()
+        failed += bad
+        canary = rolled["steps"].get("canary", {})
+        st_t = canary.get("seconds", float("nan"))
+        steps["biased_challenger"] = rolled["outcome"]
+        steps["canary_to_rollback_s"] = round(st_t, 2)
+        print(f"[loop] biased challenger: {rolled['outcome']} ({rolled['why']}) {st_t:.2f} s after its canary started; "
+              f"{sent} live requests meanwhile, {bad} failed; serving v{srv.models()['flights']['serving']}")
+    steps["failed_requests"] = failed
+    steps["loop_s"] = round(time.perf_counter() - t_loop, 1)
+    print(f"[loop] production loop done in {steps['loop_s']:.1f} s, {failed} failed requests")
+    return steps
 
 
 if __name__ == "__main__":

@@ -365,6 +365,8 @@ class RetrainLoop:
       abandoned when the shadow KS distance exceeds ``shadow_max_ks`` or it errors. ``canary``: the
       canary settings (``steps``, ``min_units``, ``min_seconds``, guardrails; see
       :meth:`ferrox.serving.Server.start_experiment`). ``timeout_seconds`` bounds the shadow and the canary.
+    - ``validation``: keyword arguments of :func:`ferrox.validation.check_training_data` (e.g.
+      ``missing_limit``); training data with an error-level finding ends the run (``abandoned``).
     - ``state_dir`` holds ``state.json`` (the loop's state and the current run), each run's files, and
       ``audit.jsonl``.
 
@@ -378,7 +380,7 @@ class RetrainLoop:
                  state_dir: str | os.PathLike[str], holdout: float = 0.2, registry: str | None = None,
                  shadow_requests: int = 200, shadow_max_ks: float = 0.5, canary: dict[str, Any] | None = None,
                  timeout_seconds: float = 600.0, token: str | None = None, dry_run: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 validation: dict[str, Any] | None = None, log: Callable[[str], None] | None = None):
         if task not in ("binary", "regression"):
             raise ParameterError(f"task must be 'binary' or 'regression', got {task!r}")
         if not 0.0 < float(holdout) < 1.0:
@@ -393,6 +395,7 @@ class RetrainLoop:
         self.shadow_requests, self.shadow_max_ks = int(shadow_requests), float(shadow_max_ks)
         self.canary = dict(canary or {"steps": [10, 50, 100], "min_units": 100, "min_seconds": 5})
         self.timeout_seconds, self.dry_run = float(timeout_seconds), bool(dry_run)
+        self.validation = dict(validation or {})
         self.log = log or (lambda line: None)
         self.state_dir = os.fspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
@@ -540,7 +543,7 @@ class RetrainLoop:
 
         Xtr, ytr, _, _ = self._frames(run)
         frame = Xtr.assign(**{self.target: ytr})
-        report = validation.check_training_data(frame, target=self.target)
+        report = validation.check_training_data(frame, target=self.target, **self.validation)
         checks = sorted({str(i.get("check")) for i in report.issues})
         if not report.ok:
             self._finish(run, "abandoned", "the training data failed validation: " + ", ".join(checks))

@@ -420,6 +420,27 @@ impl ServerState {
     /// rollback), else from the model repository.
     /// With `rollback` (and no path), serves the loaded version `version`, or the one before the serving one.
     pub fn load(&self, model: &str, path: Option<&str>, version: Option<String>, rollback: bool) -> std::result::Result<Loaded, ServeError> {
+        let loaded = self.load_version(model, path, version, rollback)?;
+        self.prepare_monitors(model);
+        Ok(loaded)
+    }
+
+    /// Starts the monitors of a model's loaded versions now, off the request path (a monitor copies
+    /// the reference profile, which can take milliseconds).
+    pub fn prepare_monitors(&self, model: &str) {
+        if self.config.monitoring.is_none() {
+            return;
+        }
+        if let Some(e) = self.store.entry(model) {
+            for label in e.version_labels() {
+                if let Ok(v) = self.store.version(model, Some(&label)) {
+                    self.monitor_for(&v);
+                }
+            }
+        }
+    }
+
+    fn load_version(&self, model: &str, path: Option<&str>, version: Option<String>, rollback: bool) -> std::result::Result<Loaded, ServeError> {
         match (path, &version) {
             (Some(p), _) => self.store.load(model, Source::Path(p.into()), version, None),
             (None, _) if rollback => self.store.activate(model, version.as_deref()),
@@ -557,6 +578,9 @@ impl Server {
                 })
                 .map_err(|e| Error::io("cannot start the metrics thread", e))?;
         }
+        for e in state.store.entries() {
+            state.prepare_monitors(&e.name);
+        }
         state.ready.store(true, Ordering::Release);
         Ok(Server { runtime: Some(runtime), state, shutdown, tasks, http_addr, grpc_addr })
     }
@@ -569,7 +593,9 @@ impl Server {
     /// Loads or swaps a model version from a file (verified; refused artifacts change nothing).
     pub fn load(&self, model: &str, path: &std::path::Path, version: Option<String>) -> std::result::Result<Loaded, ServeError> {
         let _rt = self.runtime.as_ref().map(|r| r.enter());
-        self.state.store.load(model, Source::Path(path.to_owned()), version, None)
+        let loaded = self.state.store.load(model, Source::Path(path.to_owned()), version, None)?;
+        self.state.prepare_monitors(model);
+        Ok(loaded)
     }
 
     /// A function that blocks until SIGINT or SIGTERM arrives or [`Server::stop`] is called; it holds

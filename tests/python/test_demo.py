@@ -17,3 +17,11 @@ def test_demo_runs_end_to_end():
     assert summary["single_row_p50_us"] > 0 and summary["batch_rows_per_s"] > 0
     assert isinstance(summary["drifted_columns"], list)
     assert (ROOT / "examples" / "output" / "drift_report.html").stat().st_size > 1_000
+    loop = summary["loop"]
+    # The production loop: quiet on stationary traffic, promoted after the drift alert, a worse challenger
+    # refused by the gate, a biased one rolled back by the canary, and not one failed request.
+    assert loop["stationary_alerts"] == 0
+    assert loop["promoted_version"] == "2" and loop["alert_to_promoted_s"] > 0
+    assert list(loop["run_steps_s"]) == ["gather", "validate", "train", "gate", "register", "shadow", "canary", "promote"]
+    assert loop["worse_challenger"] == "refused" and loop["biased_challenger"] == "rolled_back"
+    assert loop["failed_requests"] == 0

@@ -235,7 +235,7 @@ def test_feedback_joins_by_id_and_unit_and_refuses_bad_items(rng, tmp_path):
             sums[served[i]].append(value)
             items.append({"id": f"req-{i}", "metrics": {"revenue": value}} if i % 2 else {"unit": f"user-{i}", "metrics": {"revenue": value}})
         status, r = c.post("/v2/feedback", {"experiment": "ab", "feedback": items})
-        assert status == 200 and r == {"accepted": 60, "unmatched": 0, "errors": []}
+        assert status == 200 and r == {"accepted": 60, "unmatched": 0, "errors": [], "monitored": 0}
         st = srv.experiment("ab")
         for v in st["variants"]:
             o = v["outcomes"]["revenue"]
