@@ -650,7 +650,8 @@ class Gate:
     """Decides whether a challenger may replace the champion: metric rules overall and per slice, and an
     infrastructure check of the challenger's artifact.
 
-    ``thresholds`` maps metric names of :func:`evaluate_metrics` to :class:`MetricThreshold` (a rule
+    ``thresholds`` maps metric names of :func:`evaluate_metrics` to :class:`MetricThreshold` (or to dicts
+    of its fields, read with :meth:`MetricThreshold.from_dict`; a rule
     whose direction contradicts the metric's, e.g. ``greater_is_better=True`` for logloss, raises
     :class:`ferrox.ParameterError`). :meth:`evaluate` checks, on the holdout ``X, y``:
 
