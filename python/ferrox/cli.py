@@ -2,7 +2,8 @@
 
 Steps: ``validate``, ``train``, ``evaluate``, ``gate``, ``register``, ``promote``, ``drift`` (files in, files
 out: Parquet, Arrow or CSV data, ``.frx`` artifacts, JSON reports), so that each is a DVC stage or a Kubeflow
-container component as it is; and ``serve`` and ``rollback`` for the model server. Each step prints one
+container component as it is; ``serve`` and ``rollback`` for the model server; and ``retrain``, the
+monitoring-driven retraining loop against a running server. Each step prints one
 JSON line on stdout summing up what it did.
 
 Exit codes:
@@ -12,7 +13,8 @@ Exit codes:
 - 2: bad arguments (a usage error, a missing or malformed configuration such as ``--thresholds``, or a
   parameter ferrox refuses);
 - 3: the check ran and said no: validation found errors, the gate refused the challenger, drift was
-  found (``--exit-zero`` reports it and exits 0 instead).
+  found (``--exit-zero`` reports it and exits 0 instead); for ``retrain``, a run ended without a promotion
+  (refused, rolled back or abandoned).
 
 >>> from ferrox.cli import build_parser
 >>> args = build_parser().parse_args(["serve", "--model", "flights=model.frx", "--http-port", "0"])
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--audit", metavar="FILE", help="append an audit entry (JSON line) to FILE")
     r.add_argument("--reason", default="", help="why, for the audit entry")
     _add_steps(sub)
+    _add_retrain(sub)
     return p
 
 
@@ -842,6 +845,52 @@ def _process_age() -> float | None:
         return None
 
 
+def _add_retrain(sub: Any) -> None:
+    r = sub.add_parser(
+        "retrain", help="watch a served model and retrain, gate, canary and promote it when its monitoring says so",
+        description="The retraining loop (ferrox.retrain.RetrainLoop) from a TOML configuration: each turn reads the "
+        "server's monitoring of the model, decides (drift or performance alert, schedule, new labels; cooldown, "
+        "evidence guard) and runs a retraining: gather, validate, train, gate, register, shadow, canary, promote. "
+        "The state lives in state_dir, so a killed loop resumes its run. Prints one JSON line per turn.\n\n"
+        + EXIT_CODES + "\n  (retrain: 3 when a run ended refused, rolled back or abandoned)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--config", required=True, metavar="FILE", help="the loop's TOML configuration")
+    r.add_argument("--once", action="store_true", help="one turn, then exit (default: loop every --interval seconds)")
+    r.add_argument("--interval", type=float, default=60.0, help="seconds between turns (default 60)")
+    r.add_argument("--max-turns", type=int, default=None, help="stop after this many turns")
+    r.add_argument("--force", action="store_true", help="run a retraining now, whatever the policy says")
+    r.add_argument("--dry-run", action="store_true", help="say what would be done and do nothing")
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    import time
+    import tomllib
+
+    from .retrain import RetrainLoop
+
+    try:
+        with open(args.config, "rb") as f:
+            config = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        print(f"ferrox retrain: --config {args.config}: {e}", file=sys.stderr)
+        return 2
+    try:
+        loop = RetrainLoop.from_config(config, dry_run=args.dry_run, log=lambda line: print(line, file=sys.stderr))
+    except ParameterError as e:
+        print(f"ferrox retrain: {e}", file=sys.stderr)
+        return 2
+    code, turns = 0, 0
+    while True:
+        out = loop.step(force=args.force and turns == 0)
+        print(json.dumps(out, default=str), flush=True)
+        if out.get("outcome") not in (None, "promoted"):
+            code = REFUSED
+        turns += 1
+        if args.once or args.dry_run or (args.max_turns is not None and turns >= args.max_turns):
+            return code
+        time.sleep(max(0.0, args.interval))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a subcommand; returns the exit code (0 done, 1 failed, 2 bad arguments, 3 the check said no)."""
     try:
@@ -855,6 +904,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "rollback":
             return _rollback(args)
+        if args.command == "retrain":
+            return _retrain(args)
     except (FerroxError, OSError, ValueError) as e:
         print(f"ferrox {args.command}: {e}", file=sys.stderr)
         return 1

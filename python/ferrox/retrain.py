@@ -407,6 +407,47 @@ class RetrainLoop:
             self.state = {"name": name, "champion": {"path": os.path.abspath(os.fspath(champion)), "version": str(champion_version)},
                           "last_run_at": None, "alerts_handled": [], "labels_at_last_run": 0, "current": None, "history": []}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, dry_run: bool = False,
+                    log: Callable[[str], None] | None = None) -> RetrainLoop:
+        """A loop from a configuration (what ``ferrox retrain --config loop.toml`` reads): ``name``,
+        ``server``, ``champion``, ``champion_version``, ``data`` (a Parquet/CSV path), ``target``, ``task``,
+        ``state_dir``, ``holdout``, ``registry``, ``shadow_requests``, ``shadow_max_ks``,
+        ``timeout_seconds``, ``auth_token_env``; tables ``params`` (GBDT parameters), ``gate``
+        (``thresholds`` = {metric: MetricThreshold fields}, ``slices``, ``min_slice_rows``,
+        ``max_latency_ms``), ``policy`` (:class:`Policy` arguments), ``canary`` and ``validation``.
+
+        >>> loop = RetrainLoop.from_config({"name": "m", "server": "http://127.0.0.1:1", "champion": "m.frx",
+        ...     "data": "recent.parquet", "target": "y", "state_dir": __import__("tempfile").mkdtemp(),
+        ...     "gate": {"thresholds": {"auc": {"threshold": 0.7}}}, "policy": {"cooldown_seconds": 60}})
+        >>> loop.policy.cooldown_seconds, sorted(loop.gate.thresholds)
+        (60.0, ['auc'])
+        """
+        c = dict(config)
+        known = {"name", "server", "champion", "champion_version", "data", "target", "task", "state_dir", "holdout",
+                 "registry", "shadow_requests", "shadow_max_ks", "timeout_seconds", "auth_token_env", "params", "gate",
+                 "policy", "canary", "validation"}
+        unknown = sorted(set(c) - known)
+        if unknown:
+            raise ParameterError(f"retrain configuration: unknown keys {unknown} (known: {sorted(known)})")
+        missing = [k for k in ("name", "server", "champion", "data", "target", "state_dir", "gate") if k not in c]
+        if missing:
+            raise ParameterError(f"retrain configuration: missing {missing}")
+        g = dict(c["gate"])
+        gate = Gate({k: MetricThreshold.from_dict(v, metric=k) for k, v in dict(g.pop("thresholds", {})).items()}, **g)
+        token = None
+        if c.get("auth_token_env"):
+            token = os.environ.get(c["auth_token_env"])
+            if token is None:
+                raise ParameterError(f"the environment variable {c['auth_token_env']} is not set")
+        return cls(c["name"], c["server"], c["data"], c["target"], train=dict(c.get("params", {})),
+                   task=c.get("task", "binary"), champion=c["champion"], champion_version=str(c.get("champion_version", "1")),
+                   gate=gate, policy=Policy(**dict(c.get("policy", {}))), state_dir=c["state_dir"],
+                   holdout=float(c.get("holdout", 0.2)), registry=c.get("registry"),
+                   shadow_requests=int(c.get("shadow_requests", 200)), shadow_max_ks=float(c.get("shadow_max_ks", 0.5)),
+                   canary=c.get("canary"), timeout_seconds=float(c.get("timeout_seconds", 600.0)), token=token,
+                   dry_run=dry_run, validation=c.get("validation"), log=log)
+
     # -- plumbing --
     def _save(self) -> None:
         if not self.dry_run:

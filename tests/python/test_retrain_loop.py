@@ -171,3 +171,49 @@ def test_policy_reason_codes():
     assert p.decide({"rows": 500, "outcomes_joined": 80}, {"last_run_at": 1500.0, "labels_at_last_run": 20}, now=2000).reason == "new_labels"
     with pytest.raises(fx.ParameterError):
         Policy(cooldown_seconds=-1)
+
+
+def test_ferrox_retrain_command_runs_the_loop_from_a_toml_file(rng, tmp_path, setup, capsys):
+    from ferrox.cli import main
+
+    X, y = _frame(rng, 3000, (2.0, 0.5))
+    X.assign(y=y).to_parquet(tmp_path / "recent.parquet")
+    with fx.serving.Server({"m": setup}, port=0, grpc_port=None, monitoring=True) as srv:
+        cfg = tmp_path / "loop.toml"
+        cfg.write_text(f"""
+name = "m"
+server = "{srv.url}"
+champion = "{setup}"
+data = "{tmp_path / 'recent.parquet'}"
+target = "y"
+state_dir = "{tmp_path / 'state'}"
+shadow_requests = 30
+[params]
+n_estimators = 20
+[gate.thresholds.auc]
+threshold = 0.7
+[policy]
+min_rows = 0
+cooldown_seconds = 0
+[canary]
+steps = [50, 100]
+min_units = 10
+min_seconds = 0.1
+check_interval_ms = 20
+""")
+        assert main(["retrain", "--config", str(cfg), "--dry-run", "--force"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["dry_run"] and out["decision"]["reason"] == "forced" and not (tmp_path / "state" / "state.json").exists()
+        traffic = _Traffic(srv.url, rng)
+        code = main(["retrain", "--config", str(cfg), "--once", "--force"])
+        traffic.stop()
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0 and out["outcome"] == "promoted", out
+        assert srv.models()["m"]["serving"] == "2" and traffic.failed == 0
+        # The gate now asks too much: the run is refused and the command says so with exit code 3.
+        cfg.write_text(cfg.read_text().replace("threshold = 0.7", "threshold = 0.999"))
+        assert main(["retrain", "--config", str(cfg), "--once", "--force"]) == 3
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["outcome"] == "refused"
+        cfg.write_text("surprise = 1\n" + cfg.read_text())
+        assert main(["retrain", "--config", str(cfg), "--once"]) == 2
+        assert "unknown keys ['surprise']" in capsys.readouterr().err
