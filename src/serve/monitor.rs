@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use super::log::{now_ts, Log};
 use super::metrics::Metrics;
 use super::store::execute;
-use super::tensor::{Data, ModelInput};
+use super::tensor::{concat, Data, ModelInput};
 use crate::data::frame::{DenseMatrix, Frame};
 use crate::drift::monitor::{DriftMonitor, MonitorConfig, WindowFinding};
 use crate::drift::performance;
@@ -161,6 +161,9 @@ struct Shared {
     state: Mutex<Value>,
     alerts: Mutex<VecDeque<Value>>,
 }
+
+/// Sampled requests monitored in one go at most.
+const MAX_BATCH: usize = 256;
 
 /// What the request path hands to a monitor thread.
 enum Msg {
@@ -516,9 +519,49 @@ impl Worker {
         let mut out_counts = vec![0u64; self.ranges.len()];
         let mut realised_windows = 0u64;
         let mut last_error: Option<String> = None;
-        for msg in rx {
-            let (id, input) = match msg {
-                Msg::Rows { id, input } => (id, input),
+        // Sampled requests that queued up are monitored together: one drift update and one scoring
+        // call for the lot, so the thread keeps up with more traffic on less CPU.
+        let mut queue: VecDeque<Msg> = VecDeque::new();
+        loop {
+            if queue.is_empty() {
+                match rx.recv() {
+                    Ok(m) => queue.push_back(m),
+                    Err(_) => break,
+                }
+                while queue.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => queue.push_back(m),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let Some(msg) = queue.pop_front() else { continue };
+            let (ids, input) = match msg {
+                Msg::Rows { id, input } => {
+                    let mut ids = vec![(id, input.rows())];
+                    let mut parts = vec![input];
+                    while let Some(Msg::Rows { input: next, .. }) = queue.front() {
+                        if !parts[0].same_layout(next) {
+                            break;
+                        }
+                        if let Some(Msg::Rows { id, input }) = queue.pop_front() {
+                            ids.push((id, input.rows()));
+                            parts.push(input);
+                        }
+                    }
+                    let input = if parts.len() == 1 {
+                        parts.pop().expect("one part")
+                    } else {
+                        match concat(parts) {
+                            Some(all) => all,
+                            None => {
+                                self.error(&mut last_error, "monitoring: sampled requests of one layout did not concatenate".into());
+                                continue;
+                            }
+                        }
+                    };
+                    (ids, input)
+                }
                 Msg::Outcomes(items) => {
                     for &(id, value) in items.iter() {
                         let Some(score) = waiting.remove(&id) else {
@@ -579,14 +622,18 @@ impl Worker {
             if let Some(r) = &reference {
                 match scores(&self.deployable, &input, binary) {
                     Ok(s) => {
-                        if let Some(&first) = s.first() {
-                            if waiting.insert(id, first).is_none() {
-                                order.push_back(id);
-                            }
-                            while order.len() > self.cfg.outcome_capacity {
-                                if let Some(old) = order.pop_front() {
-                                    waiting.remove(&old);
+                        let mut at = 0;
+                        for &(id, rows) in &ids {
+                            if let Some(&first) = s.get(at) {
+                                if waiting.insert(id, first).is_none() {
+                                    order.push_back(id);
                                 }
+                            }
+                            at += rows;
+                        }
+                        while order.len() > self.cfg.outcome_capacity {
+                            if let Some(old) = order.pop_front() {
+                                waiting.remove(&old);
                             }
                         }
                         for (metric, lm) in &loss_models {
