@@ -364,13 +364,20 @@ impl Monitor {
         if !self.performance {
             return false;
         }
-        match self.tx.try_send(Msg::Outcomes(items.clone())) {
-            Ok(()) => true,
-            Err(_) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                false
+        // Outcomes are not on the request path and are few: wait a little for room rather than lose them.
+        let mut msg = Msg::Outcomes(items.clone());
+        for _ in 0..200 {
+            match self.tx.try_send(msg) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(m)) => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(TrySendError::Disconnected(_)) => break,
             }
         }
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// Counters, the last window and the recent alerts, as JSON.

@@ -20,22 +20,28 @@ _NAME = re.compile(r"\b(ferrox_[a-z_]+)")
 
 def _exported(rng, tmp_path):
     X = rng.normal(size=(3000, 3))
-    pipe = Pipeline([("m", fxl.Ridge())], reference_profile=True).fit(X, X[:, 0])
+    y = (X[:, 0] > 0).astype(int)
+    pipe = Pipeline([("m", fx.GBDTClassifier(n_estimators=5, verbose=-1))], reference_profile=True).fit(X[:2000], y[:2000])
+    pipe.fit_monitoring(X[2000:], y[2000:])  # performance series too
     pipe.save(tmp_path / "a.frx")
-    pipe.save(tmp_path / "b.frx")
+    Pipeline([("m", fxl.Ridge())], reference_profile=True).fit(X, X[:, 0]).save(tmp_path / "b.frx")
     with fx.serving.Server({"a": tmp_path / "a.frx", "b": tmp_path / "b.frx"}, port=0, grpc_port=None,
-                           monitoring={"sample_rate": 1, "window": 50}) as srv:
+                           monitoring={"sample_rate": 1, "window": 50, "performance_window": 2}) as srv:
         srv.start_experiment("c", "ep", {"champion": "a", "challenger": "b"}, kind="canary")
         srv.start_experiment("s", "sh", {"a": "a"}, shadows=["b"])
         body = {"inputs": [{"name": "x", "shape": [60, 3], "datatype": "FP64", "data": X[:60].tolist()}]}
         for model in ("a", "ep", "sh"):
             req = urllib.request.Request(f"{srv.url}/v2/models/{model}/infer", json.dumps(body).encode())
             urllib.request.urlopen(req).read()
+        for i in range(3):
+            one = {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": X[i:i + 1].tolist()}]}
+            urllib.request.urlopen(urllib.request.Request(f"{srv.url}/v2/models/a/infer", json.dumps(one).encode())).read()
+        srv.feedback([{"id": f"r{i}", "label": int(y[i])} for i in range(3)])
         srv.feedback([{"unit": "u", "experiment": "c", "reward": 1}])
         import time
 
         deadline = time.time() + 10
-        while srv.monitoring("a")["windows"] < 1 and time.time() < deadline:
+        while (srv.monitoring("a")["windows"] < 1 or "realised_performance" not in srv.monitoring("a")) and time.time() < deadline:
             time.sleep(0.05)
         text = srv.metrics()
     names = set()
