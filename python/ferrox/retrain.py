@@ -365,6 +365,9 @@ class RetrainLoop:
       abandoned when the shadow KS distance exceeds ``shadow_max_ks`` or it errors. ``canary``: the
       canary settings (``steps``, ``min_units``, ``min_seconds``, guardrails; see
       :meth:`ferrox.serving.Server.start_experiment`). ``timeout_seconds`` bounds the shadow and the canary.
+    - ``tune``: re-tune the GBDT parameters at each run with an Optuna budget (``n_trials``, ``timeout``
+      seconds, ``early_stopping_rounds``) on one binned Dataset (:func:`ferrox.optuna.tune`; the last 20 %
+      of the training window validates), then train the chosen parameters at the best round.
     - ``validation``: keyword arguments of :func:`ferrox.validation.check_training_data` (e.g.
       ``missing_limit``); training data with an error-level finding ends the run (``abandoned``).
     - ``state_dir`` holds ``state.json`` (the loop's state and the current run), each run's files, and
@@ -380,7 +383,8 @@ class RetrainLoop:
                  state_dir: str | os.PathLike[str], holdout: float = 0.2, registry: str | None = None,
                  shadow_requests: int = 200, shadow_max_ks: float = 0.5, canary: dict[str, Any] | None = None,
                  timeout_seconds: float = 600.0, token: str | None = None, dry_run: bool = False,
-                 validation: dict[str, Any] | None = None, log: Callable[[str], None] | None = None):
+                 validation: dict[str, Any] | None = None, tune: dict[str, Any] | None = None,
+                 log: Callable[[str], None] | None = None):
         if task not in ("binary", "regression"):
             raise ParameterError(f"task must be 'binary' or 'regression', got {task!r}")
         if not 0.0 < float(holdout) < 1.0:
@@ -396,6 +400,9 @@ class RetrainLoop:
         self.canary = dict(canary or {"steps": [10, 50, 100], "min_units": 100, "min_seconds": 5})
         self.timeout_seconds, self.dry_run = float(timeout_seconds), bool(dry_run)
         self.validation = dict(validation or {})
+        self.tune = None if tune is None else dict(tune)
+        if self.tune is not None and (callable(train) or not set(self.tune) <= {"n_trials", "timeout", "early_stopping_rounds"}):
+            raise ParameterError("tune takes n_trials, timeout and early_stopping_rounds, with train as a dict of parameters")
         self.log = log or (lambda line: None)
         self.state_dir = os.fspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
@@ -413,7 +420,7 @@ class RetrainLoop:
         """A loop from a configuration (what ``ferrox retrain --config loop.toml`` reads): ``name``,
         ``server``, ``champion``, ``champion_version``, ``data`` (a Parquet/CSV path), ``target``, ``task``,
         ``state_dir``, ``holdout``, ``registry``, ``shadow_requests``, ``shadow_max_ks``,
-        ``timeout_seconds``, ``auth_token_env``; tables ``params`` (GBDT parameters), ``gate``
+        ``timeout_seconds``, ``auth_token_env``; tables ``params`` (GBDT parameters), ``tune``, ``gate``
         (``thresholds`` = {metric: MetricThreshold fields}, ``slices``, ``min_slice_rows``,
         ``max_latency_ms``), ``policy`` (:class:`Policy` arguments), ``canary`` and ``validation``.
 
@@ -426,7 +433,7 @@ class RetrainLoop:
         c = dict(config)
         known = {"name", "server", "champion", "champion_version", "data", "target", "task", "state_dir", "holdout",
                  "registry", "shadow_requests", "shadow_max_ks", "timeout_seconds", "auth_token_env", "params", "gate",
-                 "policy", "canary", "validation"}
+                 "policy", "canary", "validation", "tune"}
         unknown = sorted(set(c) - known)
         if unknown:
             raise ParameterError(f"retrain configuration: unknown keys {unknown} (known: {sorted(known)})")
@@ -446,7 +453,7 @@ class RetrainLoop:
                    holdout=float(c.get("holdout", 0.2)), registry=c.get("registry"),
                    shadow_requests=int(c.get("shadow_requests", 200)), shadow_max_ks=float(c.get("shadow_max_ks", 0.5)),
                    canary=c.get("canary"), timeout_seconds=float(c.get("timeout_seconds", 600.0)), token=token,
-                   dry_run=dry_run, validation=c.get("validation"), log=log)
+                   dry_run=dry_run, validation=c.get("validation"), tune=c.get("tune"), log=log)
 
     # -- plumbing --
     def _save(self) -> None:
@@ -595,17 +602,48 @@ class RetrainLoop:
         from .sklearn import GBDTClassifier, GBDTRegressor
 
         Xtr, ytr, Xho, yho = self._frames(run)
+        tuned: dict[str, Any] = {}
         if callable(self.train_fn):
             pipe = self.train_fn(Xtr, ytr)
         else:
             params = dict(self.train_fn or {})
             params.setdefault("verbose", -1)
+            if self.tune is not None:
+                tuned = self._tuned(params, Xtr, ytr)
+                params = {**params, **tuned}
             est = GBDTClassifier(**params) if self.task == "binary" else GBDTRegressor(**params)
             pipe = Pipeline([("model", est)], reference_profile=True).fit(Xtr, ytr)
         pipe.fit_monitoring(Xho, yho)
         path = os.path.join(run["dir"], "challenger.frx")
         pipe.save(path)
-        return {"artifact": path}
+        return {"artifact": path, **({"tuned": tuned} if tuned else {})}
+
+    def _tuned(self, params: dict[str, Any], X: Any, y: Any) -> dict[str, Any]:
+        """Parameters found by a stepwise Optuna search on one binned Dataset, and the best round."""
+        from .dataset import Dataset
+        from .optuna import tune
+
+        assert self.tune is not None
+        n_valid = max(1, int(len(X) * 0.2))
+        train = Dataset(X.iloc[:-n_valid], label=y[:-n_valid])
+        valid = Dataset(X.iloc[-n_valid:], label=y[-n_valid:], reference=train)
+        base = {"objective": "binary" if self.task == "binary" else "regression", "verbosity": -1}
+        for k in ("num_leaves", "learning_rate", "max_depth", "min_child_samples"):
+            if k in params:
+                base[k] = params[k]
+        import optuna
+
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # a loop's log is its steps, not every trial
+        try:
+            res = tune(base, train, valid, n_trials=self.tune.get("n_trials", 20), timeout=self.tune.get("timeout"),
+                       num_boost_round=int(params.get("n_estimators", 300)),
+                       early_stopping_rounds=int(self.tune.get("early_stopping_rounds", 20)))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        found = {k: v for k, v in res.params.items() if k not in ("objective", "verbosity", "metric") and k not in params}
+        found["n_estimators"] = max(1, int(res.booster.best_iteration or params.get("n_estimators", 100)))
+        return found
 
     def _gate(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
         _, _, Xho, yho = self._frames(run)

@@ -217,3 +217,34 @@ check_interval_ms = 20
         cfg.write_text("surprise = 1\n" + cfg.read_text())
         assert main(["retrain", "--config", str(cfg), "--once"]) == 2
         assert "unknown keys ['surprise']" in capsys.readouterr().err
+
+
+def test_the_registry_follows_the_loop_and_tuning_retunes_each_run(rng, tmp_path, setup):
+    import mlflow
+    from mlflow import MlflowClient
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        with mlflow.start_run():
+            fx.mlflow.log_model(Pipeline.load(setup), name="model", registered_model_name="m")
+        fx.mlflow.promote("m", 1)
+        X, y = _frame(rng, 3000, (2.0, 0.5))
+        data = X.assign(y=y)
+        with fx.serving.Server({"m": setup}, port=0, grpc_port=None, monitoring=True) as srv:
+            loop = _loop(srv, setup, tmp_path, lambda: data, registry="m", tune={"n_trials": 4, "early_stopping_rounds": 5})
+            traffic = _Traffic(srv.url, rng)
+            out = loop.run()
+            traffic.stop()
+            assert out["outcome"] == "promoted", out
+            tuned = out["steps"]["train"]["tuned"]
+            assert 1 <= tuned["n_estimators"] <= 30 and len(tuned) >= 2, tuned
+            client = MlflowClient()
+            mv = client.get_model_version_by_alias("m", "champion")
+            assert str(mv.version) == "2" and mv.tags["ferrox.run"] == out["run"] and mv.tags["ferrox.reason"] == "forced"
+            assert srv.models()["m"]["serving"] == "2" and traffic.failed == 0
+            # the registered artifact is the one now served
+            served = Pipeline.load(out["steps"]["train"]["artifact"])
+            assert np.array_equal(fx.mlflow.load_model("models:/m@champion").predict(X[:50]), served.predict(X[:50]))
+    finally:
+        mlflow.set_tracking_uri(before)
