@@ -121,7 +121,7 @@ class Server:
     and a rollback tags the challenger's version ``ferrox.canary=rolled_back`` with the reason.
 
     ``monitoring`` (True, or a dict of the ``[monitoring]`` settings: ``sample_rate`` 0.1, ``window`` 10 000
-    rows, ``alert_after`` 3, ``cooldown``, ``alpha``, ``min_effect``, ``min_drifted_columns`` 1, ``queue``,
+    rows or ``window_seconds`` (tumbling windows by time), ``alert_after`` 3, ``cooldown``, ``alpha``, ``min_effect``, ``min_drifted_columns`` 1, ``queue``,
     ``webhook``, ``performance_window`` 1000, ``performance_metric``, ``max_performance_drop`` 0.05,
     ``outcome_capacity`` 100 000)
     compares sampled served rows with the reference profile each artifact carries

@@ -27,8 +27,8 @@ use super::log::{now_ts, Log};
 use super::metrics::Metrics;
 use super::store::execute;
 use super::tensor::{concat, Data, ModelInput};
-use crate::data::frame::{DenseMatrix, Frame};
-use crate::drift::monitor::{DriftMonitor, MonitorConfig, WindowFinding};
+use crate::data::frame::{ColumnSource, DenseMatrix, FloatChunk, Frame, NumericSource};
+use crate::drift::monitor::{DriftMonitor, MonitorConfig, TimeWindows, WindowFinding};
 use crate::drift::performance;
 use crate::drift::profile::{default_categorical, CompareOptions};
 use crate::transform::deploy::{Deployable, Output, Tensor};
@@ -41,6 +41,9 @@ pub struct MonitoringConfig {
     pub sample_rate: f64,
     /// Rows per window.
     pub window: usize,
+    /// Windows by time instead: seconds per tumbling window (a window closes with the first sampled
+    /// request after its end; `window` is then not used).
+    pub window_seconds: Option<f64>,
     /// Drifted windows in a row that raise an alert.
     pub alert_after: usize,
     /// Windows after an alert during which no new alert fires.
@@ -71,6 +74,7 @@ impl Default for MonitoringConfig {
         MonitoringConfig {
             sample_rate: 0.1,
             window: 10_000,
+            window_seconds: None,
             alert_after: 3,
             cooldown: 0,
             alpha: 0.05,
@@ -95,6 +99,11 @@ impl MonitoringConfig {
         if self.window < 2 || self.alert_after == 0 || self.queue == 0 || self.min_drifted_columns == 0 {
             return Err(crate::Error::param("monitoring: window must be at least 2; alert_after, min_drifted_columns and queue positive"));
         }
+        if let Some(w) = self.window_seconds {
+            if !(w > 0.0 && w.is_finite()) {
+                return Err(crate::Error::param(format!("monitoring.window_seconds must be a positive number of seconds, got {w}")));
+            }
+        }
         if self.performance_window < 2 || self.outcome_capacity == 0 {
             return Err(crate::Error::param("monitoring: performance_window must be at least 2 and outcome_capacity positive"));
         }
@@ -110,6 +119,10 @@ impl MonitoringConfig {
             parse_http_url(w).map_err(|e| crate::Error::param(format!("monitoring.webhook: {e}")))?;
         }
         Ok(())
+    }
+
+    fn time_windows(&self) -> Option<TimeWindows> {
+        self.window_seconds.map(|w| TimeWindows { column: TIME_COLUMN.to_owned(), width: w, step: w })
     }
 
     fn every(&self) -> u64 {
@@ -213,19 +226,37 @@ fn frame_of<'a>(input: &'a ModelInput, names: &[String], holder: &'a mut Vec<f64
     }
 }
 
-fn update(dm: &mut DriftMonitor, input: &ModelInput, names: &[String]) -> crate::Result<Vec<WindowFinding>> {
+/// The column that carries each row's arrival time when windows are timed.
+const TIME_COLUMN: &str = "__ferrox_arrival_seconds__";
+
+/// Feeds one frame to a monitor, with the arrival time as an extra column when windows are timed.
+fn feed(dm: &mut DriftMonitor, mut frame: Frame<'_>, timed: bool) -> crate::Result<Vec<WindowFinding>> {
+    if timed {
+        // The arrival time as one more (owned) column, which the monitor's time windows read.
+        let times = arrow_array::Float64Array::from(vec![seconds_now(); frame.n_rows]);
+        frame.names.push(TIME_COLUMN.to_owned());
+        frame.columns.push(ColumnSource::Numeric(NumericSource::from_chunks(vec![FloatChunk::F64(times)])));
+    }
+    dm.update(&frame, 1)
+}
+
+fn update(dm: &mut DriftMonitor, input: &ModelInput, names: &[String], timed: bool) -> crate::Result<Vec<WindowFinding>> {
     match input {
         ModelInput::Columns { batch } => {
             let schema = batch.schema();
             let frame = Frame::from_arrow(std::slice::from_ref(batch), &schema, &default_categorical(&schema))?;
-            dm.update(&frame, 1)
+            feed(dm, frame, timed)
         }
         _ => {
             let mut holder = Vec::new();
             let frame = frame_of(input, names, &mut holder)?;
-            dm.update(&frame, 1)
+            feed(dm, frame, timed)
         }
     }
+}
+
+fn seconds_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Values outside the training range, per schema column (numeric columns with a known range).
@@ -293,7 +324,7 @@ impl Monitor {
                 let n = profile.names.len().max(1);
                 let drift_share = (cfg.min_drifted_columns.min(n) as f64 - 0.5) / n as f64;
                 let options = CompareOptions { alpha: cfg.alpha, min_effect: cfg.min_effect, drift_share, ..CompareOptions::default() };
-                let mc = MonitorConfig { window: cfg.window, step: cfg.window, alert_after: cfg.alert_after, cooldown: cfg.cooldown, options, time: None };
+                let mc = MonitorConfig { window: cfg.window, step: cfg.window, alert_after: cfg.alert_after, cooldown: cfg.cooldown, options, time: cfg.time_windows() };
                 Some((profile.names.clone(), DriftMonitor::new(profile.clone(), mc)?))
             }
             None => None,
@@ -301,7 +332,7 @@ impl Monitor {
         let predictions = match deployable.monitoring() {
             Some(m) => {
                 let options = CompareOptions { alpha: cfg.alpha, min_effect: cfg.min_effect, drift_share: 0.5, ..CompareOptions::default() };
-                let mc = MonitorConfig { window: cfg.window, step: cfg.window, alert_after: cfg.alert_after, cooldown: cfg.cooldown, options, time: None };
+                let mc = MonitorConfig { window: cfg.window, step: cfg.window, alert_after: cfg.alert_after, cooldown: cfg.cooldown, options, time: cfg.time_windows() };
                 Some(DriftMonitor::new(m.performance.predictions.clone(), mc)?)
             }
             None => None,
@@ -525,6 +556,7 @@ impl Worker {
         let (mut estimated_decay, mut realised_decay) = (Decay::default(), Decay::default());
         let mut out_counts = vec![0u64; self.ranges.len()];
         let mut realised_windows = 0u64;
+        let timed = self.cfg.window_seconds.is_some();
         let mut last_error: Option<String> = None;
         // Sampled requests that queued up are monitored together: one drift update and one scoring
         // call for the lot, so the thread keeps up with more traffic on less CPU.
@@ -616,7 +648,7 @@ impl Worker {
             out_of_range(&input, &self.ranges, &mut out_counts);
             let mut findings = Vec::new();
             if let Some((names, dm)) = self.features.as_mut() {
-                match update(dm, &input, names) {
+                match update(dm, &input, names, timed) {
                     Ok(f) => findings = f,
                     Err(e) => {
                         let msg = e.to_string();
@@ -654,7 +686,7 @@ impl Worker {
                         let frame = Frame::from_dense(DenseMatrix::F64(view), Some(r.predictions.names.clone()), &[]);
                         win_scores.extend_from_slice(&s);
                         match (frame, self.predictions.as_mut()) {
-                            (Ok(frame), Some(pm)) => match pm.update(&frame, 1) {
+                            (Ok(frame), Some(pm)) => match feed(pm, frame, timed) {
                                 Ok(f) => pred_findings = f,
                                 Err(e) => self.error(&mut last_error, e.to_string()),
                             },

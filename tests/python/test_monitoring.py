@@ -224,3 +224,27 @@ def test_performance_reference_errors_are_clear(rng):
         binary.fit_monitoring(X, np.full(300, 7))
     with pytest.raises(fx.ParameterError, match="performance_metric"):
         fx.serving.Server({"m": binary}, port=0, grpc_port=None, monitoring={"performance_metric": "f1"}).start()
+
+
+def test_windows_can_be_timed(rng, tmp_path):
+    pipe = _pipeline(rng)
+    path = tmp_path / "m.frx"
+    pipe.save(path)
+    with fx.serving.Server({"m": path}, port=0, grpc_port=None, monitoring={"sample_rate": 1.0, "window_seconds": 0.4}) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1]), timeout=10)
+        start = time.time()
+        while time.time() - start < 1.5:
+            assert _infer(conn, rng.normal(size=(20, 4))) == 200
+            time.sleep(0.01)
+        assert _infer(conn, rng.normal(size=(20, 4))) == 200
+        deadline = time.time() + 10
+        while srv.monitoring("m")["windows"] < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        st = srv.monitoring("m")
+        # about 1.5 s of traffic in windows of 0.4 s: 3 closed (the 4th is still open)
+        assert 3 <= st["windows"] <= 4 and st["alerts"] == 0, st
+        w = st["last_window"]
+        assert 0 < w["end_row"] - w["start_row"] < st["rows"]
+        conn.close()
+    with pytest.raises(fx.ParameterError, match="window_seconds"):
+        fx.serving.Server({"m": path}, port=0, grpc_port=None, monitoring={"window_seconds": 0}).start()

@@ -76,6 +76,7 @@ def _loop(srv, path, tmp_path, data, **kw):
 
 def test_a_drift_alert_retrains_gates_shadows_canaries_and_promotes_without_a_failed_request(rng, tmp_path, setup):
     recent_X, recent_y = _frame(rng, 4000, (0.5, 2.0))  # the world changed: b matters now
+    recent_X["a"] += 1.5  # and a moved, as the traffic below
     recent = recent_X.assign(y=recent_y)
     mon = {"sample_rate": 1.0, "window": 300, "alert_after": 1}
     with fx.serving.Server({"m": setup}, port=0, grpc_port=None, monitoring=mon) as srv:
