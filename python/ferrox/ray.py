@@ -8,8 +8,7 @@ on an actor pool; ``profile`` builds a drift :class:`~ferrox.drift.ReferenceProf
 merges the parts. The algorithm and its costs: ``docs/distributed.md``.
 
 >>> import numpy as np, pandas as pd, ray, ferrox as fx
->>> ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # doctest: +ELLIPSIS
-RayContext(...)
+>>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
 >>> rng = np.random.default_rng(0)
 >>> df = pd.DataFrame(rng.normal(size=(2000, 3)), columns=["a", "b", "c"]).assign(y=lambda d: (d.a > d.b) * 1.0)
 >>> params = {"objective": "binary", "verbosity": -1, "num_leaves": 7}
@@ -20,7 +19,6 @@ True
 >>> preds = fx.ray.predict(booster, ray.data.from_pandas(df.assign(id=range(2000))), key_columns=["id"])
 >>> bool(np.allclose(preds.to_pandas().sort_values("id").prediction, local.predict(df[["a", "b", "c"]])))
 True
->>> ray.shutdown()
 """
 
 from __future__ import annotations
@@ -366,13 +364,12 @@ def train(
     ``train_s`` and ``recovered`` (replaced workers).
 
     >>> import numpy as np, pandas as pd, ray, ferrox as fx
-    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     >>> df = pd.DataFrame(np.random.default_rng(1).normal(size=(1000, 2)), columns=["a", "b"]).assign(y=lambda d: d.a - d.b)
     >>> b = fx.ray.train({"verbosity": -1}, ray.data.from_pandas(df), label="y", num_workers=2, num_boost_round=5)
     >>> b.to_bytes() == fx.train({"verbosity": -1}, fx.Dataset(df[["a", "b"]], label=df.y), 5).to_bytes()
     True
-    >>> ray.shutdown()
-    """
+        """
     t0 = time.perf_counter()
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
         raise ParameterError(f"num_workers must be an integer >= 1, got {num_workers!r}")
@@ -547,14 +544,13 @@ def predict(
     name (other columns are ignored); a pipeline gets every column but the keys.
 
     >>> import numpy as np, pandas as pd, ray, ferrox as fx
-    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     >>> df = pd.DataFrame({"a": np.arange(100.0), "id": np.arange(100)})
     >>> b = fx.train({"verbosity": -1, "min_data_in_leaf": 5}, fx.Dataset(df[["a"]], label=df.a * 2), 5)
     >>> out = fx.ray.predict(b, ray.data.from_pandas(df), key_columns=["id"], concurrency=1).to_pandas()
     >>> bool(np.allclose(out.sort_values("id").prediction, b.predict(df[["a"]])))
     True
-    >>> ray.shutdown()
-    """
+        """
     from .pipeline import Pipeline
 
     if isinstance(model, Booster):
@@ -573,7 +569,7 @@ def predict(
         fn_constructor_args=(ref, list(key_columns), bool(raw_score), int(num_threads), str(output_column)),
         batch_size=int(batch_size),
         batch_format="pyarrow",
-        concurrency=int(concurrency),
+        compute=ray.data.ActorPoolStrategy(size=int(concurrency)),
         num_cpus=float(num_cpus),
     )
 
@@ -602,13 +598,12 @@ def profile(data: Any, *, columns: Sequence[str] | None = None, exact_limit: int
     error ``ReferenceProfile`` documents.
 
     >>> import numpy as np, pandas as pd, ray, ferrox as fx
-    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    >>> _ = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     >>> df = pd.DataFrame({"a": np.random.default_rng(0).normal(size=3000)})
     >>> p = fx.ray.profile(ray.data.from_pandas(df).repartition(3))
     >>> p.describe()[0]["n_rows"]
     3000
-    >>> ray.shutdown()
-    """
+        """
     from .drift import ReferenceProfile
 
     if not isinstance(data, ray.data.Dataset):
