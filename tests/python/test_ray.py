@@ -174,3 +174,15 @@ def test_profile_merged_over_blocks_equals_the_whole_data_profile(cluster):
 def test_import_ferrox_does_not_import_ray():
     code = "import sys, ferrox; assert 'ray' not in sys.modules; ferrox.ray; assert 'ray' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_weights_and_a_polars_part(cluster):
+    pl = pytest.importorskip("polars")
+    df, feats = frame("regression", n=2400, seed=8)
+    df["w"] = np.random.default_rng(8).uniform(0.1, 3.0, size=len(df))
+    params = {**PARAMS["regression"], **COMMON, "num_leaves": 7}
+    ds = fx.Dataset(df[feats], label=df.y, weight=df.w, categorical_features=["cat"])
+    want = fx.train(params, ds, 10).to_bytes()
+    parts = [df.iloc[:1200], pl.from_pandas(df.iloc[1200:])]
+    got = fx.ray.train(params, parts, label="y", weight="w", categorical_features=["cat"], num_workers=2, num_boost_round=10)
+    assert got.to_bytes() == want
