@@ -186,3 +186,32 @@ def test_weights_and_a_polars_part(cluster):
     parts = [df.iloc[:1200], pl.from_pandas(df.iloc[1200:])]
     got = fx.ray.train(params, parts, label="y", weight="w", categorical_features=["cat"], num_workers=2, num_boost_round=10)
     assert got.to_bytes() == want
+
+
+def test_a_worker_killed_in_the_middle_of_a_round_is_caught_up_exactly(cluster):
+    # Multiclass: a round grows three trees, so a death between them leaves a partial round that the
+    # replacement must catch up on (finished trees of the round added after its gradients).
+    import threading
+
+    df, feats = frame("multiclass", n=3000, seed=9)
+    params = {**PARAMS["multiclass"], **COMMON}
+    want = local_model(df, feats, params, 30).to_bytes()
+    timers = []
+
+    def kill_soon(env):
+        if env.iteration == 2 and not timers:
+            def kill():
+                names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("ferrox-train-"))
+                ray.kill(ray.get_actor(names[0]))
+
+            timers.append(threading.Timer(0.1, kill))
+            timers[0].start()
+
+    stats: dict = {}
+    got = fx.ray.train(
+        params, [df.iloc[:1500], df.iloc[1500:]], label="y", categorical_features=["cat"], num_workers=2,
+        num_boost_round=30, callbacks=[kill_soon], stats=stats, timeout_s=60,
+    )
+    timers[0].join()
+    assert stats["recovered"] == 1
+    assert got.to_bytes() == want
