@@ -13,9 +13,9 @@ use super::errors::{detach, to_py};
 use super::gbdt::{parse_params, PyBoosterModel};
 use crate::data::sample::in_keyed_sample;
 use crate::error::Error;
-use crate::gbdt::distributed::{decode_hist, encode_hist, Leader, RoundStart, ShardTrainer, SplitReply, Step};
+use crate::gbdt::distributed::{Leader, RoundStart, ShardTrainer, SplitReply, Step};
 use crate::gbdt::exact::ExactSum;
-use crate::gbdt::learner::{HBin, SplitOrder};
+use crate::gbdt::learner::SplitOrder;
 use crate::gbdt::tree::Tree;
 
 fn decode<T: serde::de::DeserializeOwned>(py: Python<'_>, what: &str, b: &[u8]) -> PyResult<T> {
@@ -24,10 +24,6 @@ fn decode<T: serde::de::DeserializeOwned>(py: Python<'_>, what: &str, b: &[u8]) 
 
 fn encode<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<Vec<u8>> {
     postcard::to_allocvec(v).map_err(|e| to_py(py, Error::Internal(e.to_string())))
-}
-
-fn hists(py: Python<'_>, items: &[Vec<u8>]) -> PyResult<Vec<Vec<HBin>>> {
-    items.iter().map(|b| decode_hist(b).map_err(|e| to_py(py, e))).collect()
 }
 
 /// A step as Python sees it: ("split", order bytes, build) | ("child", left) | ("done",).
@@ -108,7 +104,7 @@ impl PyShardTrainer {
     /// Root histogram of the tree of class `c`.
     fn root<'py>(&mut self, py: Python<'py>, c: usize, whole: bool, max_g: f64, max_h: f64) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
-        let h = detach(py, move || inner.root(c, whole, (max_g, max_h)).map(|h| encode_hist(&h)))?;
+        let h = detach(py, move || inner.root(c, whole, (max_g, max_h)))?;
         Ok(PyBytes::new(py, &h))
     }
 
@@ -118,14 +114,14 @@ impl PyShardTrainer {
         let order: SplitOrder = decode(py, "split order", order)?;
         let inner = &mut self.inner;
         let r = detach(py, move || inner.split(&order, build))?;
-        let h = r.hist.map(|h| PyBytes::new(py, &encode_hist(&h)));
+        let h = r.hist.map(|h| PyBytes::new(py, &h));
         Ok((r.left, r.right, h))
     }
 
     /// Histogram of the left (True) or right child of the last split.
     fn child_hist<'py>(&mut self, py: Python<'py>, left: bool) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
-        let h = detach(py, move || inner.child_hist(left).map(|h| encode_hist(&h)))?;
+        let h = detach(py, move || inner.child_hist(left))?;
         Ok(PyBytes::new(py, &h))
     }
 
@@ -200,22 +196,14 @@ impl PyTrainLeader {
 
     /// Starts the tree of class `c` from the shards' root histograms; returns the first step.
     fn root(&mut self, py: Python<'_>, c: usize, hists: Vec<Vec<u8>>, rows: u64) -> PyResult<Py<PyAny>> {
-        let h = self::hists(py, &hists)?;
         let inner = &mut self.inner;
-        let s = detach(py, move || inner.root(c, &h, rows))?;
+        let s = detach(py, move || inner.root(c, &hists, rows))?;
         step_to_py(py, s)
     }
 
     /// The shards' replies (left, right, histogram or None) to the pending split; returns the next step.
     fn feed(&mut self, py: Python<'_>, replies: Vec<(u32, u32, Option<Vec<u8>>)>) -> PyResult<Py<PyAny>> {
-        let mut rs = Vec::with_capacity(replies.len());
-        for (left, right, h) in replies {
-            let hist = match h {
-                Some(b) => Some(decode_hist(&b).map_err(|e| to_py(py, e))?),
-                None => None,
-            };
-            rs.push(SplitReply { left, right, hist });
-        }
+        let rs: Vec<SplitReply> = replies.into_iter().map(|(left, right, hist)| SplitReply { left, right, hist }).collect();
         let inner = &mut self.inner;
         let s = detach(py, move || inner.feed(&rs))?;
         step_to_py(py, s)
@@ -223,9 +211,8 @@ impl PyTrainLeader {
 
     /// The shards' histograms of the child a "child" step asked for; returns the next step.
     fn feed_child(&mut self, py: Python<'_>, left: bool, hists: Vec<Vec<u8>>) -> PyResult<Py<PyAny>> {
-        let h = self::hists(py, &hists)?;
         let inner = &mut self.inner;
-        let s = detach(py, move || inner.feed_child(left, &h))?;
+        let s = detach(py, move || inner.feed_child(left, &hists))?;
         step_to_py(py, s)
     }
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::boosting::{active_features, bag_rows, bag_seed, eval_metrics, fill_fixed, max_abs, parse_metrics, shrink, start_scores, Model};
 use super::exact::ExactSum;
-use super::learner::{fixed_scale, Buffers, Gradients, Grower, GroupedBins, HBin, Learner, SplitOrder, SplitRules};
+use super::learner::{fixed_scale, Buffers, Gradients, Grower, GroupedBins, HBin, HistLayout, Learner, SplitOrder, SplitRules};
 use super::metric::Metric;
 use super::objective::{label_sums, Objective};
 use super::params::{GbdtParams, ObjectiveKind};
@@ -61,8 +61,10 @@ pub fn check_supported(p: &GbdtParams) -> Result<()> {
     Ok(())
 }
 
-/// Varint encoding of a histogram (zigzag i64s): empty and small bins take a byte or two.
-pub fn encode_hist(h: &[HBin]) -> Vec<u8> {
+/// Varint encoding of a histogram (zigzag i64s): empty and small bins take a byte or two. Only the
+/// bins of features marked in `active` (feature `f` owns bins `offsets[f]..offsets[f + 1]`) are
+/// written: the others are zero and the reader knows which they are.
+pub fn encode_hist(h: &[HBin], offsets: &[usize], active: &[bool]) -> Vec<u8> {
     let mut out = Vec::with_capacity(h.len() * 4 + 8);
     let mut put = |v: i64| {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -77,15 +79,17 @@ pub fn encode_hist(h: &[HBin]) -> Vec<u8> {
         }
     };
     put(h.len() as i64);
-    for b in h {
-        put(b.g);
-        put(b.h);
+    for f in (0..active.len()).filter(|&f| active[f]) {
+        for b in &h[offsets[f]..offsets[f + 1]] {
+            put(b.g);
+            put(b.h);
+        }
     }
     out
 }
 
-/// The histogram [`encode_hist`] wrote.
-pub fn decode_hist(bytes: &[u8]) -> Result<Vec<HBin>> {
+/// The histogram [`encode_hist`] wrote (with the same `offsets` and `active`).
+pub fn decode_hist(bytes: &[u8], offsets: &[usize], active: &[bool]) -> Result<Vec<HBin>> {
     let bad = || Error::data("a histogram message is truncated or corrupt");
     let mut at = 0usize;
     let mut get = || -> Result<i64> {
@@ -106,12 +110,17 @@ pub fn decode_hist(bytes: &[u8]) -> Result<Vec<HBin>> {
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
     };
     let n = get()?;
-    if n < 0 || n as usize > bytes.len() {
+    if n < 0 || n as usize != offsets.last().copied().unwrap_or(0) || active.len() + 1 != offsets.len() {
         return Err(bad());
     }
-    let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        out.push(HBin { g: get()?, h: get()? });
+    let mut out = vec![HBin::default(); n as usize];
+    for f in (0..active.len()).filter(|&f| active[f]) {
+        for b in &mut out[offsets[f]..offsets[f + 1]] {
+            *b = HBin { g: get()?, h: get()? };
+        }
+    }
+    if at != bytes.len() {
+        return Err(bad());
     }
     Ok(out)
 }
@@ -121,7 +130,8 @@ pub fn decode_hist(bytes: &[u8]) -> Result<Vec<HBin>> {
 pub struct SplitReply {
     pub left: u32,
     pub right: u32,
-    pub hist: Option<Vec<HBin>>,
+    /// Encoded (see [`encode_hist`]).
+    pub hist: Option<Vec<u8>>,
 }
 
 /// What a shard reports when a round starts.
@@ -154,6 +164,7 @@ pub struct ShardTrainer {
     tree: Option<(usize, bool, Vec<bool>, (f64, f64))>,
     last_leaf: usize,
     trees_applied: usize,
+    offsets: Vec<usize>,
 }
 
 impl ShardTrainer {
@@ -179,6 +190,7 @@ impl ShardTrainer {
         let pool = crate::parallel::pool(crate::parallel::lease(num_threads).threads())?;
         let grouped = pool.install(|| GroupedBins::new(&data));
         let scores = base_score.iter().flat_map(|&b| std::iter::repeat_n(b, n)).collect();
+        let data_mappers = data.mappers.clone();
         Ok(ShardTrainer {
             params,
             objective,
@@ -197,6 +209,7 @@ impl ShardTrainer {
             tree: None,
             last_leaf: 0,
             trees_applied: 0,
+            offsets: HistLayout::from_mappers(&data_mappers).offsets().to_vec(),
         })
     }
 
@@ -250,7 +263,7 @@ impl ShardTrainer {
     /// Starts the tree of class `c` in the current round: fixed-point gradients at the global
     /// largest magnitudes `max`, the rows (the bag, or every row when `whole` — the leader says so when
     /// the bag is empty everywhere), and the root histogram.
-    pub fn root(&mut self, c: usize, whole: bool, max: (f64, f64)) -> Result<Vec<HBin>> {
+    pub fn root(&mut self, c: usize, whole: bool, max: (f64, f64)) -> Result<Vec<u8>> {
         let Some(it) = self.round.as_ref().map(|(i, _)| *i) else {
             return Err(Error::Internal("root before begin_round".into()));
         };
@@ -267,8 +280,9 @@ impl ShardTrainer {
         let mut learner = shard_learner(&self.data, self.grouped.as_ref(), &self.params, std::mem::take(&mut self.buffers));
         let hist = self.pool.install(|| learner.begin_tree(grads, bag, &active));
         self.buffers = learner.into_buffers();
+        let bytes = encode_hist(&hist, &self.offsets, &active);
         self.tree = Some((c, whole, active, scale));
-        Ok(hist)
+        Ok(bytes)
     }
 
     /// Applies a split of the current tree; with `build`, returns the histogram of its left (true) or
@@ -285,7 +299,7 @@ impl ShardTrainer {
         let (left, right) = pool.install(|| learner.split_leaf(order));
         let hist = build.map(|is_left| {
             let child = if is_left { order.leaf } else { learner.ranges().len() - 1 };
-            pool.install(|| learner.leaf_hist(child, grads, active))
+            encode_hist(&pool.install(|| learner.leaf_hist(child, grads, active)), &self.offsets, active)
         });
         self.buffers = learner.into_buffers();
         self.last_leaf = order.leaf;
@@ -293,14 +307,14 @@ impl ShardTrainer {
     }
 
     /// The histogram of the left (true) or right (false) child of the last split.
-    pub fn child_hist(&mut self, left: bool) -> Result<Vec<HBin>> {
+    pub fn child_hist(&mut self, left: bool) -> Result<Vec<u8>> {
         let Some((_, _, active, scale)) = &self.tree else { return Err(Error::Internal("child_hist before root".into())) };
         let grads = Gradients::Fixed { gh: &self.gh, g_scale: scale.0, h_scale: scale.1 };
         let mut learner = shard_learner(&self.data, self.grouped.as_ref(), &self.params, std::mem::take(&mut self.buffers));
         let child = if left { self.last_leaf } else { learner.ranges().len() - 1 };
         let hist = self.pool.install(|| learner.leaf_hist(child, grads, active));
         self.buffers = learner.into_buffers();
-        Ok(hist)
+        Ok(encode_hist(&hist, &self.offsets, active))
     }
 
     /// Adds finished tree number `tree_index` (its outputs shrunk) to the scores: the bag's rows through
@@ -389,6 +403,9 @@ pub struct Leader {
     valid_scores: Vec<Vec<f64>>,
     model: Model,
     grower: Option<Grower>,
+    /// Bin offsets per feature, and the features of the tree being grown (what histograms carry).
+    offsets: Vec<usize>,
+    active: Vec<bool>,
     /// The class of the tree being grown and the hint of the pending split.
     class: usize,
     hint: Option<bool>,
@@ -445,6 +462,8 @@ impl Leader {
             valid_scores,
             model,
             grower: None,
+            offsets: HistLayout::from_mappers(&reference.mappers).offsets().to_vec(),
+            active: Vec::new(),
             class: 0,
             hint: None,
             pending_counts: None,
@@ -495,13 +514,14 @@ impl Leader {
     }
 
     /// Starts the tree of class `c` from the shards' root histograms and their row counts.
-    pub fn root(&mut self, c: usize, hists: &[Vec<HBin>], rows: u64) -> Result<Step> {
+    pub fn root(&mut self, c: usize, hists: &[Vec<u8>], rows: u64) -> Result<Step> {
         if c >= self.k {
             return Err(Error::param(format!("class {c} out of range")));
         }
-        let sum = sum_hists(hists)?;
         let tree_index = self.round * self.k + c;
         let active = active_features(&self.mappers, &self.params, tree_index);
+        self.active = active.clone();
+        let sum = self.sum_hists(hists)?;
         let (gm, hm) = self.max_for(c);
         let scale = (1.0 / fixed_scale(gm), 1.0 / fixed_scale(hm));
         let rules = SplitRules::from_params(&self.params).with_groups(&self.params, self.mappers.len());
@@ -524,30 +544,30 @@ impl Leader {
 
     /// The shards' replies to the pending split.
     pub fn feed(&mut self, replies: &[SplitReply]) -> Result<Step> {
-        let g = self.grower.as_mut().ok_or_else(|| Error::Internal("feed before root".into()))?;
         let left: u32 = replies.iter().map(|r| r.left).sum();
         let right: u32 = replies.iter().map(|r| r.right).sum();
-        let need = g.wants_hist(left, right);
+        let need = self.grower.as_ref().ok_or_else(|| Error::Internal("feed before root".into()))?.wants_hist(left, right);
         let built = match (need, self.hint) {
             (None, _) => None,
             (Some(_), Some(is_left)) => {
-                let hists: Vec<Vec<HBin>> = replies.iter().map(|r| r.hist.clone().ok_or_else(|| Error::Internal("a shard sent no histogram".into()))).collect::<Result<_>>()?;
-                Some((is_left, sum_hists(&hists)?))
+                let hists: Vec<Vec<u8>> = replies.iter().map(|r| r.hist.clone().ok_or_else(|| Error::Internal("a shard sent no histogram".into()))).collect::<Result<_>>()?;
+                Some((is_left, self.sum_hists(&hists)?))
             }
             (Some(is_left), None) => {
                 self.pending_counts = Some((left, right));
                 return Ok(Step::Child(is_left));
             }
         };
-        g.finish_split(&self.mappers, left, right, built)?;
+        self.grower.as_mut().expect("checked").finish_split(&self.mappers, left, right, built)?;
         Ok(self.next())
     }
 
     /// The shards' histograms of the child asked for by [`Step::Child`].
-    pub fn feed_child(&mut self, left: bool, hists: &[Vec<HBin>]) -> Result<Step> {
+    pub fn feed_child(&mut self, left: bool, hists: &[Vec<u8>]) -> Result<Step> {
         let (l, r) = self.pending_counts.take().ok_or_else(|| Error::Internal("no child histogram was asked for".into()))?;
+        let sum = self.sum_hists(hists)?;
         let g = self.grower.as_mut().ok_or_else(|| Error::Internal("feed before root".into()))?;
-        g.finish_split(&self.mappers, l, r, Some((left, sum_hists(hists)?)))?;
+        g.finish_split(&self.mappers, l, r, Some((left, sum)))?;
         Ok(self.next())
     }
 
@@ -598,6 +618,14 @@ impl Leader {
     /// The model so far.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+}
+
+impl Leader {
+    /// The sum of the shards' encoded histograms of the current tree.
+    fn sum_hists(&self, hists: &[Vec<u8>]) -> Result<Vec<HBin>> {
+        let decoded: Vec<Vec<HBin>> = hists.iter().map(|b| decode_hist(b, &self.offsets, &self.active)).collect::<Result<_>>()?;
+        sum_hists(&decoded)
     }
 }
 
@@ -658,7 +686,7 @@ mod tests {
             let rows: u64 = if whole { shards.iter().map(|s| s.num_data() as u64).sum() } else { starts.iter().map(|s| s.bag_rows).sum() };
             for c in 0..leader.num_scores() {
                 let max = leader.max_for(c);
-                let hists: Vec<Vec<HBin>> = shards.iter_mut().map(|s| decode_hist(&encode_hist(&s.root(c, whole, max).unwrap())).unwrap()).collect();
+                let hists: Vec<Vec<u8>> = shards.iter_mut().map(|s| s.root(c, whole, max).unwrap()).collect();
                 let mut step = leader.root(c, &hists, rows).unwrap();
                 loop {
                     step = match step {
@@ -667,7 +695,7 @@ mod tests {
                             leader.feed(&replies).unwrap()
                         }
                         Step::Child(left) => {
-                            let hists: Vec<Vec<HBin>> = shards.iter_mut().map(|s| s.child_hist(left).unwrap()).collect();
+                            let hists: Vec<Vec<u8>> = shards.iter_mut().map(|s| s.child_hist(left).unwrap()).collect();
                             leader.feed_child(left, &hists).unwrap()
                         }
                         Step::Done => break,
@@ -739,8 +767,16 @@ mod tests {
 
     #[test]
     fn histogram_messages_round_trip() {
-        let h = vec![HBin { g: 0, h: 0 }, HBin { g: -5, h: 1 << 40 }, HBin { g: i64::MIN, h: i64::MAX }];
-        assert_eq!(decode_hist(&encode_hist(&h)).unwrap(), h);
-        assert!(decode_hist(&encode_hist(&h)[..5]).is_err());
+        let h = vec![HBin { g: 0, h: 0 }, HBin { g: -5, h: 1 << 40 }, HBin { g: i64::MIN, h: i64::MAX }, HBin { g: 7, h: 9 }];
+        let offsets = [0, 1, 3, 4];
+        let all = [true, true, true];
+        assert_eq!(decode_hist(&encode_hist(&h, &offsets, &all), &offsets, &all).unwrap(), h);
+        assert!(decode_hist(&encode_hist(&h, &offsets, &all)[..5], &offsets, &all).is_err());
+        // Inactive features travel as nothing and come back zero.
+        let some = [true, false, true];
+        let short = encode_hist(&h, &offsets, &some);
+        assert!(short.len() < encode_hist(&h, &offsets, &all).len());
+        let back = decode_hist(&short, &offsets, &some).unwrap();
+        assert_eq!(back, vec![h[0], HBin::default(), HBin::default(), h[3]]);
     }
 }

@@ -179,6 +179,10 @@ impl HistLayout {
         }
         HistLayout { offsets }
     }
+    /// Feature `f` owns bins `offsets()[f]..offsets()[f + 1]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
     pub fn total(&self) -> usize {
         *self.offsets.last().unwrap()
     }
