@@ -30,7 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import ray
+
+try:
+    import ray
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("ferrox.ray needs Ray: pip install 'ferrox[ray]'") from e
 
 from . import _ferrox
 from .callback import CallbackEnv
