@@ -102,7 +102,7 @@ def release_memory() -> int:
 
 def __getattr__(name: str) -> object:
     # The integrations load on first use (``fx.optuna.PruningCallback``); they import their library lazily too.
-    if name in ("optuna", "mlflow"):
+    if name in ("optuna", "mlflow", "ray"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -346,6 +346,32 @@ def train(
         init_model = Booster.load_model(init_model)
     if init_model is not None and not isinstance(init_model, Booster):
         raise ParameterError(f"init_model must be a ferrox.Booster or a path, got {type(init_model).__name__}")
+    trainer = _ferrox.Trainer(
+        list(params.items()), train_set._handle, [v._handle for v in others], None if init_model is None else init_model._model
+    )
+    if fobj is not None:
+        update: Callable[[], bool] = lambda: trainer.update(*_custom_gradients(fobj, trainer, train_set))
+    else:
+        update = trainer.update
+    return _boost(trainer, update, params, int(num_boost_round), reported, callbacks, stop_rounds, first_metric_only, verbosity)
+
+
+def _boost(
+    trainer: Any,
+    update: Callable[[], bool],
+    params: dict[str, Any],
+    num_boost_round: int,
+    reported: list[tuple[str, int]],
+    callbacks: Sequence[Callable[[CallbackEnv], None]] | None,
+    stop_rounds: Any,
+    first_metric_only: bool,
+    verbosity: Any,
+) -> Booster:
+    """The round loop shared by ``train`` and ``ferrox.ray.train``: callbacks, evaluation, early stopping.
+
+    ``trainer`` has ``current_iteration()``, ``eval(i)`` (0 = training data, i = validation set i - 1) and
+    ``model()``; ``update()`` runs one round and returns True when no tree could split.
+    """
     callbacks = list(callbacks or [])
     if stop_rounds is not None and int(stop_rounds) > 0:
         callbacks.append(early_stopping(int(stop_rounds), first_metric_only=first_metric_only, verbose=verbosity > 0))
@@ -353,10 +379,6 @@ def train(
         callbacks.append(log_evaluation(1))
     before = sorted((cb for cb in callbacks if getattr(cb, "before_iteration", False)), key=lambda c: getattr(c, "order", 0))
     after = sorted((cb for cb in callbacks if not getattr(cb, "before_iteration", False)), key=lambda c: getattr(c, "order", 0))
-
-    trainer = _ferrox.Trainer(
-        list(params.items()), train_set._handle, [v._handle for v in others], None if init_model is None else init_model._model
-    )
     begin = trainer.current_iteration()
     end = begin + int(num_boost_round)
     best_iter = 0
@@ -367,11 +389,7 @@ def train(
         env = CallbackEnv(None, params, it, begin, end, [])
         for cb in before:
             cb(env)
-        if fobj is not None:
-            finished = trainer.update(*_custom_gradients(fobj, trainer, train_set))
-        else:
-            finished = trainer.update()
-        if finished:
+        if update():
             break
         results = [(name, m, v, hb) for name, idx in reported for (m, v, hb) in trainer.eval(idx)]
         if bar is not None:

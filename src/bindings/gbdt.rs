@@ -133,7 +133,7 @@ pub struct PyBoosterModel {
 }
 
 impl PyBoosterModel {
-    fn new(model: Model) -> Self {
+    pub(crate) fn new(model: Model) -> Self {
         let forest = Arc::new(Forest::from_model(&model));
         PyBoosterModel { model: Arc::new(model), forest }
     }

@@ -4,6 +4,7 @@
 mod artifact;
 mod convert;
 mod dataset;
+mod distributed;
 mod drift;
 mod errors;
 mod experiment;
@@ -27,6 +28,11 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::PyDataset>()?;
     m.add_class::<gbdt::PyTrainer>()?;
     m.add_class::<gbdt::PyBoosterModel>()?;
+    m.add_class::<distributed::PyShardTrainer>()?;
+    m.add_class::<distributed::PyTrainLeader>()?;
+    m.add_function(wrap_pyfunction!(distributed::keyed_sample_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(distributed::label_sums, m)?)?;
+    m.add_function(wrap_pyfunction!(distributed::check_distributed_params, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::artifact_header, m)?)?;
     m.add_function(wrap_pyfunction!(artifact::default_num_threads, m)?)?;
     m.add_class::<transform::PyCategoryTable>()?;

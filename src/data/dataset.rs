@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binning::{BinConfig, BinMapper};
 use super::frame::{code_numeric, default_names, preview, ColumnSource, FeatureRef, Frame};
-use super::sample::sample_rows;
+use super::sample::keyed_sample;
 use crate::error::{Error, Result};
 use crate::parallel::run_in_pool;
 
@@ -121,7 +121,9 @@ impl Dataset {
     }
 
     fn find_mappers(frame: &Frame<'_>, config: &BinConfig) -> Result<Vec<BinMapper>> {
-        let rows = sample_rows(frame.n_rows, config.bin_construct_sample_cnt, config.data_random_seed);
+        // Which rows are sampled depends on each row's identity (its position) only, so a distributed
+        // build finds the same sample shard by shard.
+        let rows = keyed_sample(frame.n_rows, config.bin_construct_sample_cnt, config.data_random_seed);
         // max_bin counts the missing-value bin too.
         let value_bins = config.max_bin - 1;
         let mappers = frame

@@ -46,9 +46,42 @@ pub fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     out
 }
 
+/// A uniform draw in [0, 1) keyed by a seed and a row's identity: the same wherever the row is held
+/// (which thread, which worker, which position in a shard).
+#[inline]
+pub fn keyed_uniform(seed: u64, id: u64) -> f64 {
+    SplitMix64::new(seed ^ id.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_f64()
+}
+
+/// Whether the row with identity `id` is in the binning sample of `k` rows out of `n_total`: each row is
+/// in with probability `k / n_total`, decided by its identity alone (every row when `k >= n_total`), so
+/// a shard of the data finds its part of the sample without seeing the rest.
+#[inline]
+pub fn in_keyed_sample(id: u64, n_total: usize, k: usize, seed: u64) -> bool {
+    k >= n_total || keyed_uniform(seed, id) * (n_total as f64) < k as f64
+}
+
+/// The rows of `0..n` in the binning sample of about `k` rows (see [`in_keyed_sample`]), ascending.
+pub fn keyed_sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    if k >= n {
+        return (0..n).collect();
+    }
+    (0..n).filter(|&r| in_keyed_sample(r as u64, n, k, seed)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_sample_is_partition_invariant_and_about_k() {
+        let all = keyed_sample(50_000, 5_000, 9);
+        assert!((4_600..5_400).contains(&all.len()), "{}", all.len());
+        // Any shard of the ids finds exactly its part of the sample.
+        let odd: Vec<usize> = (0..50_000u64).filter(|i| i % 2 == 1 && in_keyed_sample(*i, 50_000, 5_000, 9)).map(|i| i as usize).collect();
+        assert_eq!(odd, all.iter().copied().filter(|i| i % 2 == 1).collect::<Vec<_>>());
+        assert_eq!(keyed_sample(10, 20, 1), (0..10).collect::<Vec<_>>());
+    }
 
     #[test]
     fn sample_is_sorted_distinct_exact_and_seeded() {

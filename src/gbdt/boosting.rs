@@ -6,12 +6,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::learner::{Buffers, Gradients, GroupedBins, Learner, SplitRules, Sums};
+use super::learner::{fixed_scale, to_fixed, Buffers, Gradients, GroupedBins, Learner, SplitRules, Sums};
 use super::metric::Metric;
 use super::objective::{weighted_quantile, Objective};
 use super::params::{GbdtParams, ObjectiveKind};
 use super::tree::Tree;
-use crate::data::sample::{sample_rows, SplitMix64};
+use crate::data::sample::{keyed_uniform, SplitMix64};
 use crate::data::{BinMapper, Dataset};
 use crate::error::{Error, Result};
 use crate::predict::OutputTransform;
@@ -98,8 +98,8 @@ pub struct Trainer {
     finished: bool,
     /// Quantized gradient and hessian of each row of the current class (quantized training).
     qgh: Vec<(i8, u8)>,
-    /// Gradient and hessian side by side (what the float histograms read).
-    gh: Vec<[f32; 2]>,
+    /// Fixed-point gradient and hessian side by side (what the exact histograms read).
+    gh: Vec<[i32; 2]>,
     /// The training bins, four features to a record (one-byte bins only).
     grouped: Option<GroupedBins>,
     /// The learner's row buffers between rounds.
@@ -109,7 +109,91 @@ pub struct Trainer {
 /// A uniform draw in [0, 1) from a seed and a row: the same for a row whatever thread handles it.
 #[inline]
 fn row_uniform(seed: u64, row: usize) -> f64 {
-    SplitMix64::new(seed ^ (row as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_f64()
+    keyed_uniform(seed, row as u64)
+}
+
+/// The largest |gradient| and hessian of a plane (a maximum does not depend on the order).
+pub fn max_abs(g: &[f32], h: &[f32]) -> (f64, f64) {
+    let (mg, mh) = g
+        .par_chunks(PAIR_CHUNK)
+        .zip(h.par_chunks(PAIR_CHUNK))
+        .map(|(g, h)| (g.iter().fold(0f32, |m, v| m.max(v.abs())), h.iter().fold(0f32, |m, v| m.max(v.abs()))))
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    (mg as f64, mh as f64)
+}
+
+/// Fills `gh` with the fixed-point pairs of `g` and `h` at the scales of largest magnitudes `max`
+/// (see [`fixed_scale`]); returns the value of one unit of each.
+pub fn fill_fixed(g: &[f32], h: &[f32], max: (f64, f64), gh: &mut Vec<[i32; 2]>) -> (f64, f64) {
+    let (gs, hs) = (fixed_scale(max.0), fixed_scale(max.1));
+    if gh.len() != g.len() {
+        *gh = crate::mem::zeroed(g.len(), [0; 2]);
+    }
+    gh.par_chunks_mut(PAIR_CHUNK).zip(g.par_chunks(PAIR_CHUNK).zip(h.par_chunks(PAIR_CHUNK))).for_each(|(o, (g, h))| {
+        for (o, (&g, &h)) in o.iter_mut().zip(g.iter().zip(h)) {
+            *o = [to_fixed(g, gs), to_fixed(h, hs)];
+        }
+    });
+    // Powers of two: their inverses are exact.
+    (1.0 / gs, 1.0 / hs)
+}
+
+/// The seed of the bag used at round `it` (bags are redrawn every `bagging_freq` rounds).
+pub fn bag_seed(p: &GbdtParams, it: usize) -> u64 {
+    let drawn = it - it % p.bagging_freq.max(1);
+    p.bagging_seed.wrapping_add(drawn as u64 * 0x9E37_79B9)
+}
+
+/// The bag: the rows whose draw, keyed by the row's identity (`ids[r]`, or its position), falls below
+/// `fraction`. A row's membership depends on nothing else, so shards of the data draw their part of
+/// the same bag. Ascending positions.
+pub fn bag_rows(n: usize, ids: Option<&[u64]>, fraction: f64, seed: u64) -> Vec<u32> {
+    let parts: Vec<Vec<u32>> = (0..n.div_ceil(PAIR_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            (c * PAIR_CHUNK..((c + 1) * PAIR_CHUNK).min(n))
+                .filter(|&r| keyed_uniform(seed, ids.map_or(r as u64, |ids| ids[r])) < fraction)
+                .map(|r| r as u32)
+                .collect()
+        })
+        .collect();
+    parts.concat()
+}
+
+/// The features a tree may split on: those with more than one bin, less the ones feature_fraction
+/// leaves out of tree `tree_index` (drawn from the seed and the tree's index only).
+pub fn active_features(mappers: &[BinMapper], params: &GbdtParams, tree_index: usize) -> Vec<bool> {
+    let nf = mappers.len();
+    let mut active: Vec<bool> = mappers.iter().map(|m| m.num_bins() > 1).collect();
+    let ff = params.feature_fraction;
+    if ff < 1.0 {
+        let want = ((nf as f64) * ff).round().max(1.0) as usize;
+        let mut rng = SplitMix64::new(params.feature_fraction_seed.wrapping_add(tree_index as u64 * 0x2545_F491));
+        // Partial Fisher-Yates over feature indices: the first `want` are kept.
+        let mut idx: Vec<usize> = (0..nf).collect();
+        for i in 0..want.min(nf) {
+            let j = i + (rng.next_u64() % (nf - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        let mut keep = vec![false; nf];
+        for &i in &idx[..want.min(nf)] {
+            keep[i] = true;
+        }
+        for (a, k) in active.iter_mut().zip(keep) {
+            *a &= k;
+        }
+    }
+    active
+}
+
+/// Applies the learning rate to a grown tree's outputs.
+pub fn shrink(tree: &mut Tree, lr: f64) {
+    for v in tree.leaf_value.iter_mut() {
+        *v *= lr;
+    }
+    for node in tree.nodes.iter_mut() {
+        node.value *= lr;
+    }
 }
 
 /// Rounds gradients to integers in [-bins/2, bins/2] and hessians to [0, bins], stochastically
@@ -145,7 +229,50 @@ fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)
     (gs, hs)
 }
 
-fn need_label<'a>(d: &'a Dataset, what: &str) -> Result<&'a [f64]> {
+/// The metrics `params` ask for (the objective's default when none), without repeats.
+pub(crate) fn parse_metrics(params: &GbdtParams) -> Result<Vec<Metric>> {
+    let metric_names: Vec<String> = if params.metric.is_empty() {
+        let d = params.objective.default_metric();
+        if d.is_empty() { vec![] } else { vec![d.to_string()] }
+    } else {
+        params.metric.iter().filter(|m| !matches!(m.as_str(), "None" | "none" | "null" | "custom" | "na" | "")).cloned().collect()
+    };
+    let mut metrics = Vec::new();
+    for m in &metric_names {
+        for parsed in Metric::parse_all(m, params.alpha, &params.eval_at)? {
+            if !metrics.contains(&parsed) {
+                metrics.push(parsed);
+            }
+        }
+    }
+    Ok(metrics)
+}
+
+/// Starting raw scores of `d` (class-major): its init_score plus the base score, or the base score.
+pub(crate) fn start_scores(d: &Dataset, base_score: &[f64], what: &str) -> Result<Vec<f64>> {
+    let (dn, k) = (d.num_data(), base_score.len());
+    match &d.init_score {
+        Some(s) if s.len() == k * dn => Ok(s.iter().zip(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn))).map(|(a, b)| a + b).collect()),
+        Some(s) => Err(Error::data(format!(
+            "the {what} init_score has {} values; expected {} ({dn} rows x {k} scores)",
+            s.len(),
+            k * dn
+        ))),
+        None => Ok(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn)).collect()),
+    }
+}
+
+/// Metric values on one data set: (name, value, higher is better).
+pub(crate) fn eval_metrics(metrics: &[Metric], ds: &Dataset, scores: &[f64], model: &Model, params: &GbdtParams) -> Vec<(String, f64, bool)> {
+    let label = ds.label.as_deref().unwrap_or(&[]);
+    let q = ds.query_boundaries();
+    metrics
+        .iter()
+        .map(|m| (m.name(), m.eval(scores, label, ds.weight.as_deref(), model.transform, q.as_deref(), &params.label_gain), m.higher_better()))
+        .collect()
+}
+
+pub(crate) fn need_label<'a>(d: &'a Dataset, what: &str) -> Result<&'a [f64]> {
     d.label.as_deref().ok_or_else(|| Error::data(format!("the {what} Dataset has no label; pass label= when building it")))
 }
 
@@ -169,20 +296,7 @@ impl Trainer {
             Objective::new(&params, vl, v.weight.as_deref(), v.query_boundaries())
                 .map_err(|e| Error::data(format!("validation set {i}: {e}")))?;
         }
-        let metric_names: Vec<String> = if params.metric.is_empty() {
-            let d = params.objective.default_metric();
-            if d.is_empty() { vec![] } else { vec![d.to_string()] }
-        } else {
-            params.metric.iter().filter(|m| !matches!(m.as_str(), "None" | "none" | "null" | "custom" | "na" | "")).cloned().collect()
-        };
-        let mut metrics = Vec::new();
-        for m in &metric_names {
-            for parsed in Metric::parse_all(m, params.alpha, &params.eval_at)? {
-                if !metrics.contains(&parsed) {
-                    metrics.push(parsed);
-                }
-            }
-        }
+        let metrics = parse_metrics(&params)?;
         let k = objective.num_scores();
         let base_score = match &init_model {
             Some(m) => {
@@ -200,18 +314,7 @@ impl Trainer {
         // A Dataset's init_score replaces the average as the starting score (and is not part of the
         // model, as in LightGBM).
         let base_score = if train.init_score.is_some() && init_model.is_none() { vec![0.0; k] } else { base_score };
-        let start = |d: &Dataset, what: &str| -> Result<Vec<f64>> {
-            let dn = d.num_data();
-            match &d.init_score {
-                Some(s) if s.len() == k * dn => Ok(s.iter().zip(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn))).map(|(a, b)| a + b).collect()),
-                Some(s) => Err(Error::data(format!(
-                    "the {what} init_score has {} values; expected {} ({dn} rows x {k} scores)",
-                    s.len(),
-                    k * dn
-                ))),
-                None => Ok(base_score.iter().flat_map(|&b| std::iter::repeat_n(b, dn)).collect()),
-            }
-        };
+        let start = |d: &Dataset, what: &str| start_scores(d, &base_score, what);
         let mut scores = start(&train, "training")?;
         let mut valid_scores: Vec<Vec<f64>> =
             valids.iter().enumerate().map(|(i, v)| start(v, &format!("validation set {i}"))).collect::<Result<_>>()?;
@@ -335,9 +438,10 @@ impl Trainer {
         let it = self.model.num_iterations();
         let p = &self.params;
         if p.bagging_freq > 0 && p.bagging_fraction < 1.0 && (it % p.bagging_freq == 0 || self.bag.is_none()) {
-            let want = ((n as f64) * p.bagging_fraction).round().max(1.0) as usize;
-            let rows = sample_rows(n, want, p.bagging_seed.wrapping_add(it as u64 * 0x9E37_79B9));
-            self.bag = Some(rows.into_iter().map(|r| r as u32).collect());
+            let (fraction, seed) = (p.bagging_fraction, bag_seed(p, it));
+            let rows = self.pool.install(|| bag_rows(n, None, fraction, seed));
+            // An empty draw (tiny data) bags every row.
+            self.bag = if rows.is_empty() { None } else { Some(rows) };
         }
         if p.goss {
             self.bag = self.goss_sample(it);
@@ -351,11 +455,10 @@ impl Trainer {
             (0..n as u32).filter(|&r| !in_bag[r as usize]).collect()
         });
         let rules = SplitRules::from_params(p).with_groups(p, self.train.num_features());
-        let nf = self.train.num_features();
         let mut new_trees = Vec::with_capacity(k);
         let mut learner = Learner::new(&train, self.grouped.as_ref(), rules, std::mem::take(&mut self.buffers));
         for c in 0..k {
-            let active = self.active_features(nf, it * k + c);
+            let active = active_features(&self.train.mappers, p, it * k + c);
             let (g, h) = (&self.grad[c * n..(c + 1) * n], &self.hess[c * n..(c + 1) * n]);
             let bag = self.bag.as_deref();
             let grads = if p.use_quantized_grad {
@@ -365,17 +468,8 @@ impl Trainer {
                 Gradients::Quantized { gh: &self.qgh, max_h: p.num_grad_quant_bins as u64, g_scale, h_scale }
             } else {
                 let gh = &mut self.gh;
-                if gh.len() != n {
-                    *gh = crate::mem::zeroed(n, [0.0; 2]);
-                }
-                self.pool.install(|| {
-                    gh.par_chunks_mut(PAIR_CHUNK).zip(g.par_chunks(PAIR_CHUNK).zip(h.par_chunks(PAIR_CHUNK))).for_each(|(o, (g, h))| {
-                        for (o, (&g, &h)) in o.iter_mut().zip(g.iter().zip(h)) {
-                            *o = [g, h];
-                        }
-                    })
-                });
-                Gradients::Float { gh: &self.gh }
+                let (g_scale, h_scale) = self.pool.install(|| fill_fixed(g, h, max_abs(g, h), gh));
+                Gradients::Fixed { gh: &self.gh, g_scale, h_scale }
             };
             let (mut tree, ranges) = self.pool.install(|| learner.grow(grads, bag, &active));
             if p.use_quantized_grad && p.quant_train_renew_leaf && p.monotone_constraints.iter().all(|&m| m == 0) {
@@ -399,13 +493,7 @@ impl Trainer {
                     tree.leaf_value[leaf] = weighted_quantile(&resid, w.as_deref(), q);
                 }
             }
-            let lr = p.learning_rate;
-            for v in tree.leaf_value.iter_mut() {
-                *v *= lr;
-            }
-            for node in tree.nodes.iter_mut() {
-                node.value *= lr;
-            }
+            shrink(&mut tree, p.learning_rate);
             let plane = &mut self.scores[c * n..(c + 1) * n];
             self.pool.install(|| learner.add_leaf_values(&ranges, &tree.leaf_value, plane));
             if let Some(oob) = &oob {
@@ -484,29 +572,6 @@ impl Trainer {
         Some(rows)
     }
 
-    fn active_features(&self, nf: usize, tree_index: usize) -> Vec<bool> {
-        let mut active: Vec<bool> = self.train.mappers.iter().map(|m| m.num_bins() > 1).collect();
-        let ff = self.params.feature_fraction;
-        if ff < 1.0 {
-            let want = ((nf as f64) * ff).round().max(1.0) as usize;
-            let mut rng = SplitMix64::new(self.params.feature_fraction_seed.wrapping_add(tree_index as u64 * 0x2545_F491));
-            // Partial Fisher-Yates over feature indices: the first `want` are kept.
-            let mut idx: Vec<usize> = (0..nf).collect();
-            for i in 0..want.min(nf) {
-                let j = i + (rng.next_u64() % (nf - i) as u64) as usize;
-                idx.swap(i, j);
-            }
-            let mut keep = vec![false; nf];
-            for &i in &idx[..want.min(nf)] {
-                keep[i] = true;
-            }
-            for (a, k) in active.iter_mut().zip(keep) {
-                *a &= k;
-            }
-        }
-        active
-    }
-
     /// Metrics on the training data (`data == 0`) or validation set `data - 1`: (name, value, higher is better).
     pub fn eval(&self, data: usize) -> Result<Vec<(String, f64, bool)>> {
         let (ds, scores) = if data == 0 {
@@ -516,16 +581,7 @@ impl Trainer {
             let v = self.valids.get(i).ok_or_else(|| Error::param(format!("no validation set {i}")))?;
             (v, &self.valid_scores[i])
         };
-        let label = ds.label.as_deref().unwrap_or(&[]);
-        Ok(self
-            .metrics
-            .iter()
-            .map(|m| {
-                let q = ds.query_boundaries();
-                let v = m.eval(scores, label, ds.weight.as_deref(), self.model.transform, q.as_deref(), &self.params.label_gain);
-                (m.name(), v, m.higher_better())
-            })
-            .collect())
+        Ok(eval_metrics(&self.metrics, ds, scores, &self.model, &self.params))
     }
 }
 

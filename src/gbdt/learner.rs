@@ -2,15 +2,22 @@
 //!
 //! Rows of each leaf occupy a contiguous range of one index array (partitioned stably at every split,
 //! so rows stay in ascending order). A leaf's histogram is built from the gradients gathered into that
-//! order; of two children only the smaller one is built, the larger is the parent minus it. Histograms
-//! are built feature by feature, each feature summed sequentially in row order, so the sums (and thus
-//! the tree) do not depend on how many threads share the work.
+//! order; of two children only the smaller one is built, the larger is the parent minus it.
+//!
+//! Histograms are exact: gradients and hessians are fixed-point integers (one power-of-two scale per
+//! tree, from the largest magnitude, so a row's value keeps 30 bits) or quantized integers, and bins
+//! sum them in i64. Integer sums do not depend on the order rows are added in or on how they are split
+//! between threads, blocks or machines, so the tree does not either: the [`Grower`] (split finding and
+//! leaf-wise growth) sees the same histograms whether one learner built them or several shards of the
+//! rows did and their histograms were added.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::params::GbdtParams;
 use super::tree::{Child, Tree, TreeNode};
 use crate::data::{BinMapper, BinMatrix, Dataset};
+use crate::error::{Error, Result};
 
 /// Gradient statistics of a set of rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -35,15 +42,20 @@ impl Bin {
         self.g += o.g;
         self.h += o.h;
     }
-    #[inline]
-    fn minus(&self, o: &Bin) -> Bin {
-        Bin { g: self.g - o.g, h: self.h - o.h }
-    }
     /// No row fell in the bin (or only rows with zero gradient and hessian).
     #[inline]
     fn is_empty(&self) -> bool {
         self.g == 0.0 && self.h == 0.0
     }
+}
+
+/// One bin of an exact histogram: integer sums of the fixed-point (or quantized) gradients and
+/// hessians of the rows in the bin. Adding histograms of disjoint row sets gives the histogram of their
+/// union, bit for bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HBin {
+    pub g: i64,
+    pub h: i64,
 }
 
 /// A candidate split.
@@ -73,11 +85,9 @@ impl Bounds {
 }
 
 struct Leaf {
-    begin: usize,
-    end: usize,
     sums: Sums,
     depth: usize,
-    hist: Option<Vec<Bin>>,
+    hist: Option<Vec<HBin>>,
     best: Option<Split>,
     bounds: Bounds,
     /// Features split on along the path to this leaf (kept only under interaction constraints).
@@ -90,11 +100,43 @@ struct Leaf {
 /// (quantized training: histograms then sum integers exactly, reading 2 bytes per row instead of 8).
 #[derive(Clone, Copy)]
 pub enum Gradients<'g> {
-    /// Gradient and hessian per row, side by side.
-    Float { gh: &'g [[f32; 2]] },
+    /// Fixed-point gradient and hessian per row, side by side: true value = integer x scale.
+    Fixed { gh: &'g [[i32; 2]], g_scale: f64, h_scale: f64 },
     /// Quantized gradient and hessian per row (two bytes); true value = integer x scale. Hessians lie
     /// in [0, max_h].
     Quantized { gh: &'g [(i8, u8)], max_h: u64, g_scale: f64, h_scale: f64 },
+}
+
+impl Gradients<'_> {
+    /// Value of one unit of gradient and of hessian.
+    pub fn scales(&self) -> (f64, f64) {
+        match *self {
+            Gradients::Fixed { g_scale, h_scale, .. } | Gradients::Quantized { g_scale, h_scale, .. } => (g_scale, h_scale),
+        }
+    }
+}
+
+/// Bits a fixed-point gradient or hessian keeps: the largest magnitude of a tree maps below 2^30.
+pub const FIXED_BITS: i32 = 30;
+
+/// The power of two by which values of largest magnitude `max` are multiplied to become fixed-point
+/// integers below 2^FIXED_BITS (1 when `max` is 0 or not finite).
+pub fn fixed_scale(max: f64) -> f64 {
+    if !(max > 0.0) || !max.is_finite() {
+        return 1.0;
+    }
+    // max < 2^e for e = the binary exponent of max + 1.
+    let bits = max.to_bits();
+    let biased = ((bits >> 52) & 0x7FF) as i32;
+    let e = if biased == 0 { -1022 } else { biased - 1022 };
+    let k = (FIXED_BITS - e).clamp(-1000, 1000);
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// `v` as a fixed-point integer at `scale` (a power of two from [`fixed_scale`]): rounded to nearest.
+#[inline]
+pub fn to_fixed(v: f32, scale: f64) -> i32 {
+    (v as f64 * scale).round() as i32
 }
 
 /// A quantized gradient and hessian in one integer, `g * 2^32 + h` (0 <= h < 2^32): adding packed
@@ -125,16 +167,23 @@ pub struct HistLayout {
 
 impl HistLayout {
     pub fn new(data: &Dataset) -> Self {
-        let mut offsets = Vec::with_capacity(data.num_features() + 1);
+        Self::from_mappers(&data.mappers)
+    }
+    pub fn from_mappers(mappers: &[BinMapper]) -> Self {
+        let mut offsets = Vec::with_capacity(mappers.len() + 1);
         let mut at = 0;
         offsets.push(0);
-        for m in &data.mappers {
+        for m in mappers {
             at += m.num_bins();
             offsets.push(at);
         }
         HistLayout { offsets }
     }
-    fn total(&self) -> usize {
+    /// Feature `f` owns bins `offsets()[f]..offsets()[f + 1]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+    pub fn total(&self) -> usize {
         *self.offsets.last().unwrap()
     }
 }
@@ -392,17 +441,17 @@ fn prefetch<T>(data: &[T], rows: &[u32], at: usize) {
     let _ = (data, rows, at);
 }
 
-/// Adds rows `at` (an even start) to one feature's float histogram. `gh` holds gradient and hessian
+/// Adds rows `at` (an even start) to one feature's exact histogram. `gh` holds gradient and hessian
 /// pairs in the order of `rows` (of the data when `rows` is None). Even rows go to `hs`, odd rows to
 /// `other`, to be added together at the end: two neighbouring rows landing in one bin then do not
 /// wait on each other's sums.
 fn float_hist<B: Copy + Into<usize>>(
     col: &[B],
     rows: Option<&[u32]>,
-    gh: &[[f32; 2]],
+    gh: &[[i32; 2]],
     at: std::ops::Range<usize>,
-    hs: &mut [Bin],
-    other: &mut [Bin],
+    hs: &mut [HBin],
+    other: &mut [HBin],
 ) {
     debug_assert!(at.start % 2 == 0);
     macro_rules! run {
@@ -411,17 +460,17 @@ fn float_hist<B: Copy + Into<usize>>(
             while i + 1 < at.end {
                 let (a, b) = (gh[i], gh[i + 1]);
                 let e = &mut hs[$bin(i)];
-                e.g += a[0] as f64;
-                e.h += a[1] as f64;
+                e.g += a[0] as i64;
+                e.h += a[1] as i64;
                 let e = &mut other[$bin(i + 1)];
-                e.g += b[0] as f64;
-                e.h += b[1] as f64;
+                e.g += b[0] as i64;
+                e.h += b[1] as i64;
                 i += 2;
             }
             if i < at.end {
                 let e = &mut hs[$bin(i)];
-                e.g += gh[i][0] as f64;
-                e.h += gh[i][1] as f64;
+                e.g += gh[i][0] as i64;
+                e.h += gh[i][1] as i64;
             }
         }};
     }
@@ -437,7 +486,7 @@ fn float_hist<B: Copy + Into<usize>>(
     }
 }
 
-/// Rows per block of a float histogram. A bin's sum is defined block by block: the block's rows are
+/// Rows per block of a exact histogram. A bin's sum is defined block by block: the block's rows are
 /// summed, and the block's sum is added to the bin, blocks in order (one-byte bins, read four features
 /// at a time: rows in order; wider bins, read one feature at a time: even and odd rows apart, then
 /// together). Histograms built by features or by rows keep exactly this order, so they give the
@@ -478,7 +527,7 @@ impl GroupedBins {
     }
 }
 
-/// Whether to build a float histogram by rows (tasks are blocks of rows, each summing every feature)
+/// Whether to build a exact histogram by rows (tasks are blocks of rows, each summing every feature)
 /// rather than by features (one task per feature, or per group of features): when there are too few
 /// tasks to keep the threads busy and rows enough for two blocks per thread.
 fn row_wise(tasks: usize, rows: usize, threads: usize) -> bool {
@@ -486,11 +535,11 @@ fn row_wise(tasks: usize, rows: usize, threads: usize) -> bool {
 }
 
 /// Adds one block of rows `at` of one feature to `total`; `pair` is scratch of twice the bins.
-fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, pair: &mut [Bin], total: &mut [Bin]) {
+fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[i32; 2]], at: std::ops::Range<usize>, pair: &mut [HBin], total: &mut [HBin]) {
     let nb = total.len();
     let (even, odd) = pair[..2 * nb].split_at_mut(nb);
-    even.fill(Bin::default());
-    odd.fill(Bin::default());
+    even.fill(HBin::default());
+    odd.fill(HBin::default());
     float_hist(col, rows, gh, at, even, odd);
     for ((t, e), o) in total.iter_mut().zip(even.iter()).zip(odd.iter()) {
         t.g += e.g + o.g;
@@ -500,10 +549,10 @@ fn add_block<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[[f32;
 
 /// Adds rows `at` of one group of features to `sums` (one histogram of 256 bins per feature, zeroed by
 /// the caller).
-fn group_block(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[[f32; 2]], at: std::ops::Range<usize>, sums: &mut [Bin]) {
+fn group_block(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[[i32; 2]], at: std::ops::Range<usize>, sums: &mut [HBin]) {
     let sums = &mut sums[..GROUP * 256];
     for_each_record(recs, rows, at, |i, b| {
-        let (g, h) = (gh[i][0] as f64, gh[i][1] as f64);
+        let (g, h) = (gh[i][0] as i64, gh[i][1] as i64);
         for k in 0..GROUP {
             let e = &mut sums[k * 256 + b[k] as usize];
             e.g += g;
@@ -528,9 +577,9 @@ fn for_each_record(recs: &[[u8; GROUP]], rows: Option<&[u32]>, at: std::ops::Ran
 }
 
 /// Scratch a task needs for [`add_unit_block`].
-fn unit_scratch(layout: &HistLayout) -> Vec<Bin> {
+fn unit_scratch(layout: &HistLayout) -> Vec<HBin> {
     let widest = layout.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    vec![Bin::default(); (GROUP * 256).max(2 * widest)]
+    vec![HBin::default(); (GROUP * 256).max(2 * widest)]
 }
 
 /// Adds rows `at` of one unit (a group of four features with grouped bins, else one feature) to the
@@ -540,15 +589,15 @@ fn add_unit_block(
     grouped: Option<&GroupedBins>,
     unit: usize,
     rows: Option<&[u32]>,
-    gh: &[[f32; 2]],
+    gh: &[[i32; 2]],
     at: std::ops::Range<usize>,
-    scratch: &mut [Bin],
-    feats: &mut [(usize, &mut [Bin])],
+    scratch: &mut [HBin],
+    feats: &mut [(usize, &mut [HBin])],
 ) {
     match grouped {
         Some(gb) => {
             let sums = &mut scratch[..GROUP * 256];
-            sums.fill(Bin::default());
+            sums.fill(HBin::default());
             group_block(gb.group(unit), rows, gh, at, sums);
             for (f, total) in feats.iter_mut() {
                 let k = *f % GROUP;
@@ -573,9 +622,9 @@ fn add_unit_block(
 
 /// The active features' histograms, in units: groups of four features with grouped bins, else single
 /// features. Each entry: (unit, [(feature, its histogram)]).
-fn units<'h>(grouped: Option<&GroupedBins>, slices: Vec<&'h mut [Bin]>, active: &[bool]) -> Vec<(usize, Vec<(usize, &'h mut [Bin])>)> {
+fn units<'h>(grouped: Option<&GroupedBins>, slices: Vec<&'h mut [HBin]>, active: &[bool]) -> Vec<(usize, Vec<(usize, &'h mut [HBin])>)> {
     let width = if grouped.is_some() { GROUP } else { 1 };
-    let mut out: Vec<(usize, Vec<(usize, &'h mut [Bin])>)> = Vec::new();
+    let mut out: Vec<(usize, Vec<(usize, &'h mut [HBin])>)> = Vec::new();
     for (f, s) in slices.into_iter().enumerate() {
         if !active[f] {
             continue;
@@ -590,11 +639,11 @@ fn units<'h>(grouped: Option<&GroupedBins>, slices: Vec<&'h mut [Bin]>, active: 
 }
 
 /// Float histograms, one task per unit walking all rows block by block.
-fn float_hist_by_features(data: &Dataset, grouped: Option<&GroupedBins>, layout: &HistLayout, slices: Vec<&mut [Bin]>, rows: Option<&[u32]>, gh: &[[f32; 2]], active: &[bool]) {
+fn float_hist_by_features(data: &Dataset, grouped: Option<&GroupedBins>, layout: &HistLayout, slices: Vec<&mut [HBin]>, rows: Option<&[u32]>, gh: &[[i32; 2]], active: &[bool]) {
     let m = gh.len();
     units(grouped, slices, active).into_par_iter().for_each(|(u, mut feats)| {
         for (_, hs) in feats.iter_mut() {
-            hs.fill(Bin::default());
+            hs.fill(HBin::default());
         }
         let mut scratch = unit_scratch(layout);
         for b0 in (0..m).step_by(HIST_BLOCK) {
@@ -610,23 +659,23 @@ fn float_hist_by_rows(
     grouped: Option<&GroupedBins>,
     layout: &HistLayout,
     rows: Option<&[u32]>,
-    gh: &[[f32; 2]],
+    gh: &[[i32; 2]],
     active: &[bool],
     threads: usize,
-    hist: &mut [Bin],
+    hist: &mut [HBin],
 ) {
     let m = gh.len();
     let offsets = &layout.offsets;
     for f in (0..active.len()).filter(|&f| active[f]) {
-        hist[offsets[f]..offsets[f + 1]].fill(Bin::default());
+        hist[offsets[f]..offsets[f + 1]].fill(HBin::default());
     }
     let blocks = m.div_ceil(HIST_BLOCK);
     for wave in (0..blocks).step_by(threads.max(1)) {
-        let parts: Vec<Vec<Bin>> = (wave..(wave + threads.max(1)).min(blocks))
+        let parts: Vec<Vec<HBin>> = (wave..(wave + threads.max(1)).min(blocks))
             .into_par_iter()
             .map(|k| {
                 let at = k * HIST_BLOCK..((k + 1) * HIST_BLOCK).min(m);
-                let mut part = vec![Bin::default(); layout.total()];
+                let mut part = vec![HBin::default(); layout.total()];
                 let mut scratch = unit_scratch(layout);
                 for (u, mut feats) in units(grouped, per_feature(layout, &mut part), active) {
                     add_unit_block(data, grouped, u, rows, gh, at.clone(), &mut scratch, &mut feats);
@@ -649,7 +698,7 @@ fn float_hist_by_rows(
 /// One feature's histogram from quantized gradients: exact integer sums, scaled once per bin. When
 /// `fits` (the leaf's hessians sum below 2^32) a row's pair is packed (see [`pack_quantized`]) and one
 /// addition sums both parts; otherwise the parts are summed apart.
-fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[(i8, u8)], fits: bool, (g_scale, h_scale): (f64, f64), hs: &mut [Bin]) {
+fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[(i8, u8)], fits: bool, hs: &mut [HBin]) {
     let nb = hs.len();
     let m = gh.len();
     let sparse = rows.is_some_and(|r| r.len() * SPARSE_LEAF < col.len());
@@ -677,8 +726,8 @@ fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[
             a[bin(m - 1)] += pack_quantized(gh[m - 1]);
         }
         for (e, (&x, &y)) in hs.iter_mut().zip(a.iter().zip(b.iter())) {
-            let (gsum, hsum) = unpack_quantized(x + y);
-            *e = Bin { g: gsum as f64 * g_scale, h: hsum as f64 * h_scale };
+            let (g, h) = unpack_quantized(x + y);
+            *e = HBin { g, h };
         }
     } else {
         let mut acc = vec![(0i64, 0i64); nb];
@@ -687,15 +736,15 @@ fn quantized_hist<B: Copy + Into<usize>>(col: &[B], rows: Option<&[u32]>, gh: &[
             e.0 += g as i64;
             e.1 += h as i64;
         }
-        for (e, &(gs, hsum)) in hs.iter_mut().zip(&acc) {
-            *e = Bin { g: gs as f64 * g_scale, h: hsum as f64 * h_scale };
+        for (e, &(g, h)) in hs.iter_mut().zip(&acc) {
+            *e = HBin { g, h };
         }
     }
 }
 
 /// The histograms `feats` of one group of features (grouped bins) from quantized gradients whose
 /// packed sums fit (see [`quantized_hist`]): one packed addition per row and feature.
-fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], (g_scale, h_scale): (f64, f64), feats: &mut [(usize, &mut [Bin])]) {
+fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], feats: &mut [(usize, &mut [HBin])]) {
     let mut acc = vec![0i64; GROUP * 256];
     let a = &mut acc[..GROUP * 256];
     for_each_record(recs, rows, 0..gh.len(), |i, b| {
@@ -707,14 +756,14 @@ fn quantized_group(recs: &[[u8; GROUP]], rows: Option<&[u32]>, gh: &[(i8, u8)], 
     for (f, hs) in feats.iter_mut() {
         let k = *f % GROUP;
         for (e, &v) in hs.iter_mut().zip(&acc[k * 256..(k + 1) * 256]) {
-            let (gsum, hsum) = unpack_quantized(v);
-            *e = Bin { g: gsum as f64 * g_scale, h: hsum as f64 * h_scale };
+            let (g, h) = unpack_quantized(v);
+            *e = HBin { g, h };
         }
     }
 }
 
 /// Splits `hist` into one mutable slice per feature.
-fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Bin]) -> Vec<&'a mut [Bin]> {
+fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [HBin]) -> Vec<&'a mut [HBin]> {
     let mut out = Vec::with_capacity(layout.offsets.len() - 1);
     for w in layout.offsets.windows(2) {
         let (head, tail) = hist.split_at_mut(w[1] - w[0]);
@@ -730,8 +779,9 @@ fn per_feature<'a>(layout: &HistLayout, mut hist: &'a mut [Bin]) -> Vec<&'a mut 
 pub struct Buffers {
     indices: Vec<u32>,
     scratch: Vec<u32>,
-    ogh: Vec<[f32; 2]>,
+    ogh: Vec<[i32; 2]>,
     oqgh: Vec<(i8, u8)>,
+    ranges: Vec<(usize, usize)>,
 }
 
 impl Buffers {
@@ -744,7 +794,7 @@ impl Buffers {
             }
         }
         room(&mut self.indices, n, 0);
-        room(&mut self.ogh, n, [0.0; 2]);
+        room(&mut self.ogh, n, [0; 2]);
         room(&mut self.oqgh, n, (0, 0));
         if self.scratch.len() != n {
             self.scratch = crate::mem::zeroed(n, 0);
@@ -761,8 +811,10 @@ pub struct Learner<'a> {
     rules: SplitRules,
     indices: Vec<u32>,
     scratch: Vec<u32>,
-    ogh: Vec<[f32; 2]>,
+    ogh: Vec<[i32; 2]>,
     oqgh: Vec<(i8, u8)>,
+    /// Row range of each leaf of the current tree in `indices`.
+    ranges: Vec<(usize, usize)>,
 }
 
 impl<'a> Learner<'a> {
@@ -781,17 +833,18 @@ impl<'a> Learner<'a> {
             scratch: buffers.scratch,
             ogh: buffers.ogh,
             oqgh: buffers.oqgh,
+            ranges: buffers.ranges,
         }
     }
 
     /// The buffers, for the next learner.
     pub fn into_buffers(self) -> Buffers {
-        Buffers { indices: self.indices, scratch: self.scratch, ogh: self.ogh, oqgh: self.oqgh }
+        Buffers { indices: self.indices, scratch: self.scratch, ogh: self.ogh, oqgh: self.oqgh, ranges: self.ranges }
     }
 
     /// Fills the histogram of rows `indices[begin..end]` for the `active` features: one task per feature,
     /// each feature summed in row order (so the sums do not depend on the thread count).
-    fn build_hist(&mut self, begin: usize, end: usize, grads: Gradients<'_>, active: &[bool], hist: &mut [Bin]) {
+    fn build_hist(&mut self, begin: usize, end: usize, grads: Gradients<'_>, active: &[bool], hist: &mut [HBin]) {
         let n = self.data.num_data();
         let rows = &self.indices[begin..end];
         // The whole data set, in order: bins are read straight, with no row indices.
@@ -811,8 +864,8 @@ impl<'a> Learner<'a> {
             });
         }
         match grads {
-            Gradients::Float { gh } => {
-                let ogh: &[[f32; 2]] = match rows {
+            Gradients::Fixed { gh, .. } => {
+                let ogh: &[[i32; 2]] = match rows {
                     None => gh,
                     Some(rows) => {
                         gather(&mut self.ogh, gh, rows);
@@ -828,7 +881,7 @@ impl<'a> Learner<'a> {
                     float_hist_by_features(data, grouped, &self.layout, per_feature(&self.layout, hist), rows, ogh, active);
                 }
             }
-            Gradients::Quantized { gh, max_h, g_scale, h_scale } => {
+            Gradients::Quantized { gh, max_h, .. } => {
                 let op: &[(i8, u8)] = match rows {
                     None => gh,
                     Some(rows) => {
@@ -840,59 +893,23 @@ impl<'a> Learner<'a> {
                 let fits = (op.len() as u64).saturating_mul(max_h) < 1 << 32;
                 if let (Some(gb), true) = (self.grouped, fits) {
                     units(Some(gb), per_feature(&self.layout, hist), active).into_par_iter().for_each(|(u, mut feats)| {
-                        quantized_group(gb.group(u), rows, op, (g_scale, h_scale), &mut feats);
+                        quantized_group(gb.group(u), rows, op, &mut feats);
                     });
                     return;
                 }
                 per_feature(&self.layout, hist).into_par_iter().enumerate().filter(|(f, _)| active[*f]).for_each(|(f, hs)| {
-                    let scale = (g_scale, h_scale);
                     match &data.bins {
-                        BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, scale, hs),
-                        BinMatrix::U16(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, scale, hs),
+                        BinMatrix::U8(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, hs),
+                        BinMatrix::U16(d) => quantized_hist(&d[f * n..(f + 1) * n], rows, op, fits, hs),
                     }
                 });
             }
         }
     }
 
-    fn find_best(&self, hist: &[Bin], sums: &Sums, active: &[bool], bounds: Bounds, used: &[usize]) -> Option<Split> {
-        let allowed = self.rules.allowed(used, active);
-        let active = &allowed[..];
-        let layout = &self.layout;
-        let data = self.data;
-        let rules = &self.rules;
-        let found: Vec<Option<Split>> = (0..data.num_features())
-            .into_par_iter()
-            .map(|f| {
-                if !active[f] {
-                    return None;
-                }
-                let h = &hist[layout.offsets[f]..layout.offsets[f + 1]];
-                best_split_for_feature(rules, f, &data.mappers[f], h, sums, bounds)
-            })
-            .collect();
-        // Fixed-order reduction: the largest gain, the smaller feature index on ties.
-        let mut best: Option<Split> = None;
-        for s in found.into_iter().flatten() {
-            if better(&best, &s) {
-                best = Some(s);
-            }
-        }
-        best
-    }
-
-    fn can_split(&self, leaf: &Leaf) -> bool {
-        self.may_split(leaf.depth, leaf.sums.n)
-    }
-
-    /// Whether a leaf this deep with this many rows may be split.
-    fn may_split(&self, depth: usize, rows: u32) -> bool {
-        (self.rules.max_depth <= 0 || (depth as i64) < self.rules.max_depth) && rows >= 2 * self.rules.min_data_in_leaf
-    }
-
-    /// Grows one tree on rows `bag` (ascending; all rows when None). Returns the tree (outputs not
-    /// yet shrunk) and the rows of each leaf, for updating scores without traversal.
-    pub fn grow(&mut self, grads: Gradients<'_>, bag: Option<&[u32]>, active: &[bool]) -> (Tree, Vec<(usize, usize)>) {
+    /// Starts a tree on rows `bag` (ascending; all rows when None): one leaf holding them. Returns that
+    /// leaf's histogram.
+    pub fn begin_tree(&mut self, grads: Gradients<'_>, bag: Option<&[u32]>, active: &[bool]) -> Vec<HBin> {
         self.indices.clear();
         match bag {
             Some(b) => {
@@ -902,185 +919,68 @@ impl<'a> Learner<'a> {
             }
             None => self.indices.extend(0..self.data.num_data() as u32),
         }
-        let total_bins = self.layout.total();
-        let mut root_hist = vec![Bin::default(); total_bins];
         let n_rows = self.indices.len();
+        self.ranges.clear();
+        self.ranges.push((0, n_rows));
+        let mut root_hist = vec![HBin::default(); self.layout.total()];
         self.build_hist(0, n_rows, grads, active, &mut root_hist);
-        // Root sums from the first active feature's histogram (every row lands in one of its bins).
-        let f0 = active.iter().position(|&a| a).unwrap_or(0);
-        let mut root = Sums { g: 0.0, h: 0.0, n: n_rows as u32 };
-        for b in &root_hist[self.layout.offsets[f0]..self.layout.offsets[f0 + 1]] {
-            root.g += b.g;
-            root.h += b.h;
-        }
-        let mut leaves = vec![Leaf {
-            begin: 0,
-            end: n_rows,
-            sums: root,
-            depth: 0,
-            hist: Some(root_hist),
-            best: None,
-            parent: None,
-            bounds: Bounds::FREE,
-            used: Vec::new(),
-        }];
-        if self.can_split(&leaves[0]) {
-            leaves[0].best = self.find_best(leaves[0].hist.as_ref().unwrap(), &root, active, Bounds::FREE, &[]);
-        }
-        let mut nodes: Vec<TreeNode> = Vec::new();
-        let l2 = self.rules.lambda_l2;
-        while leaves.len() < self.rules.num_leaves {
-            // The leaf whose best split gains most (first such leaf on ties).
-            let mut pick: Option<usize> = None;
-            for (i, l) in leaves.iter().enumerate() {
-                if let Some(s) = &l.best {
-                    if pick.is_none_or(|p| s.gain > leaves[p].best.as_ref().unwrap().gain) {
-                        pick = Some(i);
-                    }
-                }
-            }
-            let Some(li) = pick else { break };
-            let mut split = leaves[li].best.take().unwrap();
-            let (begin, end, depth) = (leaves[li].begin, leaves[li].end, leaves[li].depth);
-            let mid = self.partition(begin, end, &split);
-            // The children's exact row counts (the histogram only estimated them).
-            split.left.n = (mid - begin) as u32;
-            split.right.n = (end - mid) as u32;
-            let node_index = nodes.len();
-            let m = &self.data.mappers[split.feature];
-            let threshold = match m {
-                BinMapper::Numeric { upper_bounds, .. } => upper_bounds[split.threshold_bin as usize],
-                BinMapper::Categorical { .. } => 0.0,
-            };
-            let parent_sums = leaves[li].sums;
-            nodes.push(TreeNode {
-                feature: split.feature as u32,
-                threshold_bin: split.threshold_bin,
-                threshold,
-                default_left: split.default_left,
-                missing: 0,
-                cat_inverted: false,
-                cat_left: split.cat_left.clone(),
-                left: !(li as Child),
-                right: !(leaves.len() as Child),
-                gain: split.gain,
-                count: parent_sums.n,
-                hess: parent_sums.h,
-                value: self.rules.leaf_output(&parent_sums, l2, leaves[li].bounds),
+        root_hist
+    }
+
+    /// Rows of the current tree's leaves.
+    pub fn leaf_rows(&self, leaf: usize) -> usize {
+        self.ranges.get(leaf).map_or(0, |r| r.1 - r.0)
+    }
+
+    /// Applies `order` to its leaf's rows (a stable partition): the left child keeps the leaf's index,
+    /// the right child gets the next one. Returns the rows of the two children.
+    pub fn split_leaf(&mut self, order: &SplitOrder) -> (u32, u32) {
+        let (begin, end) = self.ranges[order.leaf];
+        let mid = self.partition(begin, end, order);
+        self.ranges[order.leaf] = (begin, mid);
+        self.ranges.push((mid, end));
+        ((mid - begin) as u32, (end - mid) as u32)
+    }
+
+    /// The histogram of leaf `leaf` of the current tree.
+    pub fn leaf_hist(&mut self, leaf: usize, grads: Gradients<'_>, active: &[bool]) -> Vec<HBin> {
+        let (begin, end) = self.ranges[leaf];
+        let mut h = vec![HBin::default(); self.layout.total()];
+        self.build_hist(begin, end, grads, active, &mut h);
+        h
+    }
+
+    /// The row ranges of the current tree's leaves.
+    pub fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges
+    }
+
+    /// Grows one tree on rows `bag` (ascending; all rows when None). Returns the tree (outputs not
+    /// yet shrunk) and the rows of each leaf, for updating scores without traversal.
+    pub fn grow(&mut self, grads: Gradients<'_>, bag: Option<&[u32]>, active: &[bool]) -> (Tree, Vec<(usize, usize)>) {
+        let root = self.begin_tree(grads, bag, active);
+        let n_rows = self.leaf_rows(0) as u32;
+        let data = self.data;
+        let mut grower = Grower::new(self.rules.clone(), &data.mappers, active, grads.scales(), n_rows, root);
+        while let Some(order) = grower.next_split(&data.mappers) {
+            let (left_n, right_n) = self.split_leaf(&order);
+            // Which child is built does not change the tree (the sums are exact integers), only the
+            // time: the smaller one is.
+            let built = grower.wants_hist(left_n, right_n).map(|left| {
+                let child = if left { order.leaf } else { self.ranges.len() - 1 };
+                (left, self.leaf_hist(child, grads, active))
             });
-            if let Some((p, is_left)) = leaves[li].parent {
-                if is_left {
-                    nodes[p].left = node_index as Child;
-                } else {
-                    nodes[p].right = node_index as Child;
-                }
-            }
-            // Children: the smaller is built, the larger is parent minus smaller; neither when no child
-            // will be split (the tree is full after this split, or both are too small or too deep).
-            let mut parent_hist = leaves[li].hist.take().unwrap();
-            let grows = leaves.len() + 1 < self.rules.num_leaves
-                && (self.may_split(depth + 1, split.left.n) || self.may_split(depth + 1, split.right.n));
-            let (left_hist, right_hist) = if grows {
-                let left_small = split.left.n <= split.right.n;
-                let (sb, se) = if left_small { (begin, mid) } else { (mid, end) };
-                let mut small_hist = vec![Bin::default(); total_bins];
-                self.build_hist(sb, se, grads, active, &mut small_hist);
-                for (f, (p, s)) in per_feature(&self.layout, &mut parent_hist)
-                    .into_iter()
-                    .zip(per_feature(&self.layout, &mut small_hist))
-                    .enumerate()
-                {
-                    if active[f] {
-                        for (pe, se) in p.iter_mut().zip(s.iter()) {
-                            *pe = pe.minus(se);
-                        }
-                    }
-                }
-                if left_small { (Some(small_hist), Some(parent_hist)) } else { (Some(parent_hist), Some(small_hist)) }
-            } else {
-                (None, None)
-            };
-            let right_index = leaves.len();
-            let pb = leaves[li].bounds;
-            let (lb, rb) = match self.rules.monotone_of(split.feature) {
-                m if m != 0 && split.cat_left.is_empty() => {
-                    let mid = 0.5 * (split.left_out + split.right_out);
-                    if m > 0 {
-                        (Bounds { lo: pb.lo, hi: mid.min(pb.hi) }, Bounds { lo: mid.max(pb.lo), hi: pb.hi })
-                    } else {
-                        (Bounds { lo: mid.max(pb.lo), hi: pb.hi }, Bounds { lo: pb.lo, hi: mid.min(pb.hi) })
-                    }
-                }
-                _ => (pb, pb),
-            };
-            let mut used = std::mem::take(&mut leaves[li].used);
-            if !self.rules.groups.is_empty() && !used.contains(&split.feature) {
-                used.push(split.feature);
-            }
-            leaves[li] = Leaf {
-                begin,
-                end: mid,
-                sums: split.left,
-                depth: depth + 1,
-                hist: left_hist,
-                best: None,
-                parent: Some((node_index, true)),
-                bounds: lb,
-                used: used.clone(),
-            };
-            leaves.push(Leaf {
-                begin: mid,
-                end,
-                sums: split.right,
-                depth: depth + 1,
-                hist: right_hist,
-                best: None,
-                parent: Some((node_index, false)),
-                bounds: rb,
-                used,
-            });
-            for i in [li, right_index] {
-                if leaves.len() < self.rules.num_leaves && self.can_split(&leaves[i]) && leaves[i].hist.is_some() {
-                    let h = leaves[i].hist.as_ref().expect("checked");
-                    leaves[i].best = self.find_best(h, &leaves[i].sums, active, leaves[i].bounds, &leaves[i].used);
-                } else {
-                    leaves[i].best = None;
-                }
-                if leaves[i].best.is_none() {
-                    leaves[i].hist = None;
-                }
-            }
+            grower.finish_split(&data.mappers, left_n, right_n, built).expect("the histogram asked for was built");
         }
-        let tree = Tree {
-            nodes,
-            leaf_value: leaves.iter().map(|l| self.rules.leaf_output(&l.sums, l2, l.bounds)).collect(),
-            leaf_count: leaves.iter().map(|l| l.sums.n).collect(),
-            leaf_hess: leaves.iter().map(|l| l.sums.h).collect(),
-            cover_is_hessian: false,
-        };
-        (tree, leaves.iter().map(|l| (l.begin, l.end)).collect())
+        (grower.into_tree(), self.ranges.clone())
     }
 
     /// Stable partition of `indices[begin..end]` by the split; returns the first right position.
-    fn partition(&mut self, begin: usize, end: usize, split: &Split) -> usize {
+    fn partition(&mut self, begin: usize, end: usize, split: &SplitOrder) -> usize {
         let f = split.feature;
         let n = self.data.num_data();
         let missing = self.data.mappers[f].missing_bin();
-        let node = TreeNode {
-            feature: f as u32,
-            threshold_bin: split.threshold_bin,
-            threshold: 0.0,
-            default_left: split.default_left,
-            missing: 0,
-            cat_inverted: false,
-            cat_left: split.cat_left.clone(),
-            left: 0,
-            right: 0,
-            gain: 0.0,
-            count: 0,
-            hess: 0.0,
-            value: 0.0,
-        };
+        let node = split.node();
         let rows = &mut self.indices[begin..end];
         let scratch = &mut self.scratch[..rows.len()];
         // Which side each bin goes to, looked up instead of tested (numeric, missing and categorical
@@ -1180,6 +1080,272 @@ impl<'a> Learner<'a> {
     }
 }
 
+/// A split the tree grower chose, as the holders of the rows need it: the leaf and the rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitOrder {
+    /// The leaf to split (its left child keeps the index; the right child gets the next).
+    pub leaf: usize,
+    /// Feature split on.
+    pub feature: usize,
+    /// Numeric: bins `<= threshold_bin` go left.
+    pub threshold_bin: u32,
+    /// Where the missing bin goes (numeric).
+    pub default_left: bool,
+    /// Categorical: bitset of the bins that go left (empty for numeric splits).
+    pub cat_left: Vec<u32>,
+    /// The rows of each side as the histogram estimates them (the exact counts come from the rows).
+    pub est_left: u32,
+    /// See `est_left`.
+    pub est_right: u32,
+}
+
+impl SplitOrder {
+    /// Whether rows in bin `b` of the feature (whose missing bin is `missing`) go left.
+    pub fn goes_left(&self, b: u32, missing: u32) -> bool {
+        self.node().bin_goes_left(b, missing)
+    }
+
+    fn node(&self) -> TreeNode {
+        TreeNode {
+            feature: self.feature as u32,
+            threshold_bin: self.threshold_bin,
+            threshold: 0.0,
+            default_left: self.default_left,
+            missing: 0,
+            cat_inverted: false,
+            cat_left: self.cat_left.clone(),
+            left: 0,
+            right: 0,
+            gain: 0.0,
+            count: 0,
+            hess: 0.0,
+            value: 0.0,
+        }
+    }
+}
+
+/// Leaf-wise growth of one tree from exact histograms, knowing nothing of where the rows are: the
+/// trainer feeds it the root histogram, then for each split it orders the rows' children counts and
+/// the histogram of one child. One process (the local learner) or many (shards of the rows, whose
+/// histograms are added) drive it the same way, so both grow the same tree.
+pub struct Grower {
+    rules: SplitRules,
+    layout: HistLayout,
+    active: Vec<bool>,
+    /// Value of one unit of the histograms' integer gradient and hessian sums.
+    scale: (f64, f64),
+    leaves: Vec<Leaf>,
+    nodes: Vec<TreeNode>,
+    pending: Option<(usize, Split)>,
+}
+
+impl Grower {
+    /// A tree whose root holds `n_rows` rows with histogram `root_hist` (integer sums; one unit of
+    /// gradient is `scale.0`, of hessian `scale.1`).
+    pub fn new(rules: SplitRules, mappers: &[BinMapper], active: &[bool], scale: (f64, f64), n_rows: u32, root_hist: Vec<HBin>) -> Self {
+        let layout = HistLayout::from_mappers(mappers);
+        // Root sums from the first active feature's histogram (every row lands in one of its bins).
+        let f0 = active.iter().position(|&a| a).unwrap_or(0);
+        let (mut g, mut h) = (0i64, 0i64);
+        if f0 + 1 < layout.offsets.len() {
+            for b in &root_hist[layout.offsets[f0]..layout.offsets[f0 + 1]] {
+                g += b.g;
+                h += b.h;
+            }
+        }
+        let root = Sums { g: g as f64 * scale.0, h: h as f64 * scale.1, n: n_rows };
+        let mut grower = Grower { rules, layout, active: active.to_vec(), scale, leaves: Vec::new(), nodes: Vec::new(), pending: None };
+        let mut leaf = Leaf { sums: root, depth: 0, hist: Some(root_hist), best: None, parent: None, bounds: Bounds::FREE, used: Vec::new() };
+        if grower.may_split(0, n_rows) {
+            leaf.best = grower.find_best(mappers, leaf.hist.as_ref().unwrap(), &root, Bounds::FREE, &[]);
+        }
+        grower.leaves.push(leaf);
+        grower
+    }
+
+    /// Histogram bins (all features).
+    pub fn total_bins(&self) -> usize {
+        self.layout.total()
+    }
+
+    /// The next split: of the leaf whose best split gains most (the first such leaf on ties). None when
+    /// the tree is complete.
+    pub fn next_split(&mut self, mappers: &[BinMapper]) -> Option<SplitOrder> {
+        let _ = mappers;
+        if self.pending.is_some() || self.leaves.len() >= self.rules.num_leaves {
+            return None;
+        }
+        let mut pick: Option<usize> = None;
+        for (i, l) in self.leaves.iter().enumerate() {
+            if let Some(s) = &l.best {
+                if pick.is_none_or(|p| s.gain > self.leaves[p].best.as_ref().unwrap().gain) {
+                    pick = Some(i);
+                }
+            }
+        }
+        let li = pick?;
+        let split = self.leaves[li].best.take().unwrap();
+        let order = SplitOrder {
+            leaf: li,
+            feature: split.feature,
+            threshold_bin: split.threshold_bin,
+            default_left: split.default_left,
+            cat_left: split.cat_left.clone(),
+            est_left: split.left.n,
+            est_right: split.right.n,
+        };
+        self.pending = Some((li, split));
+        Some(order)
+    }
+
+    /// Whether the pending split's children need a histogram, given their exact row counts: Some(true)
+    /// for the left child, Some(false) for the right (the smaller; either gives the same tree), None
+    /// when neither child can be split further.
+    pub fn wants_hist(&self, left_n: u32, right_n: u32) -> Option<bool> {
+        let (li, _) = self.pending.as_ref()?;
+        let depth = self.leaves[*li].depth;
+        let grows = self.leaves.len() + 1 < self.rules.num_leaves
+            && (self.may_split(depth + 1, left_n) || self.may_split(depth + 1, right_n));
+        grows.then_some(left_n <= right_n)
+    }
+
+    /// Completes the pending split with the children's exact row counts and, when [`Grower::wants_hist`]
+    /// asks for one, the histogram of one child (`(is_left, histogram)`).
+    pub fn finish_split(&mut self, mappers: &[BinMapper], left_n: u32, right_n: u32, built: Option<(bool, Vec<HBin>)>) -> Result<()> {
+        let need = self.wants_hist(left_n, right_n);
+        let (li, mut split) = self.pending.take().ok_or_else(|| Error::Internal("no split is pending".into()))?;
+        let leaves = &mut self.leaves;
+        let nodes = &mut self.nodes;
+        let l2 = self.rules.lambda_l2;
+        let depth = leaves[li].depth;
+        split.left.n = left_n;
+        split.right.n = right_n;
+        let node_index = nodes.len();
+        let threshold = match &mappers[split.feature] {
+            BinMapper::Numeric { upper_bounds, .. } => upper_bounds[split.threshold_bin as usize],
+            BinMapper::Categorical { .. } => 0.0,
+        };
+        let parent_sums = leaves[li].sums;
+        nodes.push(TreeNode {
+            feature: split.feature as u32,
+            threshold_bin: split.threshold_bin,
+            threshold,
+            default_left: split.default_left,
+            missing: 0,
+            cat_inverted: false,
+            cat_left: split.cat_left.clone(),
+            left: !(li as Child),
+            right: !(leaves.len() as Child),
+            gain: split.gain,
+            count: parent_sums.n,
+            hess: parent_sums.h,
+            value: self.rules.leaf_output(&parent_sums, l2, leaves[li].bounds),
+        });
+        if let Some((p, is_left)) = leaves[li].parent {
+            if is_left {
+                nodes[p].left = node_index as Child;
+            } else {
+                nodes[p].right = node_index as Child;
+            }
+        }
+        // Children: one is built, the other is the parent minus it (exact integers); neither when no
+        // child will be split (the tree is full after this split, or both are too small or too deep).
+        let mut parent_hist = leaves[li].hist.take().unwrap_or_default();
+        let (left_hist, right_hist) = match (need, built) {
+            (Some(_), Some((left, mut small))) => {
+                if small.len() != parent_hist.len() {
+                    return Err(Error::Internal(format!("a child histogram has {} bins, expected {}", small.len(), parent_hist.len())));
+                }
+                for f in (0..self.active.len()).filter(|&f| self.active[f]) {
+                    let r = self.layout.offsets[f]..self.layout.offsets[f + 1];
+                    for (p, s) in parent_hist[r.clone()].iter_mut().zip(&mut small[r]) {
+                        *p = HBin { g: p.g - s.g, h: p.h - s.h };
+                    }
+                }
+                if left { (Some(small), Some(parent_hist)) } else { (Some(parent_hist), Some(small)) }
+            }
+            (Some(_), None) => return Err(Error::Internal("the split needs a child histogram".into())),
+            (None, _) => (None, None),
+        };
+        let right_index = leaves.len();
+        let pb = leaves[li].bounds;
+        let (lb, rb) = match self.rules.monotone_of(split.feature) {
+            m if m != 0 && split.cat_left.is_empty() => {
+                let mid = 0.5 * (split.left_out + split.right_out);
+                if m > 0 {
+                    (Bounds { lo: pb.lo, hi: mid.min(pb.hi) }, Bounds { lo: mid.max(pb.lo), hi: pb.hi })
+                } else {
+                    (Bounds { lo: mid.max(pb.lo), hi: pb.hi }, Bounds { lo: pb.lo, hi: mid.min(pb.hi) })
+                }
+            }
+            _ => (pb, pb),
+        };
+        let mut used = std::mem::take(&mut leaves[li].used);
+        if !self.rules.groups.is_empty() && !used.contains(&split.feature) {
+            used.push(split.feature);
+        }
+        leaves[li] = Leaf { sums: split.left, depth: depth + 1, hist: left_hist, best: None, parent: Some((node_index, true)), bounds: lb, used: used.clone() };
+        leaves.push(Leaf { sums: split.right, depth: depth + 1, hist: right_hist, best: None, parent: Some((node_index, false)), bounds: rb, used });
+        for i in [li, right_index] {
+            let leaf = &self.leaves[i];
+            let best = if self.leaves.len() < self.rules.num_leaves && self.may_split(leaf.depth, leaf.sums.n) && leaf.hist.is_some() {
+                self.find_best(mappers, leaf.hist.as_ref().expect("checked"), &leaf.sums, leaf.bounds, &leaf.used)
+            } else {
+                None
+            };
+            let leaf = &mut self.leaves[i];
+            if best.is_none() {
+                leaf.hist = None;
+            }
+            leaf.best = best;
+        }
+        Ok(())
+    }
+
+    /// The grown tree (outputs not yet shrunk).
+    pub fn into_tree(self) -> Tree {
+        let l2 = self.rules.lambda_l2;
+        Tree {
+            leaf_value: self.leaves.iter().map(|l| self.rules.leaf_output(&l.sums, l2, l.bounds)).collect(),
+            leaf_count: self.leaves.iter().map(|l| l.sums.n).collect(),
+            leaf_hess: self.leaves.iter().map(|l| l.sums.h).collect(),
+            nodes: self.nodes,
+            cover_is_hessian: false,
+        }
+    }
+
+    fn find_best(&self, mappers: &[BinMapper], hist: &[HBin], sums: &Sums, bounds: Bounds, used: &[usize]) -> Option<Split> {
+        let allowed = self.rules.allowed(used, &self.active);
+        let active = &allowed[..];
+        let offsets = &self.layout.offsets;
+        let rules = &self.rules;
+        let (gs, hs) = self.scale;
+        let found: Vec<Option<Split>> = (0..mappers.len())
+            .into_par_iter()
+            .map(|f| {
+                if !active[f] {
+                    return None;
+                }
+                let h: Vec<Bin> = hist[offsets[f]..offsets[f + 1]].iter().map(|b| Bin { g: b.g as f64 * gs, h: b.h as f64 * hs }).collect();
+                best_split_for_feature(rules, f, &mappers[f], &h, sums, bounds)
+            })
+            .collect();
+        // Fixed-order reduction: the largest gain, the smaller feature index on ties.
+        let mut best: Option<Split> = None;
+        for s in found.into_iter().flatten() {
+            if better(&best, &s) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+
+    /// Whether a leaf this deep with this many rows may be split.
+    fn may_split(&self, depth: usize, rows: u32) -> bool {
+        (self.rules.max_depth <= 0 || (depth as i64) < self.rules.max_depth) && rows >= 2 * self.rules.min_data_in_leaf
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1203,9 +1369,8 @@ mod tests {
         SplitRules::from_params(&GbdtParams::default())
     }
 
-    fn split_on(feature: usize, threshold_bin: u32, default_left: bool) -> Split {
-        let s = Sums { g: 0.0, h: 0.0, n: 0 };
-        Split { feature, threshold_bin, default_left, gain: 1.0, left: s, right: s, cat_left: vec![], left_out: 0.0, right_out: 0.0 }
+    fn split_on(feature: usize, threshold_bin: u32, default_left: bool) -> SplitOrder {
+        SplitOrder { leaf: 0, feature, threshold_bin, default_left, cat_left: vec![], est_left: 0, est_right: 0 }
     }
 
     #[test]
@@ -1240,7 +1405,8 @@ mod tests {
         let data = dataset();
         let n = data.num_data();
         let mut rng = SplitMix64::new(3);
-        let gh: Vec<[f32; 2]> = (0..n).map(|_| [rng.next_f64() as f32 - 0.5, rng.next_f64() as f32]).collect();
+        // Fixed-point gradients and hessians up to 2^30 in magnitude (as the trainer makes them).
+        let gh: Vec<[i32; 2]> = (0..n).map(|_| [((rng.next_f64() - 0.5) * 2.0 * (1 << 30) as f64) as i32, (rng.next_f64() * (1 << 30) as f64) as i32]).collect();
         let qg: Vec<i8> = (0..n).map(|i| (i % 9) as i8 - 4).collect();
         let qh: Vec<u8> = (0..n).map(|i| (i % 5) as u8).collect();
         let qgh: Vec<(i8, u8)> = qg.iter().copied().zip(qh.iter().copied()).collect();
@@ -1253,28 +1419,29 @@ mod tests {
         {
             let mut l = Learner::new(&data, grouped, rules(), Buffers::default());
             l.indices = rows.clone();
-            let mut hf = vec![Bin::default(); layout.total()];
-            l.build_hist(0, rows.len(), Gradients::Float { gh: &gh }, &active, &mut hf);
-            let mut hq = vec![Bin::default(); layout.total()];
+            let mut hf = vec![HBin::default(); layout.total()];
+            l.build_hist(0, rows.len(), Gradients::Fixed { gh: &gh, g_scale: 1.0, h_scale: 1.0 }, &active, &mut hf);
+            let mut hq = vec![HBin::default(); layout.total()];
             l.build_hist(0, rows.len(), Gradients::Quantized { gh: &qgh, max_h: 4, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq);
             // A hessian bound too large for packed sums: the parts are summed apart, same result.
-            let mut hq2 = vec![Bin::default(); layout.total()];
+            let mut hq2 = vec![HBin::default(); layout.total()];
             l.build_hist(0, rows.len(), Gradients::Quantized { gh: &qgh, max_h: 1 << 31, g_scale: 0.5, h_scale: 0.25 }, &active, &mut hq2);
             assert_eq!(hq, hq2);
-            let mut want = vec![Bin::default(); layout.total()];
+            let mut want = vec![HBin::default(); layout.total()];
             let mut want_q = vec![(0i64, 0i64); layout.total()];
             for &r in &rows {
                 for f in 0..3 {
                     let at = layout.offsets[f] + data.bin(r as usize, f) as usize;
-                    want[at].g += gh[r as usize][0] as f64;
-                    want[at].h += gh[r as usize][1] as f64;
+                    want[at].g += gh[r as usize][0] as i64;
+                    want[at].h += gh[r as usize][1] as i64;
                     want_q[at].0 += qg[r as usize] as i64;
                     want_q[at].1 += qh[r as usize] as i64;
                 }
             }
             for at in 0..layout.total() {
-                assert!((hf[at].g - want[at].g).abs() < 1e-9 && (hf[at].h - want[at].h).abs() < 1e-9, "bin {at}");
-                assert_eq!(hq[at], Bin { g: want_q[at].0 as f64 * 0.5, h: want_q[at].1 as f64 * 0.25 }, "bin {at}");
+                // Exact: the integer sums, whatever the grouping and row order.
+                assert_eq!(hf[at], want[at], "bin {at}");
+                assert_eq!(hq[at], HBin { g: want_q[at].0, h: want_q[at].1 }, "bin {at}");
             }
         }
     }
@@ -1286,26 +1453,70 @@ mod tests {
         let layout = HistLayout::new(&data);
         let mut rng = SplitMix64::new(11);
         // Gradients of mixed signs and magnitudes, some exactly zero.
-        let gh: Vec<[f32; 2]> = (0..n).map(|i| if i % 13 == 0 { [-0.0, 0.0] } else { [((rng.next_f64() - 0.5) * 1e3) as f32, rng.next_f64() as f32] }).collect();
+        let gh: Vec<[i32; 2]> = (0..n).map(|i| if i % 13 == 0 { [0, 0] } else { [to_fixed(((rng.next_f64() - 0.5) * 1e3) as f32, fixed_scale(500.0)), to_fixed(rng.next_f64() as f32, fixed_scale(1.0))] }).collect();
         for (rows, active) in [(None, vec![true; 3]), (Some((0..n as u32).filter(|r| r % 3 != 1).collect::<Vec<_>>()), vec![true, false, true])] {
-            let ogh: Vec<[f32; 2]> = match &rows {
+            let ogh: Vec<[i32; 2]> = match &rows {
                 None => gh.clone(),
                 Some(r) => r.iter().map(|&r| gh[r as usize]).collect(),
             };
             let gb = GroupedBins::new(&data).unwrap();
             for grouped in [None, Some(&gb)] {
-                let mut by_features = vec![Bin::default(); layout.total()];
+                let mut by_features = vec![HBin::default(); layout.total()];
                 float_hist_by_features(&data, grouped, &layout, per_feature(&layout, &mut by_features), rows.as_deref(), &ogh, &active);
                 for threads in [1, 2, 3] {
-                    let mut by_rows = vec![Bin::default(); layout.total()];
+                    let mut by_rows = vec![HBin::default(); layout.total()];
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     pool.install(|| float_hist_by_rows(&data, grouped, &layout, rows.as_deref(), &ogh, &active, threads, &mut by_rows));
                     for (at, (a, b)) in by_features.iter().zip(&by_rows).enumerate() {
-                        assert!(a.g.to_bits() == b.g.to_bits() && a.h.to_bits() == b.h.to_bits(), "bin {at}: {a:?} vs {b:?}");
+                        assert_eq!(a, b, "bin {at}");
                     }
                 }
             }
         }
         assert!(row_wise(3, 1_000_000, 16) && !row_wise(28, 1_000_000, 2) && !row_wise(3, 1000, 16));
+    }
+
+    #[test]
+    fn fixed_point_keeps_thirty_bits_of_the_largest_value() {
+        for max in [1e-12f64, 0.25, 1.0, 3.0, 1e9] {
+            let s = fixed_scale(max);
+            assert!(max * s < (1u64 << 30) as f64 && max * s >= (1u64 << 29) as f64, "{max}: {s}");
+            assert_eq!(s.to_bits() & ((1 << 52) - 1), 0, "a power of two");
+        }
+        assert_eq!(fixed_scale(0.0), 1.0);
+        assert_eq!(to_fixed(-0.75, 4.0), -3);
+    }
+
+    #[test]
+    fn the_built_child_does_not_change_the_tree() {
+        // Either child may be built (the other is parent minus it): with exact sums both give the
+        // same tree, which is what lets shards of the rows choose by estimated counts.
+        let data = dataset();
+        let n = data.num_data();
+        let mut rng = SplitMix64::new(5);
+        let g: Vec<f32> = (0..n).map(|i| (data.bin(i, 0) as f32 / 100.0 - 2.0) + rng.next_f64() as f32 * 0.1).collect();
+        let gs = fixed_scale(g.iter().fold(0f64, |m, v| m.max(v.abs() as f64)));
+        let gh: Vec<[i32; 2]> = g.iter().map(|&v| [to_fixed(v, gs), to_fixed(1.0, fixed_scale(1.0))]).collect();
+        let grads = Gradients::Fixed { gh: &gh, g_scale: 1.0 / gs, h_scale: 1.0 / fixed_scale(1.0) };
+        let active = vec![true; 3];
+        let mut trees = Vec::new();
+        for pick in [None, Some(true), Some(false)] {
+            let mut l = Learner::new(&data, None, SplitRules { num_leaves: 15, ..rules() }, Buffers::default());
+            let root = l.begin_tree(grads, None, &active);
+            let mut gr = Grower::new(SplitRules { num_leaves: 15, ..rules() }, &data.mappers, &active, grads.scales(), n as u32, root);
+            while let Some(o) = gr.next_split(&data.mappers) {
+                let (ln, rn) = l.split_leaf(&o);
+                let built = gr.wants_hist(ln, rn).map(|smaller| {
+                    let left = pick.unwrap_or(smaller);
+                    let child = if left { o.leaf } else { l.ranges().len() - 1 };
+                    (left, l.leaf_hist(child, grads, &active))
+                });
+                gr.finish_split(&data.mappers, ln, rn, built).unwrap();
+            }
+            trees.push(gr.into_tree());
+        }
+        assert!(trees[0].nodes.len() >= 10);
+        assert_eq!(trees[0], trees[1]);
+        assert_eq!(trees[0], trees[2]);
     }
 }

@@ -2,6 +2,8 @@
 //! the boosting loop. Trained models are evaluated through `crate::predict`.
 
 pub mod boosting;
+pub mod distributed;
+pub mod exact;
 pub mod learner;
 pub mod metric;
 pub mod objective;

@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::exact::ExactSum;
 use super::params::{GbdtParams, ObjectiveKind};
 use crate::error::{Error, Result};
 use crate::predict::OutputTransform;
@@ -166,14 +167,22 @@ impl Objective {
     }
 
     /// The starting raw score per class (boost_from_average), before any tree.
+    /// The label average is an exact sum (see [`ExactSum`]), so it does not depend on the row order.
     pub fn init_scores(&self, label: &[f64], weight: Option<&[f64]>, boost_from_average: bool) -> Vec<f64> {
+        let (sw, swy) = label_sums(label, weight);
+        self.init_scores_from(label, weight, &sw, &swy, boost_from_average)
+    }
+
+    /// [`Objective::init_scores`] from the exact label sums (see [`label_sums`]): sums of shards of the
+    /// data, merged, give the same scores as the whole data. Objectives whose start is a quantile need
+    /// the labels themselves (`label`, `weight`).
+    pub fn init_scores_from(&self, label: &[f64], weight: Option<&[f64]>, sw: &ExactSum, swy: &ExactSum, boost_from_average: bool) -> Vec<f64> {
         let k = self.num_scores();
         if !boost_from_average || matches!(self.kind, ObjectiveKind::Multiclass | ObjectiveKind::Custom | ObjectiveKind::Lambdarank) {
             return vec![0.0; k];
         }
-        let w = |i: usize| weight.map_or(1.0, |w| w[i]);
-        let sw: f64 = (0..label.len()).map(w).sum();
-        let mean = if sw > 0.0 { (0..label.len()).map(|i| w(i) * label[i]).sum::<f64>() / sw } else { 0.0 };
+        let (sw, swy) = (sw.value(), swy.value());
+        let mean = if sw > 0.0 { swy / sw } else { 0.0 };
         let s = match self.kind {
             ObjectiveKind::Regression | ObjectiveKind::Huber => mean,
             ObjectiveKind::RegressionL1 => weighted_quantile(label, weight, 0.5),
@@ -410,6 +419,17 @@ impl Objective {
             _ => None,
         }
     }
+}
+
+/// Exact sums of the weights and of weight x label: the parts of the label average.
+pub fn label_sums(label: &[f64], weight: Option<&[f64]>) -> (ExactSum, ExactSum) {
+    let (mut sw, mut swy) = (ExactSum::new(), ExactSum::new());
+    for (i, &y) in label.iter().enumerate() {
+        let w = weight.map_or(1.0, |w| w[i]);
+        sw.add(w);
+        swy.add(w * y);
+    }
+    (sw, swy)
 }
 
 /// The weighted `q`-quantile of `values`: the first value whose cumulative weight reaches `q` of the total.
