@@ -283,6 +283,21 @@ def _pop_alias(params: dict[str, Any], aliases: Iterable[str]) -> Any:
     return found
 
 
+def _round_params(params: Any, num_boost_round: Any) -> tuple[dict[str, Any], int, Any, bool, Any]:
+    """A copy of ``params`` without the round settings, and those settings: the number of rounds (an alias
+    in ``params`` wins), early-stopping rounds, first_metric_only, verbosity."""
+    params = dict(params or {})
+    rounds = _pop_alias(params, _NUM_ROUND_ALIASES)
+    if rounds is not None:
+        num_boost_round = rounds
+    if isinstance(num_boost_round, bool) or not isinstance(num_boost_round, (int, np.integer)) or num_boost_round < 0:
+        raise ParameterError(f"num_boost_round must be an integer >= 0, got {num_boost_round!r}")
+    stop_rounds = _pop_alias(params, _EARLY_STOP_ALIASES)
+    first_metric_only = bool(params.pop("first_metric_only", False))
+    verbosity = params.get("verbosity", params.get("verbose", 1))
+    return params, int(num_boost_round), stop_rounds, first_metric_only, verbosity
+
+
 def train(
     params: Mapping[str, Any],
     train_set: Dataset,
@@ -308,15 +323,7 @@ def train(
     """
     if not isinstance(train_set, Dataset):
         raise ParameterError(f"train_set must be a ferrox.Dataset, got {type(train_set).__name__}")
-    params = dict(params or {})
-    rounds = _pop_alias(params, _NUM_ROUND_ALIASES)
-    if rounds is not None:
-        num_boost_round = rounds
-    if isinstance(num_boost_round, bool) or not isinstance(num_boost_round, (int, np.integer)) or num_boost_round < 0:
-        raise ParameterError(f"num_boost_round must be an integer >= 0, got {num_boost_round!r}")
-    stop_rounds = _pop_alias(params, _EARLY_STOP_ALIASES)
-    first_metric_only = bool(params.pop("first_metric_only", False))
-    verbosity = params.get("verbosity", params.get("verbose", 1))
+    params, num_boost_round, stop_rounds, first_metric_only, verbosity = _round_params(params, num_boost_round)
     fobj = None
     if callable(params.get("objective")):
         fobj = params.pop("objective")

@@ -40,7 +40,7 @@ from . import _ferrox
 from .callback import CallbackEnv
 from .dataset import _PARAM_ALIASES, Dataset
 from .exceptions import DataError, FerroxError, ParameterError
-from .gbdt import _EARLY_STOP_ALIASES, _NUM_ROUND_ALIASES, Booster, _boost, _feature_groups, _pop_alias
+from .gbdt import Booster, _boost, _feature_groups, _round_params
 
 __all__ = ["train", "predict", "profile", "WorkerLostError"]
 
@@ -379,15 +379,7 @@ def train(
         raise ParameterError(f"num_workers must be an integer >= 1, got {num_workers!r}")
     if not ray.is_initialized():
         ray.init()
-    params = dict(params or {})
-    rounds = _pop_alias(params, _NUM_ROUND_ALIASES)
-    if rounds is not None:
-        num_boost_round = rounds
-    if isinstance(num_boost_round, bool) or not isinstance(num_boost_round, (int, np.integer)) or num_boost_round < 0:
-        raise ParameterError(f"num_boost_round must be an integer >= 0, got {num_boost_round!r}")
-    stop_rounds = _pop_alias(params, _EARLY_STOP_ALIASES)
-    first_metric_only = bool(params.pop("first_metric_only", False))
-    verbosity = params.get("verbosity", params.get("verbose", 1))
+    params, num_boost_round, stop_rounds, first_metric_only, verbosity = _round_params(params, num_boost_round)
     if callable(params.get("objective")):
         raise ParameterError("a custom objective is not supported by fx.ray.train: gradients are computed on the workers")
     _ferrox.check_distributed_params(list(params.items()))

@@ -593,9 +593,21 @@ class RetrainLoop:
         frame = Xtr.assign(**{self.target: ytr})
         report = validation.check_training_data(frame, target=self.target, **self.validation)
         checks = sorted({str(i.get("check")) for i in report.issues})
-        if not report.ok:
+        # The champion's input schema: the challenger must read the same columns, of the same kinds.
+        from .pipeline import Pipeline
+
+        schema = {c["name"]: c["dtype"] for c in Pipeline.load(self.state["champion"]["path"]).schema_}
+        missing = sorted(set(schema) - set(Xtr.columns))
+        strings = {n for n, t in schema.items() if t == "string"}
+        wrong = sorted(n for n in set(schema) & set(Xtr.columns)
+                       if (n in strings) != (Xtr[n].dtype == object or str(Xtr[n].dtype) in ("category", "string", "str")))
+        if missing or wrong:
+            checks.append("schema")
+            self._finish(run, "abandoned", f"the training data does not fit the champion's schema: missing {missing}, "
+                         f"other kinds {wrong}")
+        elif not report.ok:
             self._finish(run, "abandoned", "the training data failed validation: " + ", ".join(checks))
-        return {"ok": bool(report.ok), "issues": checks}
+        return {"ok": bool(report.ok) and not (missing or wrong), "issues": checks}
 
     def _train(self, run: dict[str, Any], resumed: bool) -> dict[str, Any]:
         from .pipeline import Pipeline

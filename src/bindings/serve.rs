@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::errors::{detach, to_py};
+use super::errors::detach;
 use crate::error::Error;
 use crate::serve::store::Loaded;
 use crate::serve::{ServeError, Server, ServerConfig};
@@ -50,9 +50,14 @@ impl PyServer {
     where
         T: Send,
     {
-        let guard = self.inner.lock().map_err(|_| to_py(py, Error::Internal("server lock poisoned".into())))?;
-        let server = guard.as_ref().ok_or_else(|| to_py(py, Error::param("the server is stopped")))?;
-        detach(py, move || f(server))
+        // The lock is taken without the GIL: a thread holding the GIL never waits on a thread that
+        // holds the lock and wants the GIL back.
+        let inner = &self.inner;
+        detach(py, move || {
+            let guard = inner.lock().map_err(|_| Error::Internal("server lock poisoned".into()))?;
+            let server = guard.as_ref().ok_or_else(|| Error::param("the server is stopped"))?;
+            f(server)
+        })
     }
 }
 
@@ -81,8 +86,9 @@ impl PyServer {
 
     /// Whether the server still runs.
     #[getter]
-    fn running(&self) -> bool {
-        self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+    fn running(&self, py: Python<'_>) -> bool {
+        let inner = &self.inner;
+        py.detach(move || inner.lock().map(|g| g.is_some()).unwrap_or(false))
     }
 
     /// Loads `path` as a new version of `name` and serves it: (version, previous, sha256, seconds).
@@ -170,27 +176,26 @@ impl PyServer {
 
     /// Blocks (without the GIL) until SIGINT or SIGTERM, or until `stop` is called elsewhere.
     fn wait(&self, py: Python<'_>) -> PyResult<()> {
-        let waiter = self.inner.lock().ok().and_then(|g| g.as_ref().and_then(|s| s.signal_waiter()));
-        if let Some(w) = waiter {
-            detach(py, move || {
+        let inner = &self.inner;
+        detach(py, move || {
+            let waiter = inner.lock().ok().and_then(|g| g.as_ref().and_then(|s| s.signal_waiter()));
+            if let Some(w) = waiter {
                 w();
-                Ok(())
-            })?;
-        }
-        Ok(())
+            }
+            Ok(())
+        })
     }
 
     /// Stops accepting, finishes in-flight requests (at most `grace` seconds) and shuts down.
     #[pyo3(signature = (grace=5.0))]
     fn stop(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
-        let server = self.inner.lock().ok().and_then(|mut g| g.take());
-        if let Some(mut s) = server {
-            let grace = Duration::from_secs_f64(grace.clamp(0.0, 3600.0));
-            detach(py, move || {
+        let inner = &self.inner;
+        let grace = Duration::from_secs_f64(grace.clamp(0.0, 3600.0));
+        detach(py, move || {
+            if let Some(mut s) = inner.lock().ok().and_then(|mut g| g.take()) {
                 s.stop(grace);
-                Ok(())
-            })?;
-        }
-        Ok(())
+            }
+            Ok(())
+        })
     }
 }

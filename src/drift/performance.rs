@@ -131,9 +131,10 @@ pub struct Estimate {
 /// A metric's name and value.
 pub type Named = (String, f64);
 
-/// ROC AUC of `scores` against 0/1 weights `pos` (and `1 − pos` for the negatives), ties counting
-/// half; with fractional `pos` it is the expected-count AUC of confidence-based estimation.
-fn weighted_auc(scores: &[f64], pos: &[f64]) -> (f64, f64, f64) {
+/// The area under the ROC curve before normalisation, walking the rows in decreasing score order:
+/// `weights(i)` is row i's (positive, negative) weight; tied scores count half. Returns (area, total
+/// positive weight, total negative weight); the AUC is `area / (tp * fp)`.
+pub fn roc_area(scores: &[f64], weights: impl Fn(usize) -> (f64, f64)) -> (f64, f64, f64) {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let (mut tp, mut fp, mut area) = (0.0, 0.0, 0.0);
@@ -142,15 +143,22 @@ fn weighted_auc(scores: &[f64], pos: &[f64]) -> (f64, f64, f64) {
         let s = scores[idx[k]];
         let (mut dtp, mut dfp) = (0.0, 0.0);
         while k < idx.len() && scores[idx[k]] == s {
-            let p = pos[idx[k]];
+            let (p, q) = weights(idx[k]);
             dtp += p;
-            dfp += 1.0 - p;
+            dfp += q;
             k += 1;
         }
         area += dfp * (tp + 0.5 * dtp);
         tp += dtp;
         fp += dfp;
     }
+    (area, tp, fp)
+}
+
+/// ROC AUC of `scores` against positive weights `pos` (and `1 − pos` for the negatives); with
+/// fractional `pos` it is the expected-count AUC of confidence-based estimation. NaN without both.
+fn weighted_auc(scores: &[f64], pos: &[f64]) -> (f64, f64, f64) {
+    let (area, tp, fp) = roc_area(scores, |i| (pos[i], 1.0 - pos[i]));
     let auc = if tp > 0.0 && fp > 0.0 { area / (tp * fp) } else { f64::NAN };
     (auc, tp, fp)
 }

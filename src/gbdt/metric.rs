@@ -232,27 +232,8 @@ pub fn map_at(scores: &[f64], label: &[f64], k: usize) -> f64 {
 
 /// Weighted ROC AUC; tied scores count half.
 pub fn auc(scores: &[f64], label: &[f64], weight: Option<&[f64]>) -> f64 {
-    let mut idx: Vec<usize> = (0..label.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let w = |i: usize| weight.map_or(1.0, |w| w[i]);
-    let (mut tp, mut fp, mut area) = (0.0, 0.0, 0.0);
-    let mut k = 0;
-    while k < idx.len() {
-        let s = scores[idx[k]];
-        let (mut dtp, mut dfp) = (0.0, 0.0);
-        while k < idx.len() && scores[idx[k]] == s {
-            let i = idx[k];
-            if label[i] > 0.5 {
-                dtp += w(i)
-            } else {
-                dfp += w(i)
-            }
-            k += 1;
-        }
-        area += dfp * (tp + 0.5 * dtp);
-        tp += dtp;
-        fp += dfp;
-    }
+    let (area, tp, fp) = crate::drift::performance::roc_area(scores, |i| if label[i] > 0.5 { (w(i), 0.0) } else { (0.0, w(i)) });
     if tp == 0.0 || fp == 0.0 {
         return 1.0;
     }

@@ -361,11 +361,14 @@ def test_registry_backed_canary_moves_the_alias_on_promotion_and_tags_a_rollback
                                port=0, grpc_port=None) as srv:
             c = Client(srv.url)
             srv.start_experiment("up", "flights", {"champion": "v1", "challenger": "v2"}, kind="canary", canary=fast)
-            for i in range(3000):
+            # Requests until the ramp ends (its steps last min_seconds, however fast the requests come).
+            i, deadline = 0, time.time() + 30
+            while time.time() < deadline:
                 c.infer("flights", X[i % 1000: i % 1000 + 1], unit=f"u{i}")
-                if i % 100 == 99 and srv.experiment("up")["canary"]["phase"] != "ramping":
+                i += 1
+                if i % 100 == 0 and srv.experiment("up")["canary"]["phase"] != "ramping":
                     break
-            assert srv.experiment("up")["canary"]["phase"] == "promoted"
+            assert srv.experiment("up")["canary"]["phase"] == "promoted", srv.experiment("up")
             deadline = time.time() + 10
             while time.time() < deadline and str(client.get_model_version_by_alias("served", "champion").version) != "2":
                 time.sleep(0.05)
@@ -373,9 +376,11 @@ def test_registry_backed_canary_moves_the_alias_on_promotion_and_tags_a_rollback
             assert client.get_model_version("served", "2").tags["ferrox.canary"] == "promoted"
             srv.stop_experiment("up")
             srv.start_experiment("bad", "flights", {"champion": "v2", "challenger": "v3"}, kind="canary", canary=fast)
-            for i in range(3000):
+            i, deadline = 0, time.time() + 30
+            while time.time() < deadline:
                 c.infer("flights", X[:1], unit=f"w{i}")
-                if i % 100 == 99 and srv.experiment("bad")["canary"]["phase"] != "ramping":
+                i += 1
+                if i % 100 == 0 and srv.experiment("bad")["canary"]["phase"] != "ramping":
                     break
             assert srv.experiment("bad")["canary"]["phase"] == "rolled_back"
             deadline = time.time() + 10

@@ -249,3 +249,14 @@ def test_the_registry_follows_the_loop_and_tuning_retunes_each_run(rng, tmp_path
             assert np.array_equal(fx.mlflow.load_model("models:/m@champion").predict(X[:50]), served.predict(X[:50]))
     finally:
         mlflow.set_tracking_uri(before)
+
+
+def test_training_data_that_does_not_fit_the_champion_is_abandoned_at_validation(rng, tmp_path, setup):
+    X, y = _frame(rng, 2000, (2.0, 0.0))
+    with fx.serving.Server({"m": setup}, port=0, grpc_port=None, monitoring=True) as srv:
+        out = _loop(srv, setup, tmp_path, lambda: X.drop(columns=["b"]).assign(y=y)).run()
+        assert out["outcome"] == "abandoned" and "missing ['b']" in out["why"], out
+        assert list(out["steps"]) == ["gather", "validate"] and "schema" in out["steps"]["validate"]["issues"]
+        out = _loop(srv, setup, tmp_path, lambda: X.assign(b=X["b"].astype(str), y=y)).run()
+        assert out["outcome"] == "abandoned" and "other kinds ['b']" in out["why"], out
+        assert srv.models()["m"]["serving"] == "1"
