@@ -68,16 +68,25 @@ fn extend(path: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, in
 }
 
 /// Removes element `at` from a path whose last index is `d`, undoing [`extend`].
-fn unwind(path: &mut [PathElem], d: usize, at: usize) {
+fn unwind(path: &mut [PathElem], d: usize, at: usize, inv: &[f64]) {
     let (one, zero) = (path[at].one, path[at].zero);
     let mut next = path[d].pweight;
-    for i in (0..d).rev() {
-        if one != 0.0 {
+    let d1 = (d + 1) as f64;
+    let inv_d1 = inv[d + 1];
+    if one != 0.0 {
+        // `one` is 1 here (a product of ones and zeros): the divisions of the weight chain become
+        // products with reciprocals, which keeps the chain short.
+        let inv_one = 1.0 / one;
+        for i in (0..d).rev() {
             let tmp = path[i].pweight;
-            path[i].pweight = next * (d + 1) as f64 / ((i + 1) as f64 * one);
-            next = tmp - path[i].pweight * zero * (d - i) as f64 / (d + 1) as f64;
-        } else {
-            path[i].pweight = path[i].pweight * (d + 1) as f64 / (zero * (d - i) as f64);
+            let w = next * d1 * inv[i + 1] * inv_one;
+            path[i].pweight = w;
+            next = tmp - w * zero * (d - i) as f64 * inv_d1;
+        }
+    } else {
+        let inv_zero = 1.0 / zero;
+        for (i, e) in path[..d].iter_mut().enumerate() {
+            e.pweight = e.pweight * d1 * inv_zero * inv[d - i];
         }
     }
     for i in at..d {
@@ -172,6 +181,20 @@ fn cover(tree: &FlatTree, child: i32) -> f64 {
 pub struct ShapScratch {
     path: Vec<PathElem>,
     inv: Vec<f64>,
+    leaf: LeafBufs,
+}
+
+/// What a leaf's unwinding works in.
+struct LeafBufs {
+    zeros: [f64; MAX_HOT],
+    sums: [f64; MAX_HOT],
+    pw: [f64; MAX_HOT + 1],
+}
+
+impl Default for LeafBufs {
+    fn default() -> Self {
+        LeafBufs { zeros: [0.0; MAX_HOT], sums: [0.0; MAX_HOT], pw: [0.0; MAX_HOT + 1] }
+    }
 }
 
 /// Depth of the deepest leaf.
@@ -193,7 +216,7 @@ fn depth(tree: &FlatTree) -> usize {
 /// `buf[..d]` holds the path down to this node's parent; the node extends it at `d`, and its
 /// children work in `buf` past the current path.
 #[allow(clippy::too_many_arguments)]
-fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64]) {
+fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64], lb: &mut LeafBufs) {
     extend(buf, d, zero, one, feature, inv);
     if node < 0 {
         let value = tree.leaf_values[!node as usize];
@@ -203,8 +226,7 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
         let d1 = (d + 1) as f64;
         // The elements the row follows (`one` = 1) each need a walk down the weights: they are walked
         // side by side, one vector lane each.
-        let mut zeros = [0.0; MAX_HOT];
-        let mut sums = [0.0; MAX_HOT];
+        let LeafBufs { zeros, sums, pw } = lb;
         let mut hot = 0;
         for e in &buf[1..=d] {
             if e.one != 0.0 && hot < MAX_HOT {
@@ -212,7 +234,6 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
                 hot += 1;
             }
         }
-        let mut pw = [0.0; MAX_HOT + 1];
         if d <= MAX_HOT {
             for (p, e) in pw.iter_mut().zip(&buf[..=d]) {
                 *p = e.pweight;
@@ -245,14 +266,14 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
     if let Some(k) = (1..=d).find(|&k| buf[k].feature == n.feature as i64) {
         in_zero = buf[k].zero;
         in_one = buf[k].one;
-        unwind(buf, d, k);
+        unwind(buf, d, k, inv);
         d -= 1;
     }
     let (cur, rest) = buf.split_at_mut(d + 1);
     rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv);
-    rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, info, row, phi, cold, rest, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv);
+    recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv, lb);
+    // The second child needs the path no more after it: it extends it where it lies.
+    recurse(tree, info, row, phi, cold, buf, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv, lb);
 }
 
 /// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last); `info`
@@ -272,7 +293,7 @@ pub fn tree_shap(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64],
     if scratch.inv.len() < dmax + 2 {
         scratch.inv = (0..dmax + 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
     }
-    recurse(tree, info, row, phi, 0, &mut scratch.path, 0, 1.0, 1.0, -1, &scratch.inv);
+    recurse(tree, info, row, phi, 0, &mut scratch.path, 0, 1.0, 1.0, -1, &scratch.inv, &mut scratch.leaf);
 }
 
 #[cfg(test)]
