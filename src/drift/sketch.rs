@@ -79,43 +79,20 @@ fn radix_passes<const BITS: u32, const BUCKETS: usize, const PASSES: usize>(valu
     // passes to transform the keys there and back.
     let mut in_tmp = false;
     let last = live.len() - 1;
-    // Each pass scatters the two halves of its input side by side, each half with its own bucket
-    // positions (the first half's before the second's in every bucket, so the sort stays stable):
-    // runs of one bucket then make two chains of position increments instead of one.
-    let n = values.len();
-    let half = n / 2;
-    let mut count_a = vec![0u32; BUCKETS];
-    let mut pos_a = vec![0u32; BUCKETS];
-    let mut pos_b = vec![0u32; BUCKETS];
     for (step, (&shift, h)) in live.iter().zip(&hist).enumerate() {
+        let mut pos = vec![0u32; BUCKETS];
+        let mut acc = 0u32;
+        for (q, c) in pos.iter_mut().zip(h.iter()) {
+            *q = acc;
+            acc += c;
+        }
         let (src, dst): (&[f64], &mut [f64]) = if in_tmp { (tmp, values) } else { (values, tmp) };
         let (first, fin) = (step == 0, step == last);
-        let key = |v: f64| if first { to_key(v.to_bits()) } else { v.to_bits() };
-        count_a.fill(0);
-        for &v in &src[..half] {
-            count_a[((key(v) >> shift) as usize) & (BUCKETS - 1)] += 1;
-        }
-        let mut acc = 0u32;
-        for b in 0..BUCKETS {
-            pos_a[b] = acc;
-            pos_b[b] = acc + count_a[b];
-            acc += h[b];
-        }
-        let put = |k: u64| f64::from_bits(if fin { from_key(k) } else { k });
-        let (lo, hi) = src.split_at(half);
-        for (&va, &vb) in lo.iter().zip(hi) {
-            let (ka, kb) = (key(va), key(vb));
-            let (ba, bb) = (((ka >> shift) as usize) & (BUCKETS - 1), ((kb >> shift) as usize) & (BUCKETS - 1));
-            dst[pos_a[ba] as usize] = put(ka);
-            pos_a[ba] += 1;
-            dst[pos_b[bb] as usize] = put(kb);
-            pos_b[bb] += 1;
-        }
-        for &v in &hi[lo.len()..] {
-            let k = key(v);
+        for v in src.iter() {
+            let k = if first { to_key(v.to_bits()) } else { v.to_bits() };
             let b = ((k >> shift) as usize) & (BUCKETS - 1);
-            dst[pos_b[b] as usize] = put(k);
-            pos_b[b] += 1;
+            dst[pos[b] as usize] = f64::from_bits(if fin { from_key(k) } else { k });
+            pos[b] += 1;
         }
         in_tmp = !in_tmp;
     }
@@ -263,7 +240,7 @@ mod tests {
         want_huge.sort_by(|a, b| a.total_cmp(b));
         sort_f64(&mut huge);
         assert!(huge.iter().zip(&want_huge).all(|(a, b)| a.to_bits() == b.to_bits()));
-        // Odd lengths: the second half of each pass is one longer.
+        // Odd lengths.
         for len in [257usize, 4001, 99_999] {
             let mut odd: Vec<f64> = (0..len).map(|_| ((rng.next_f64() - 0.5) * 1e4).floor() / 8.0).collect();
             let mut want = odd.clone();
