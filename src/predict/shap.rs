@@ -112,64 +112,6 @@ fn unwound_sum_hot(path: &[PathElem], d: usize, zero: f64, inv: &[f64]) -> f64 {
     total
 }
 
-/// Longest path whose elements are unwound side by side (longer ones walk one element at a time).
-const MAX_HOT: usize = 64;
-
-/// Lanes of [`unwound_sums_hot`].
-const HOT_LANES: usize = 8;
-
-/// For each `zeros[e]`, what [`unwound_sum_hot`] returns for it on the path whose weights are `pw`
-/// (`d + 1` of them), into `out[e]`: the same operations in the same order, `HOT_LANES` elements
-/// at a time.
-#[inline]
-fn unwound_sums_hot(pw: &[f64], zeros: &[f64], inv: &[f64], out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the feature.
-            return unsafe { unwound_sums_hot_avx512(pw, zeros, inv, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { unwound_sums_hot_avx2(pw, zeros, inv, out) };
-        }
-    }
-    unwound_sums_hot_lanes(pw, zeros, inv, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn unwound_sums_hot_avx512(pw: &[f64], zeros: &[f64], inv: &[f64], out: &mut [f64]) {
-    unwound_sums_hot_lanes(pw, zeros, inv, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn unwound_sums_hot_avx2(pw: &[f64], zeros: &[f64], inv: &[f64], out: &mut [f64]) {
-    unwound_sums_hot_lanes(pw, zeros, inv, out)
-}
-
-#[inline(always)]
-fn unwound_sums_hot_lanes(pw: &[f64], zeros: &[f64], inv: &[f64], out: &mut [f64]) {
-    let d = pw.len() - 1;
-    let d1 = (d + 1) as f64;
-    let inv_d1 = inv[d + 1];
-    for (z, o) in zeros.chunks(HOT_LANES).zip(out.chunks_mut(HOT_LANES)) {
-        let zero: [f64; HOT_LANES] = std::array::from_fn(|l| z.get(l).copied().unwrap_or(1.0));
-        let mut next = [pw[d]; HOT_LANES];
-        let mut total = [0.0; HOT_LANES];
-        for i in (0..d).rev() {
-            let (a, b, w) = (inv[i + 1], (d - i) as f64, pw[i]);
-            for l in 0..HOT_LANES {
-                let tmp = next[l] * d1 * a;
-                total[l] += tmp;
-                next[l] = w - tmp * zero[l] * b * inv_d1;
-            }
-        }
-        o.copy_from_slice(&total[..o.len()]);
-    }
-}
-
 fn cover(tree: &FlatTree, child: i32) -> f64 {
     let c = if child >= 0 { tree.node_cover.get(child as usize) } else { tree.leaf_cover.get(!child as usize) };
     c.copied().unwrap_or(0.0)
@@ -181,20 +123,6 @@ fn cover(tree: &FlatTree, child: i32) -> f64 {
 pub struct ShapScratch {
     path: Vec<PathElem>,
     inv: Vec<f64>,
-    leaf: LeafBufs,
-}
-
-/// What a leaf's unwinding works in.
-struct LeafBufs {
-    zeros: [f64; MAX_HOT],
-    sums: [f64; MAX_HOT],
-    pw: [f64; MAX_HOT + 1],
-}
-
-impl Default for LeafBufs {
-    fn default() -> Self {
-        LeafBufs { zeros: [0.0; MAX_HOT], sums: [0.0; MAX_HOT], pw: [0.0; MAX_HOT + 1] }
-    }
 }
 
 /// Depth of the deepest leaf.
@@ -216,7 +144,7 @@ fn depth(tree: &FlatTree) -> usize {
 /// `buf[..d]` holds the path down to this node's parent; the node extends it at `d`, and its
 /// children work in `buf` past the current path.
 #[allow(clippy::too_many_arguments)]
-fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64], lb: &mut LeafBufs) {
+fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node: i32, buf: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, inv: &[f64]) {
     extend(buf, d, zero, one, feature, inv);
     if node < 0 {
         let value = tree.leaf_values[!node as usize];
@@ -224,31 +152,11 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
         // elements share one sum, scaled by 1 / zero.
         let mut cold_sum: Option<f64> = None;
         let d1 = (d + 1) as f64;
-        // The elements the row follows (`one` = 1) each need a walk down the weights: they are walked
-        // side by side, one vector lane each.
-        let LeafBufs { zeros, sums, pw } = lb;
-        let mut hot = 0;
-        for e in &buf[1..=d] {
-            if e.one != 0.0 && hot < MAX_HOT {
-                zeros[hot] = e.zero;
-                hot += 1;
-            }
-        }
-        if d <= MAX_HOT {
-            for (p, e) in pw.iter_mut().zip(&buf[..=d]) {
-                *p = e.pweight;
-            }
-            unwound_sums_hot(&pw[..=d], &zeros[..hot], inv, &mut sums[..hot]);
-        }
-        let mut h = 0;
         for i in 1..=d {
             let e = buf[i];
             let w = if e.one == 0.0 {
                 let s = *cold_sum.get_or_insert_with(|| (0..d).map(|j| buf[j].pweight * d1 * inv[d - j]).sum());
                 s / e.zero
-            } else if d <= MAX_HOT {
-                h += 1;
-                sums[h - 1]
             } else {
                 unwound_sum_hot(buf, d, e.zero, inv)
             };
@@ -271,9 +179,9 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
     }
     let (cur, rest) = buf.split_at_mut(d + 1);
     rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv, lb);
+    recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv);
     // The second child needs the path no more after it: it extends it where it lies.
-    recurse(tree, info, row, phi, cold, buf, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv, lb);
+    recurse(tree, info, row, phi, cold, buf, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv);
 }
 
 /// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last); `info`
@@ -293,7 +201,7 @@ pub fn tree_shap(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64],
     if scratch.inv.len() < dmax + 2 {
         scratch.inv = (0..dmax + 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
     }
-    recurse(tree, info, row, phi, 0, &mut scratch.path, 0, 1.0, 1.0, -1, &scratch.inv, &mut scratch.leaf);
+    recurse(tree, info, row, phi, 0, &mut scratch.path, 0, 1.0, 1.0, -1, &scratch.inv);
 }
 
 #[cfg(test)]
