@@ -240,6 +240,14 @@ mod tests {
         want_huge.sort_by(|a, b| a.total_cmp(b));
         sort_f64(&mut huge);
         assert!(huge.iter().zip(&want_huge).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // Odd lengths.
+        for len in [257usize, 4001, 99_999] {
+            let mut odd: Vec<f64> = (0..len).map(|_| ((rng.next_f64() - 0.5) * 1e4).floor() / 8.0).collect();
+            let mut want = odd.clone();
+            want.sort_by(|a, b| a.total_cmp(b));
+            sort_f64(&mut odd);
+            assert!(odd.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{len}");
+        }
         let mut want = v.clone();
         want.sort_by(|a, b| a.total_cmp(b));
         sort_f64(&mut v);

@@ -1,11 +1,15 @@
 //! The evaluation layout of a forest: every node of every tree in one array of 16-byte records, the
 //! two children of a node side by side (right = left + 1), leaves as nodes that point to themselves.
 //! A step is branch-free: `next = child + !(goes left)`, so groups of rows walk a tree in lock-step
-//! and their independent memory loads overlap. Batches of numeric forests with up to 64 leaves a tree
-//! skip the walk: see `quick` (exit-leaf mask tables).
+//! and their independent memory loads overlap; with AVX-512, batches of forests whose nodes are all
+//! numeric with NaN as the missing value walk eight rows a vector (gathers), eight vectors in flight.
+//! Batches of forests with up to 32 leaves a tree (64 for forests that cannot walk by vectors) skip
+//! the walk: see `quick` (exit-leaf mask tables, chosen by the largest tree when the forest is laid
+//! out and built at the first batch, so single rows never pay for them).
 
 use super::forest::{FlatTree, ZERO_THRESHOLD};
 use super::quick::MaskForest;
+use std::sync::{Arc, OnceLock};
 use crate::gbdt::tree::bit;
 
 const LEAF: u32 = 1 << 31;
@@ -29,7 +33,7 @@ struct CNode {
 }
 
 /// A forest laid out for evaluation.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Compiled {
     nodes: Vec<CNode>,
     roots: Vec<u32>,
@@ -41,17 +45,81 @@ pub struct Compiled {
     cat_words: Vec<u32>,
     /// Sum tree outputs in float32, as XGBoost does (its models then predict bit for bit alike).
     f32_sum: bool,
-    /// Exit-leaf mask tables for batches, when every node is numeric and trees are small enough.
-    quick: Quick,
+    /// The mask width the largest tree needs (`QuickKind::None` when the tables cannot hold it).
+    kind: QuickKind,
+    /// The trees and feature count the tables are built from, at the first batch.
+    source: Arc<[FlatTree]>,
+    nf: usize,
+    /// Exit-leaf mask tables for batches.
+    quick: OnceLock<Arc<Quick>>,
+}
+
+impl PartialEq for Compiled {
+    /// The layout, not whether its tables were built yet.
+    fn eq(&self, o: &Compiled) -> bool {
+        self.nodes == o.nodes
+            && self.roots == o.roots
+            && self.simple == o.simple
+            && self.missing == o.missing
+            && self.cats == o.cats
+            && self.cat_words == o.cat_words
+            && self.f32_sum == o.f32_sum
+            && self.kind == o.kind
+    }
+}
+
+/// Mask width, by the most leaves a tree has.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum QuickKind {
+    #[default]
+    None,
+    /// Up to 32 leaves.
+    Narrow,
+    /// Up to 64.
+    W64,
 }
 
 /// Mask tables sized to the largest tree.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 enum Quick {
     #[default]
     None,
     Narrow(MaskForest<u32>),
-    Wide(MaskForest<u64>),
+    W64(MaskForest<u64>),
+}
+
+/// Calls `$body` with `$q` bound to the mask forest of whatever width `$quick` has, else `$none`.
+macro_rules! with_masks {
+    ($quick:expr, $q:ident => $body:expr, $none:expr) => {
+        match $quick {
+            Quick::None => $none,
+            Quick::Narrow($q) => $body,
+            Quick::W64($q) => $body,
+        }
+    };
+}
+
+/// Rows a vector walk takes at once (eight vectors of eight).
+const WIDE_ROWS: usize = 64;
+
+/// Whether this CPU walks simple forests eight rows a vector.
+fn vector_walks() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx512()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// Batches of at least this many rows use the mask tables.
@@ -65,16 +133,36 @@ impl Compiled {
         for t in trees {
             c.add(t);
         }
-        let nf = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.feature as usize + 1)).max().unwrap_or(0);
+        c.nf = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.feature as usize + 1)).max().unwrap_or(0);
         let leaves = trees.iter().map(|t| t.leaf_values.len()).max().unwrap_or(0);
-        c.quick = if leaves <= 32 {
-            MaskForest::new(trees, nf).map_or(Quick::None, Quick::Narrow)
-        } else if leaves <= 64 {
-            MaskForest::new(trees, nf).map_or(Quick::None, Quick::Wide)
-        } else {
-            Quick::None
+        // Masks cost a row (features x trees x mask bytes) of loads whatever the depth; a walk costs
+        // (trees x depth) steps. With AVX-512 a simple forest walks eight rows a vector, which beats
+        // 64-bit masks; forests with categories or other missing-value rules walk row by row and keep
+        // them.
+        c.kind = match leaves {
+            0 => QuickKind::None,
+            ..=32 => QuickKind::Narrow,
+            ..=64 if !(simple && vector_walks()) => QuickKind::W64,
+            _ => QuickKind::None,
         };
+
+        if c.kind != QuickKind::None {
+            c.source = trees.into();
+        }
         c
+    }
+
+    /// The mask tables, built on first use (`Quick::None` when the trees do not fit them after all).
+    fn quick(&self) -> &Quick {
+        self.quick.get_or_init(|| {
+            let (t, nf) = (&self.source[..], self.nf);
+            Arc::new(match self.kind {
+                QuickKind::None => None,
+                QuickKind::Narrow => MaskForest::new(t, nf).map(Quick::Narrow),
+                QuickKind::W64 => MaskForest::new(t, nf).map(Quick::W64),
+            }
+            .unwrap_or(Quick::None))
+        })
     }
 
     fn push(&mut self, n: CNode, missing: u8, cat: (u32, u32)) -> usize {
@@ -183,25 +271,18 @@ impl Compiled {
     pub fn add_block(&self, buf: &[f64], nf: usize, rows: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let n_trees = n_trees.min(self.roots.len());
         let mut first = 0;
-        if rows >= QUICK_MIN_ROWS {
-            first = match &self.quick {
-                Quick::None => 0,
-                Quick::Narrow(q) => {
-                    q.add_block(buf, nf, 1, rows, n_trees, k, self.f32_sum, out);
-                    q.covered(n_trees)
-                }
-                Quick::Wide(q) => {
-                    q.add_block(buf, nf, 1, rows, n_trees, k, self.f32_sum, out);
-                    q.covered(n_trees)
-                }
-            };
+        if rows >= QUICK_MIN_ROWS && self.kind != QuickKind::None {
+            first = with_masks!(self.quick(), q => {
+                q.add_block(buf, nf, 1, rows, n_trees, k, self.f32_sum, out);
+                q.covered(n_trees)
+            }, 0);
         }
         self.walk_block(buf, nf, rows, first, n_trees, k, out);
     }
 
     /// Whether blocks should come column by column (see [`Compiled::add_block_cols`]).
     pub fn prefers_columns(&self) -> bool {
-        !matches!(self.quick, Quick::None)
+        self.kind != QuickKind::None
     }
 
     /// As [`Compiled::add_block`] for a block stored column by column (`buf[f * rows + r]`).
@@ -214,16 +295,13 @@ impl Compiled {
     #[allow(clippy::too_many_arguments)]
     pub fn add_block_view(&self, buf: &[f64], rs: usize, cs: usize, nf: usize, rows: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let n_trees = n_trees.min(self.roots.len());
-        let first = match &self.quick {
-            Quick::None => 0,
-            Quick::Narrow(q) => {
+        let first = if self.kind == QuickKind::None {
+            0
+        } else {
+            with_masks!(self.quick(), q => {
                 q.add_block(buf, rs, cs, rows, n_trees, k, self.f32_sum, out);
                 q.covered(n_trees)
-            }
-            Quick::Wide(q) => {
-                q.add_block(buf, rs, cs, rows, n_trees, k, self.f32_sum, out);
-                q.covered(n_trees)
-            }
+            }, 0)
         };
         if first < n_trees {
             if rs == nf && cs == 1 {
@@ -243,6 +321,14 @@ impl Compiled {
     /// Trees `first..n_trees` by walking them.
     #[allow(clippy::too_many_arguments)]
     fn walk_block(&self, buf: &[f64], nf: usize, rows: usize, first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.simple && rows >= WIDE_ROWS && has_avx512() {
+            done = rows / WIDE_ROWS * WIDE_ROWS;
+            // SAFETY: the CPU has the features (the kernels check the sizes).
+            unsafe { self.walk_avx512(buf, nf, done, first, n_trees, k, out) };
+        }
+        let (buf, rows, out) = (&buf[done * nf..], rows - done, &mut out[done * k..]);
         let full = rows / LANES * LANES;
         if self.simple {
             for t in first..n_trees {
@@ -266,6 +352,75 @@ impl Compiled {
                         at = n.child as usize + (!self.goes_left_general(at, row[(n.feature & FEATURE) as usize])) as usize;
                     }
                     self.acc(&mut out[r * k + c], self.nodes[at].value);
+                }
+            }
+        }
+    }
+
+    /// Trees `first..n_trees` over `rows` rows (a multiple of [`WIDE_ROWS`]) of a simple forest with
+    /// AVX-512: the step of [`Compiled::tree_simple`] for eight rows in one vector, eight vectors
+    /// in flight; a node is two gathers (threshold; feature and child), its row values a third.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn walk_avx512(&self, buf: &[f64], nf: usize, rows: usize, first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
+        use std::arch::x86_64::*;
+        const V: usize = WIDE_ROWS / 8;
+        assert!(rows % WIDE_ROWS == 0 && buf.len() >= rows * nf && out.len() >= rows * k);
+        assert!(self.nf <= nf);
+        let nodes = self.nodes.as_ptr() as *const u8;
+        let xs = buf.as_ptr();
+        let lo32 = _mm512_set1_epi64(0xFFFF_FFFF);
+        let feature_bits = _mm512_set1_epi64(FEATURE as i64);
+        let leaf_bit = _mm512_set1_epi64(LEAF as i64);
+        let dl_bit = _mm512_set1_epi64(DEFAULT_LEFT as i64);
+        let one = _mm512_set1_epi64(1);
+        let mut leaf_out = [0.0f64; WIDE_ROWS];
+        for g in (0..rows).step_by(WIDE_ROWS) {
+            // Element offset of each lane's row.
+            let base: [__m512i; V] = std::array::from_fn(|j| {
+                let r0 = (g + j * 8) as i64;
+                _mm512_mullo_epi64(_mm512_add_epi64(_mm512_set1_epi64(r0), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7)), _mm512_set1_epi64(nf as i64))
+            });
+            for t in first..n_trees {
+                let mut at = [_mm512_set1_epi64(self.roots[t] as i64); V];
+                loop {
+                    let mut all_leaves: __mmask8 = 0xFF;
+                    for j in 0..V {
+                        let off = _mm512_slli_epi64::<4>(at[j]);
+                        // SAFETY: every index is a node of `nodes` (16 bytes each: the threshold,
+                        // then feature and child); every row offset plus a feature is inside `buf`.
+                        let (thr, fc) = unsafe {
+                            (_mm512_i64gather_pd::<1>(off, nodes as *const f64), _mm512_i64gather_epi64::<1>(_mm512_add_epi64(off, _mm512_set1_epi64(8)), nodes as *const i64))
+                        };
+                        let flags = _mm512_and_si512(fc, lo32);
+                        let leaf = _mm512_test_epi64_mask(flags, leaf_bit);
+                        let dl = _mm512_test_epi64_mask(flags, dl_bit);
+                        let f = _mm512_and_si512(flags, feature_bits);
+                        // SAFETY: as above.
+                        let x = unsafe { _mm512_i64gather_pd::<8>(_mm512_add_epi64(base[j], f), xs) };
+                        // `!(x > v)` is `x <= v` but true for NaN: one compare serves both directions.
+                        let not_gt = !_mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, thr);
+                        let le = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(x, thr);
+                        let left = leaf | (dl & not_gt) | le;
+                        let child = _mm512_srli_epi64::<32>(fc);
+                        at[j] = _mm512_mask_add_epi64(child, !left, child, one);
+                        all_leaves &= leaf;
+                    }
+                    if all_leaves == 0xFF {
+                        break;
+                    }
+                }
+                for j in 0..V {
+                    // SAFETY: as above; `leaf_out` holds WIDE_ROWS values.
+                    unsafe {
+                        let v = _mm512_i64gather_pd::<1>(_mm512_slli_epi64::<4>(at[j]), nodes as *const f64);
+                        _mm512_storeu_pd(leaf_out.as_mut_ptr().add(j * 8), v);
+                    }
+                }
+                let c = t % k;
+                for (l, &v) in leaf_out.iter().enumerate() {
+                    self.acc(&mut out[(g + l) * k + c], v);
                 }
             }
         }
@@ -427,14 +582,16 @@ mod tests {
     #[test]
     fn mask_tables_agree_with_node_walks() {
         // Batches large enough for the mask tables, trees of up to 32 and up to 64 leaves, every
-        // missing-value rule, values on thresholds and in the zero band, a partial tree count.
+        // missing-value rule, values on thresholds and in the zero band, a partial tree count. (A
+        // simple 64-leaf forest walks by vectors instead where the CPU can: the same answers.)
         let mut rng = SplitMix64::new(5);
         let nf = 6;
         for (max_leaves, missing_rules, f32_sum) in [(32, false, false), (32, true, true), (64, true, false), (64, false, true)] {
             let trees: Vec<FlatTree> =
                 (0..150).map(|i| random_tree_with(&mut rng, 1 + (i * 7) % max_leaves, nf, missing_rules, false)).collect();
             let c = Compiled::new(&trees, f32_sum);
-            assert!(!matches!(c.quick, Quick::None));
+            let masks = max_leaves == 32 || missing_rules || !vector_walks();
+            assert_eq!(!matches!(c.quick(), Quick::None), masks);
             let rows = 300;
             let thresholds: Vec<f64> = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.threshold)).collect();
             let buf: Vec<f64> = (0..rows * nf)
@@ -448,11 +605,7 @@ mod tests {
                     _ => rng.next_f64() * 5.0 - 2.5,
                 })
                 .collect();
-            match &c.quick {
-                Quick::Narrow(q) => assert!(q.check_kernels(&buf, nf, rows) > 0),
-                Quick::Wide(q) => assert!(q.check_kernels(&buf, nf, rows) > 0),
-                Quick::None => unreachable!(),
-            }
+            with_masks!(c.quick(), q => assert!(q.check_kernels(&buf, nf, rows) > 0), assert!(!masks));
             let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
             for (k, n_trees, col_major) in [(1, 150, false), (3, 150, true), (1, 97, true), (1, 97, false), (2, 20, true)] {
                 let mut out = vec![0.0; rows * k];
@@ -470,6 +623,79 @@ mod tests {
                         *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
                     }
                     assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}, {f32_sum}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_walks_and_categorical_mask_tables_agree_with_node_walks() {
+        // Deep simple forests (vector walks where the CPU has them), 64-leaf forests with categories
+        // and every missing-value rule (64-bit masks), categorical 32-leaf ones (32-bit masks), deep
+        // categorical ones (row walks); values on thresholds, in the zero band, whole and fractional
+        // categories, negatives, values past every category set, a partial tree count.
+        let mut rng = SplitMix64::new(23);
+        let nf = 5;
+        let w64_or_walk = if vector_walks() { QuickKind::None } else { QuickKind::W64 };
+        for (max_leaves, missing_rules, cats, f32_sum, want) in [
+            (400, false, false, false, QuickKind::None),
+            (256, false, false, true, QuickKind::None),
+            (64, false, false, false, w64_or_walk),
+            (64, true, true, true, QuickKind::W64),
+            (50, false, true, false, QuickKind::W64),
+            (32, false, true, false, QuickKind::Narrow),
+            (32, true, true, true, QuickKind::Narrow),
+            (200, true, true, false, QuickKind::None),
+        ] {
+            let n = 70;
+            let trees: Vec<FlatTree> = (0..n)
+                .map(|i| random_tree_with(&mut rng, if i == 3 { max_leaves } else { 1 + (i * 37) % max_leaves }, nf, missing_rules, cats))
+                .collect();
+            let c = Compiled::new(&trees, f32_sum);
+            assert_eq!(c.kind, want, "{max_leaves} leaves");
+            assert_eq!(c.simple, !missing_rules && !cats);
+            if want != QuickKind::None {
+                assert!(c.quick.get().is_none(), "tables are built at the first batch");
+                let mut one = [0.0];
+                c.add_block(&[0.5; 5], nf, 1, n, 1, &mut one);
+                assert!(c.quick.get().is_none(), "a single row does not build them");
+                assert!(!matches!(c.quick(), Quick::None));
+            }
+            let rows = 203;
+            let thresholds: Vec<f64> = trees.iter().flat_map(|t| t.nodes.iter().map(|n| n.threshold)).collect();
+            let buf: Vec<f64> = (0..rows * nf)
+                .map(|_| match rng.next_u64() % 12 {
+                    0 => f64::NAN,
+                    1 => 0.0,
+                    2 => -0.0,
+                    3 => [1e-36, -1e-36, 1e-35, -1e-35][(rng.next_u64() % 4) as usize],
+                    4 => thresholds[(rng.next_u64() % thresholds.len() as u64) as usize],
+                    5 => [f64::NEG_INFINITY, f64::INFINITY, 1e12, -1.0, -0.5][(rng.next_u64() % 5) as usize],
+                    6 | 7 => (rng.next_u64() % 40) as f64,
+                    8 => (rng.next_u64() % 40) as f64 + rng.next_f64(),
+                    _ => rng.next_f64() * 5.0 - 2.5,
+                })
+                .collect();
+            if want != QuickKind::None {
+                with_masks!(c.quick(), q => assert!(q.check_kernels(&buf, nf, rows) > 0), unreachable!());
+            }
+            let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
+            for (k, n_trees, col_major) in [(1, n, false), (1, n, true), (3, n, true), (2, 45, false), (1, 17, true)] {
+                let mut out = vec![0.0; rows * k];
+                if col_major {
+                    c.add_block_cols(&cols, nf, rows, n_trees, k, &mut out);
+                } else {
+                    c.add_block(&buf, nf, rows, n_trees, k, &mut out);
+                }
+                for r in 0..rows {
+                    let row = &buf[r * nf..(r + 1) * nf];
+                    let mut want = vec![0.0; k];
+                    for (t, tree) in trees.iter().enumerate().take(n_trees) {
+                        let v = tree.leaf_values[tree.leaf(row)];
+                        let w = &mut want[t % k];
+                        *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
+                    }
+                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}");
                 }
             }
         }

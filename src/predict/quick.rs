@@ -68,9 +68,27 @@ impl Word for u32 {
 impl Word for u64 {
     word_bits!(u64);
     fn sub_block(g: &Group<u64>, v: &View<'_>, offs: &mut [u32], vals: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY (all arms): the CPU has every feature the function is compiled for; the masks
+            // are u64 words, one a tree.
+            let m = &g.masks[..];
+            match g.padded / 8 {
+                2 => return unsafe { sub_block_avx512_wide::<2>(g.as_words(m), v, offs, vals) },
+                4 => return unsafe { sub_block_avx512_wide::<4>(g.as_words(m), v, offs, vals) },
+                6 => return unsafe { sub_block_avx512_wide::<6>(g.as_words(m), v, offs, vals) },
+                8 => return unsafe { sub_block_avx512_wide::<8>(g.as_words(m), v, offs, vals) },
+                10 => return unsafe { sub_block_avx512_wide::<10>(g.as_words(m), v, offs, vals) },
+                12 => return unsafe { sub_block_avx512_wide::<12>(g.as_words(m), v, offs, vals) },
+                14 => return unsafe { sub_block_avx512_wide::<14>(g.as_words(m), v, offs, vals) },
+                16 => return unsafe { sub_block_avx512_wide::<16>(g.as_words(m), v, offs, vals) },
+                _ => {}
+            }
+        }
         sub_block_generic(g, v, offs, vals)
     }
 }
+
 
 /// Trees per mask chunk (a multiple of the SIMD width; groups are padded to it).
 const CHUNK: usize = 16;
@@ -164,7 +182,28 @@ pub(super) struct Group<W> {
     values: Vec<f64>,
 }
 
-/// A numeric forest as exit-leaf mask tables.
+impl<W: Word> Group<W> {
+    /// The group with its masks seen as u64 words.
+    fn as_words<'a>(&'a self, masks: &'a [W]) -> WideGroup<'a> {
+        debug_assert!(std::mem::size_of::<W>() % 8 == 0 && std::mem::align_of::<W>() == 8);
+        let n = masks.len() * std::mem::size_of::<W>() / 8;
+        // SAFETY: only called for u64 masks: `n` initialised, aligned u64.
+        let masks = unsafe { std::slice::from_raw_parts(masks.as_ptr() as *const u64, n) };
+        WideGroup { feats: &self.feats, masks, values: &self.values, padded: self.padded, bits: W::BITS }
+    }
+}
+
+/// A group whose masks are u64 words, for the wide kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct WideGroup<'a> {
+    feats: &'a [Cuts],
+    masks: &'a [u64],
+    values: &'a [f64],
+    padded: usize,
+    bits: usize,
+}
+
+/// A forest as exit-leaf mask tables.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct MaskForest<W> {
     groups: Vec<Group<W>>,
@@ -208,9 +247,30 @@ fn leaf_order(t: &FlatTree) -> Option<(Vec<(usize, usize)>, Vec<f64>)> {
     (values.len() == t.leaf_values.len()).then_some((left_span, values))
 }
 
+/// Most category words (32 categories each) a categorical node may have for the tables to hold it.
+const MAX_CAT_WORDS: usize = 64;
+
+/// The cuts node `n` needs among its feature's intervals: values on either side of a cut may go
+/// different ways, values between two neighbouring cuts go the same way.
+fn node_cuts(n: &super::forest::Node) -> impl Iterator<Item = f64> {
+    let z = super::forest::ZERO_THRESHOLD;
+    let (numeric, zero_band, cats) = if n.cat_len > 0 {
+        (None, false, 32 * n.cat_len as usize)
+    } else {
+        (Some(n.threshold), n.missing == 1, 0)
+    };
+    // The zero band [-ZERO_THRESHOLD, ZERO_THRESHOLD] is an interval of its own.
+    let band = zero_band.then_some([(-z).next_down(), z]).into_iter().flatten();
+    // A category is a whole number: values in [c, c + 1) name category c (negatives none), so the
+    // intervals end just below each whole number up to the last category of the set, and one more.
+    let categories = (0..=cats).filter(move |_| cats > 0).map(|c| (c as f64).next_down());
+    numeric.into_iter().chain(band).chain(categories)
+}
+
 impl<W: Word> MaskForest<W> {
-    /// Builds the tables, or `None` when some tree has a categorical node or more than `W::BITS`
-    /// leaves, or the trees' node references are out of range.
+    /// Builds the tables, or `None` when some tree has more than `W::BITS` leaves or a categorical
+    /// node with a set of more than [`MAX_CAT_WORDS`] words, or the trees' node references are out
+    /// of range.
     pub(super) fn new(trees: &[FlatTree], nf: usize) -> Option<MaskForest<W>> {
         for t in trees {
             if t.leaf_values.len() > W::BITS || t.leaf_values.is_empty() {
@@ -220,24 +280,46 @@ impl<W: Word> MaskForest<W> {
                 return None;
             }
             for n in &t.nodes {
-                if n.cat_len > 0 || n.feature as usize >= nf {
+                if n.feature as usize >= nf || n.cat_len as usize > MAX_CAT_WORDS {
                     return None;
                 }
             }
         }
         let mut groups = Vec::new();
         let mut t0 = 0;
+        // Distinct cuts per feature of the group being grown: its tables hold (cuts + 2) mask rows a
+        // feature.
+        let mut seen: std::collections::HashSet<(u32, u64)> = std::collections::HashSet::new();
         while t0 < trees.len() {
-            // Grow the group while its estimated tables fit.
-            let mut nodes = 0;
-            let mut t1 = t0;
+            // Grow the group while its tables fit.
+            seen.clear();
+            let mut features = vec![false; nf];
+            let (mut rows, mut t1) = (0usize, t0);
             while t1 < trees.len() {
                 let padded = (t1 + 1 - t0).div_ceil(CHUNK) * CHUNK;
-                let n = nodes + trees[t1].nodes.len();
-                if t1 > t0 && (t1 - t0 == MAX_GROUP_TREES || (n + 2 * nf.min(n)) * padded * std::mem::size_of::<W>() > GROUP_BYTES) {
+                let mut add = 0;
+                let mut new_features = Vec::new();
+                for n in &trees[t1].nodes {
+                    for c in node_cuts(n) {
+                        if !seen.contains(&(n.feature, c.to_bits())) {
+                            add += 1;
+                        }
+                    }
+                    if !features[n.feature as usize] && !new_features.contains(&n.feature) {
+                        new_features.push(n.feature);
+                    }
+                }
+                let r = rows + add + 2 * new_features.len();
+                if t1 > t0 && (t1 - t0 == MAX_GROUP_TREES || r * padded * std::mem::size_of::<W>() > GROUP_BYTES) {
                     break;
                 }
-                nodes = n;
+                for n in &trees[t1].nodes {
+                    for c in node_cuts(n) {
+                        seen.insert((n.feature, c.to_bits()));
+                    }
+                    features[n.feature as usize] = true;
+                }
+                rows = r;
                 t1 += 1;
             }
             groups.push(Self::group(&trees[t0..t1], t0, nf)?);
@@ -267,17 +349,7 @@ impl<W: Word> MaskForest<W> {
             if nodes.is_empty() {
                 continue;
             }
-            let mut cuts: Vec<f64> = Vec::new();
-            for &(ti, ni) in nodes {
-                let n = &trees[ti].nodes[ni];
-                cuts.push(n.threshold);
-                if n.missing == 1 {
-                    // The zero band [-ZERO_THRESHOLD, ZERO_THRESHOLD] is an interval of its own.
-                    let z = super::forest::ZERO_THRESHOLD;
-                    cuts.push(f64::from_bits((-z).to_bits() + 1));
-                    cuts.push(z);
-                }
-            }
+            let mut cuts: Vec<f64> = nodes.iter().flat_map(|&(ti, ni)| node_cuts(&trees[ti].nodes[ni])).collect();
             cuts.retain(|c| !c.is_nan());
             cuts.sort_by(|a, b| a.total_cmp(b));
             cuts.dedup_by(|a, b| a == b);
@@ -427,6 +499,7 @@ fn sub_block<W: Word>(g: &Group<W>, v: &View<'_>, offs: &mut [u32], vals: &mut [
     }
     let masks = &g.masks[..];
     let mut acc = [W::ONES; MAX_GROUP_TREES];
+    debug_assert!(p <= MAX_GROUP_TREES);
     let acc = &mut acc[..p];
     for r in 0..v.rows {
         acc.fill(W::ONES);
@@ -562,6 +635,88 @@ unsafe fn sub_block_avx512_narrow<const NCH: usize>(g: &Group<u32>, v: &View<'_>
                 _mm512_storeu_pd(o.as_mut_ptr(), v0);
                 _mm512_storeu_pd(o.as_mut_ptr().add(8), v1);
             }
+        }
+    }
+}
+
+/// The mask rows of every row of the view, one per feature, in `offs` (offsets in words of `p`
+/// masks): block compares as two vector compares and a population count.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512cd,avx512bw,avx512vl,avx512dq,avx2,fma,bmi1,popcnt")]
+#[inline]
+unsafe fn locate_avx512(feats: &[Cuts], p: usize, v: &View<'_>, offs: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let nfe = feats.len();
+    assert!(offs.len() >= v.rows * nfe);
+    let locate = |fi: usize, c: &Cuts, r: usize, offs: &mut [u32]| {
+        let x = v.get(r, c.feature);
+        let xv = _mm512_set1_pd(x);
+        let keys = c.keys.as_ptr();
+        let mut pos = 0;
+        for &st in &c.starts[..c.depth] {
+            // SAFETY: every level holds whole blocks of 16 keys and the search stays inside them
+            // (each block's last key is not below x unless the level above pointed past it).
+            let (lo, hi) = unsafe { (_mm512_loadu_pd(keys.add(st + pos * FAN)), _mm512_loadu_pd(keys.add(st + pos * FAN + 8))) };
+            let below = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(lo, xv).count_ones() + _mm512_cmp_pd_mask::<_CMP_LT_OQ>(hi, xv).count_ones();
+            pos = pos * FAN + below as usize;
+        }
+        let i = if x.is_nan() { c.n + 1 } else { pos };
+        offs[r * nfe + fi] = (c.base + i * p) as u32;
+    };
+    if v.cs == 1 {
+        for r in 0..v.rows {
+            for (fi, c) in feats.iter().enumerate() {
+                locate(fi, c, r, offs);
+            }
+        }
+    } else {
+        for (fi, c) in feats.iter().enumerate() {
+            for r in 0..v.rows {
+                locate(fi, c, r, offs);
+            }
+        }
+    }
+}
+
+/// Groups of 64-leaf trees (one u64 a mask) with AVX-512: each value's masks for all trees ANDed
+/// into `NV` registers (chunks of trees that never split on the feature are not read); the exit
+/// leaves found eight at a time, their outputs gathered.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512cd,avx512bw,avx512vl,avx512dq,avx2,fma,bmi1,popcnt")]
+unsafe fn sub_block_avx512_wide<const NV: usize>(g: WideGroup<'_>, v: &View<'_>, offs: &mut [u32], vals: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let nfe = g.feats.len();
+    let p = g.padded;
+    let pw = p;
+    assert!(pw == NV * 8 && offs.len() >= v.rows * nfe && vals.len() >= v.rows * p && g.values.len() >= p * g.bits);
+    // SAFETY: the CPU has the features this function is compiled for.
+    unsafe { locate_avx512(g.feats, p, v, offs) };
+    let masks = g.masks;
+    let values = g.values.as_ptr();
+    let ones = _mm512_set1_epi64(-1);
+    // Per feature and register: all lanes read when a tree of the register's chunk splits on it.
+    let used: Vec<[u8; NV]> =
+        g.feats.iter().map(|c| std::array::from_fn(|vi| if c.used[vi * 8 / CHUNK] != 0 { 0xFF } else { 0 })).collect();
+    for r in 0..v.rows {
+        let mut acc = [ones; NV];
+        for (u, &off) in used.iter().zip(&offs[r * nfe..(r + 1) * nfe]) {
+            let base = off as usize;
+            let m = &masks[base..base + pw];
+            for (vi, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `m` holds `NV * 8` u64; this load reads 8 of them or none.
+                *a = _mm512_and_si512(*a, unsafe { _mm512_mask_loadu_epi64(ones, u[vi], m.as_ptr().add(vi * 8) as *const _) });
+            }
+        }
+        let out = &mut vals[r * p..(r + 1) * p];
+        let lanes = _mm512_setr_epi64(0, 64, 128, 192, 256, 320, 384, 448);
+        for (vi, &a) in acc.iter().enumerate() {
+            // Lowest set bit: 63 - lzcnt(a & -a), kept >= 0 (an exit leaf always survives).
+            let low = _mm512_and_si512(a, _mm512_sub_epi64(_mm512_setzero_si512(), a));
+            let tz = _mm512_max_epi64(_mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(low)), _mm512_setzero_si512());
+            let idx = _mm512_add_epi64(_mm512_add_epi64(tz, lanes), _mm512_set1_epi64((vi * 8 * 64) as i64));
+            // SAFETY: each index is t * 64 + tz with t < padded and tz < 64, inside `values`;
+            // `out` holds 8 f64 from vi * 8.
+            unsafe { _mm512_storeu_pd(out.as_mut_ptr().add(vi * 8), _mm512_i64gather_pd::<8>(idx, values)) };
         }
     }
 }

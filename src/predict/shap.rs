@@ -68,16 +68,25 @@ fn extend(path: &mut [PathElem], d: usize, zero: f64, one: f64, feature: i64, in
 }
 
 /// Removes element `at` from a path whose last index is `d`, undoing [`extend`].
-fn unwind(path: &mut [PathElem], d: usize, at: usize) {
+fn unwind(path: &mut [PathElem], d: usize, at: usize, inv: &[f64]) {
     let (one, zero) = (path[at].one, path[at].zero);
     let mut next = path[d].pweight;
-    for i in (0..d).rev() {
-        if one != 0.0 {
+    let d1 = (d + 1) as f64;
+    let inv_d1 = inv[d + 1];
+    if one != 0.0 {
+        // `one` is 1 here (a product of ones and zeros): the divisions of the weight chain become
+        // products with reciprocals, which keeps the chain short.
+        let inv_one = 1.0 / one;
+        for i in (0..d).rev() {
             let tmp = path[i].pweight;
-            path[i].pweight = next * (d + 1) as f64 / ((i + 1) as f64 * one);
-            next = tmp - path[i].pweight * zero * (d - i) as f64 / (d + 1) as f64;
-        } else {
-            path[i].pweight = path[i].pweight * (d + 1) as f64 / (zero * (d - i) as f64);
+            let w = next * d1 * inv[i + 1] * inv_one;
+            path[i].pweight = w;
+            next = tmp - w * zero * (d - i) as f64 * inv_d1;
+        }
+    } else {
+        let inv_zero = 1.0 / zero;
+        for (i, e) in path[..d].iter_mut().enumerate() {
+            e.pweight = e.pweight * d1 * inv_zero * inv[d - i];
         }
     }
     for i in at..d {
@@ -165,14 +174,14 @@ fn recurse(tree: &FlatTree, info: &ShapInfo, row: &[f64], phi: &mut [f64], node:
     if let Some(k) = (1..=d).find(|&k| buf[k].feature == n.feature as i64) {
         in_zero = buf[k].zero;
         in_one = buf[k].one;
-        unwind(buf, d, k);
+        unwind(buf, d, k, inv);
         d -= 1;
     }
     let (cur, rest) = buf.split_at_mut(d + 1);
     rest[..d + 1].copy_from_slice(cur);
     recurse(tree, info, row, phi, hot, rest, d + 1, hot_zero * in_zero, in_one, n.feature as i64, inv);
-    rest[..d + 1].copy_from_slice(cur);
-    recurse(tree, info, row, phi, cold, rest, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv);
+    // The second child needs the path no more after it: it extends it where it lies.
+    recurse(tree, info, row, phi, cold, buf, d + 1, cold_zero * in_zero, 0.0, n.feature as i64, inv);
 }
 
 /// Adds one tree's SHAP values for `row` to `phi` (features, then the expected value last); `info`
