@@ -241,7 +241,7 @@ def rollback(
 # The loop
 
 #: Reason codes of a decision to run, and of a decision not to.
-RUN_REASONS = ("forced", "drift_alert", "performance_alert", "schedule", "new_labels")
+RUN_REASONS = ("forced", "drift_alert", "performance_alert", "schedule", "new_labels", "resume")
 HOLD_REASONS = ("run_in_progress", "cooldown", "insufficient_evidence", "no_trigger")
 
 
@@ -479,8 +479,16 @@ class RetrainLoop:
     # -- the turn of the loop --
     def step(self, force: bool = False) -> dict[str, Any]:
         """Observes, decides and runs (or resumes the run a killed loop left). Returns what happened."""
-        if self.state.get("current") is not None:
-            return self._execute(self.state["current"])
+        current = self.state.get("current")
+        if current is not None:
+            if self.dry_run:
+                left = [s for s in STEPS if (current["steps"].get(s) or {}).get("status") != "done"]
+                plan = [f"would resume run {current['id']} at {left[0]}" if left else "would finish run " + current["id"]]
+                plan += [f"would {s}" for s in left[1:]]
+                self.log("dry run: " + ", ".join(plan))
+                return {"decision": {"run": True, "reason": "resume", "detail": f"run {current['id']} was interrupted"},
+                        "dry_run": True, "plan": plan}
+            return self._execute(current)
         status = self.observe()
         d = self.policy.decide(status, self.state, force=force)
         if not d.run:

@@ -141,6 +141,10 @@ def test_a_killed_loop_resumes_without_redoing_a_step_and_dry_run_does_nothing(r
         assert [k for k, v in run["steps"].items() if v["status"] == "done"] == ["gather", "validate", "train", "gate", "register"]
         assert run["steps"]["shadow"]["status"] == "started"
         trained_at = run["steps"]["train"]["at"]
+        # A dry run says where it would pick up, and changes nothing.
+        plan = _loop(srv, setup, tmp_path, lambda: data, dry_run=True).step()["plan"]
+        assert plan[0].endswith("at shadow") and plan[1:] == ["would canary", "would promote"], plan
+        assert json.loads((tmp_path / "loop" / "state.json").read_text()) == state
         # A new process picks the run up where it stopped.
         traffic = _Traffic(srv.url, rng)
         again = _loop(srv, setup, tmp_path, lambda: data)
