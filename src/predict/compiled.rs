@@ -606,24 +606,32 @@ mod tests {
                 })
                 .collect();
             with_masks!(c.quick(), q => assert!(q.check_kernels(&buf, nf, rows) > 0), assert!(!masks));
-            let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
-            for (k, n_trees, col_major) in [(1, 150, false), (3, 150, true), (1, 97, true), (1, 97, false), (2, 20, true)] {
-                let mut out = vec![0.0; rows * k];
-                if col_major {
-                    c.add_block_cols(&cols, nf, rows, n_trees, k, &mut out);
-                } else {
-                    c.add_block(&buf, nf, rows, n_trees, k, &mut out);
+            let cases = [(1, 150, false), (3, 150, true), (1, 97, true), (1, 97, false), (2, 20, true)];
+            agrees_with_node_walks(&c, &trees, &buf, nf, rows, f32_sum, &cases, &format!("{max_leaves} leaves, {f32_sum}"));
+        }
+    }
+
+    /// Checks a compiled forest's sums, for each (scores per row, trees used, column-major) case,
+    /// against summing the leaves of node-by-node walks.
+    #[allow(clippy::too_many_arguments)]
+    fn agrees_with_node_walks(c: &Compiled, trees: &[FlatTree], buf: &[f64], nf: usize, rows: usize, f32_sum: bool, cases: &[(usize, usize, bool)], what: &str) {
+        let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
+        for &(k, n_trees, col_major) in cases {
+            let mut out = vec![0.0; rows * k];
+            if col_major {
+                c.add_block_cols(&cols, nf, rows, n_trees, k, &mut out);
+            } else {
+                c.add_block(buf, nf, rows, n_trees, k, &mut out);
+            }
+            for r in 0..rows {
+                let row = &buf[r * nf..(r + 1) * nf];
+                let mut want = vec![0.0; k];
+                for (t, tree) in trees.iter().enumerate().take(n_trees) {
+                    let v = tree.leaf_values[tree.leaf(row)];
+                    let w = &mut want[t % k];
+                    *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
                 }
-                for r in 0..rows {
-                    let row = &buf[r * nf..(r + 1) * nf];
-                    let mut want = vec![0.0; k];
-                    for (t, tree) in trees.iter().enumerate().take(n_trees) {
-                        let v = tree.leaf_values[tree.leaf(row)];
-                        let w = &mut want[t % k];
-                        *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
-                    }
-                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}, {f32_sum}");
-                }
+                assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {what}, k {k}, {n_trees} trees, {col_major}");
             }
         }
     }
@@ -679,25 +687,8 @@ mod tests {
             if want != QuickKind::None {
                 with_masks!(c.quick(), q => assert!(q.check_kernels(&buf, nf, rows) > 0), unreachable!());
             }
-            let cols: Vec<f64> = (0..rows * nf).map(|i| buf[(i % rows) * nf + i / rows]).collect();
-            for (k, n_trees, col_major) in [(1, n, false), (1, n, true), (3, n, true), (2, 45, false), (1, 17, true)] {
-                let mut out = vec![0.0; rows * k];
-                if col_major {
-                    c.add_block_cols(&cols, nf, rows, n_trees, k, &mut out);
-                } else {
-                    c.add_block(&buf, nf, rows, n_trees, k, &mut out);
-                }
-                for r in 0..rows {
-                    let row = &buf[r * nf..(r + 1) * nf];
-                    let mut want = vec![0.0; k];
-                    for (t, tree) in trees.iter().enumerate().take(n_trees) {
-                        let v = tree.leaf_values[tree.leaf(row)];
-                        let w = &mut want[t % k];
-                        *w = if f32_sum { (*w as f32 + v as f32) as f64 } else { *w + v };
-                    }
-                    assert_eq!(&out[r * k..(r + 1) * k], &want[..], "row {r}, {max_leaves} leaves, k {k}, {n_trees} trees, {col_major}");
-                }
-            }
+            let cases = [(1, n, false), (1, n, true), (3, n, true), (2, 45, false), (1, 17, true)];
+            agrees_with_node_walks(&c, &trees, &buf, nf, rows, f32_sum, &cases, &format!("{max_leaves} leaves"));
         }
     }
 }
