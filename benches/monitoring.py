@@ -68,6 +68,7 @@ def main():
           f"median of {args.repeat}, interleaved)")
     print(f"  off {off:,.0f} req/s   on ({args.rate:.0%} of requests) {on:,.0f} req/s   cost {1 - on / off:.1%} "
           f"(bar <= 10%)   rows monitored {status['rows']:,}, windows {status['windows']}, dropped {status['dropped']:,}")
+    print("  runs off: " + ", ".join(f"{x:,.0f}" for x in rps["off"]) + "   on: " + ", ".join(f"{x:,.0f}" for x in rps["on"]))
     est = (status.get("estimated_performance") or {}).get("metrics", {}).get("roc_auc", {})
     print(f"  last window: prediction drift {status.get('prediction_drift', {}).get('effect_size', float('nan')):.4f}, "
           f"estimated AUC {est.get('value', float('nan')):.4f} (reference {status.get('reference_performance', {}).get('roc_auc', float('nan')):.4f})")

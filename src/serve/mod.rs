@@ -298,23 +298,26 @@ impl ServerState {
     /// its last few versions.
     fn monitor_for(&self, v: &Arc<Version>) -> Option<Arc<monitor::Monitor>> {
         let cfg = self.config.monitoring.as_ref()?;
-        let mut map = self.monitors.lock().ok()?;
-        let versions = map.entry(v.model.clone()).or_default();
-        if let Some((_, m)) = versions.iter().find(|(ver, _)| *ver == v.version) {
-            return m.clone();
-        }
-        let started = match monitor::Monitor::start(&v.model, &v.version, v.deployable.clone(), cfg, self.metrics.clone(), self.log.clone()) {
-            Ok(m) => m,
-            Err(e) => {
-                self.log.event("monitoring_error", &v.model, serde_json::json!({"version": v.version, "error": e.to_string()}));
-                None
-            }
-        };
-        versions.push((v.version.clone(), started.clone()));
-        while versions.len() > MONITORED_VERSIONS {
-            versions.remove(0);
-        }
-        started
+        // The request path reads the version's own slot: no lock, no lookup.
+        v.monitor
+            .get_or_init(|| {
+                let started = match monitor::Monitor::start(&v.model, &v.version, v.deployable.clone(), cfg, self.metrics.clone(), self.log.clone()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.log.event("monitoring_error", &v.model, serde_json::json!({"version": v.version, "error": e.to_string()}));
+                        None
+                    }
+                };
+                let mut map = self.monitors.lock().unwrap();
+                let versions = map.entry(v.model.clone()).or_default();
+                versions.retain(|(ver, _)| *ver != v.version);
+                versions.push((v.version.clone(), started.clone()));
+                while versions.len() > MONITORED_VERSIONS {
+                    versions.remove(0);
+                }
+                started
+            })
+            .clone()
     }
 
     /// The monitoring status of a model's serving version (or of `version`): counters, the last

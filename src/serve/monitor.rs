@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,6 +177,8 @@ struct Shared {
 
 /// Sampled requests monitored in one go at most.
 const MAX_BATCH: usize = 256;
+/// How long the monitor thread naps when its queue is empty.
+const POLL_NAP: Duration = Duration::from_millis(5);
 
 /// What the request path hands to a monitor thread.
 enum Msg {
@@ -563,9 +565,15 @@ impl Worker {
         let mut queue: VecDeque<Msg> = VecDeque::new();
         loop {
             if queue.is_empty() {
-                match rx.recv() {
+                // Poll with short naps rather than block: a thread parked on the channel would be woken
+                // (a system call) by every sampled request on the request path.
+                match rx.try_recv() {
                     Ok(m) => queue.push_back(m),
-                    Err(_) => break,
+                    Err(TryRecvError::Empty) => {
+                        std::thread::sleep(POLL_NAP);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
                 }
                 while queue.len() < MAX_BATCH {
                     match rx.try_recv() {

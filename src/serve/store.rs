@@ -54,6 +54,8 @@ pub struct Version {
     pub admitted: AtomicUsize,
     /// When it was loaded (seconds since the epoch).
     pub loaded_at: f64,
+    /// Its monitor, once monitoring looked at it (None inside: nothing to monitor it against).
+    pub monitor: std::sync::OnceLock<Option<Arc<super::monitor::Monitor>>>,
 }
 
 impl Drop for Version {
@@ -427,6 +429,7 @@ impl Store {
             batcher,
             admitted: AtomicUsize::new(0),
             loaded_at: now_ts(),
+            monitor: std::sync::OnceLock::new(),
         });
         let entry = match existing {
             Some(e) => e,
