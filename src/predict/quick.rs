@@ -576,35 +576,8 @@ unsafe fn sub_block_avx512_narrow<const NCH: usize>(g: &Group<u32>, v: &View<'_>
     let nfe = g.feats.len();
     let p = g.padded;
     assert!(p == NCH * CHUNK && offs.len() >= v.rows * nfe && vals.len() >= v.rows * p);
-    let locate = |fi: usize, c: &Cuts, r: usize, offs: &mut [u32]| {
-        let x = v.get(r, c.feature);
-        let xv = _mm512_set1_pd(x);
-        let keys = c.keys.as_ptr();
-        let mut pos = 0;
-        for &st in &c.starts[..c.depth] {
-            // SAFETY: every level holds whole blocks of 16 keys and the search stays inside them
-            // (each block's last key is not below x unless the level above pointed past it).
-            let (lo, hi) = unsafe { (_mm512_loadu_pd(keys.add(st + pos * FAN)), _mm512_loadu_pd(keys.add(st + pos * FAN + 8))) };
-            let below = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(lo, xv).count_ones() + _mm512_cmp_pd_mask::<_CMP_LT_OQ>(hi, xv).count_ones();
-            pos = pos * FAN + below as usize;
-        }
-        let i = if x.is_nan() { c.n + 1 } else { pos };
-        offs[r * nfe + fi] = (c.base + i * p) as u32;
-    };
-    if v.cs == 1 {
-        // Row-major: a row's values are side by side.
-        for r in 0..v.rows {
-            for (fi, c) in g.feats.iter().enumerate() {
-                locate(fi, c, r, offs);
-            }
-        }
-    } else {
-        for (fi, c) in g.feats.iter().enumerate() {
-            for r in 0..v.rows {
-                locate(fi, c, r, offs);
-            }
-        }
-    }
+    // SAFETY: this function runs only where AVX-512 was detected, as locate_avx512 needs.
+    unsafe { locate_avx512(&g.feats, p, v, offs) };
     let masks = &g.masks[..];
     let lanes = _mm512_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448, 480);
     let values = g.values.as_ptr();

@@ -35,8 +35,10 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _infer(conn, X):
+def _infer(conn, X, rid=None):
     body = {"inputs": [{"name": "x", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}]}
+    if rid is not None:
+        body["id"] = rid
     conn.request("POST", "/v2/models/m/infer", json.dumps(body), {"Content-Type": "application/json"})
     r = conn.getresponse()
     r.read()
@@ -116,14 +118,6 @@ def _classifier(rng, n=6000):
     return pipe.fit_monitoring(X[n // 2:], y[n // 2:])
 
 
-def _infer_id(conn, X, rid):
-    body = {"id": rid, "inputs": [{"name": "x", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}]}
-    conn.request("POST", "/v2/models/m/infer", json.dumps(body), {"Content-Type": "application/json"})
-    r = conn.getresponse()
-    r.read()
-    return r.status
-
-
 def test_served_performance_is_estimated_without_labels_and_realised_with_them(rng, tmp_path):
     pipe = _classifier(rng)
     ref = pipe.monitoring_reference_
@@ -139,7 +133,7 @@ def test_served_performance_is_estimated_without_labels_and_realised_with_them(r
         X = rng.normal(size=(1000, 3))
         y = (rng.uniform(size=1000) < 1 / (1 + np.exp(-2.0 * X[:, 0]))).astype(int)
         for i in range(1000):
-            assert _infer_id(conn, X[i:i + 1], f"r{i}") == 200
+            assert _infer(conn, X[i:i + 1], f"r{i}") == 200
         r = srv.feedback([{"id": f"r{i}", "label": int(y[i])} for i in range(1000)] + [{"id": "nobody", "label": 1}])
         assert r["monitored"] == 1001
         deadline = time.time() + 20
@@ -157,7 +151,7 @@ def test_served_performance_is_estimated_without_labels_and_realised_with_them(r
         # Covariate shift that squeezes x0 towards 0: the scores drift and the estimated AUC falls.
         Xs = rng.normal(size=(1500, 3)) * np.array([0.15, 1.0, 1.0])
         for i in range(1500):
-            assert _infer_id(conn, Xs[i:i + 1], f"s{i}") == 200
+            assert _infer(conn, Xs[i:i + 1], f"s{i}") == 200
         while srv.monitoring("m")["rows"] < 2500 and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
