@@ -6,7 +6,12 @@ DEPS   := $(VENV)/.deps-installed
 # Tests and the editable build share one release profile, so dependencies compile once.
 CARGO_PROFILE := --release
 
-.PHONY: all build demo test test-rust test-python stubtest bench clean
+# The NVRTC wheel's libraries, for the Rust tests that compile the GPU kernels (ferrox.gpu finds them
+# by itself from Python). FERROX_REQUIRE_NVRTC turns a missing NVRTC from a skip into a failure.
+NVRTC_LIB = $(shell $(PY) -c "import nvidia.cuda_nvrtc as n, os; print(os.path.join(list(n.__path__)[0], 'lib'))")
+GPU_ENV = FERROX_CUDA_LIB_DIRS=$(NVRTC_LIB) FERROX_REQUIRE_NVRTC=1
+
+.PHONY: all build demo test test-rust test-python stubtest bench gpu-check clean
 
 all: test
 
@@ -26,13 +31,13 @@ demo: build
 test: build test-rust stubtest test-python
 
 test-rust:
-	cargo test $(CARGO_PROFILE) --features serve
+	$(GPU_ENV) cargo test $(CARGO_PROFILE) --features serve
 
 stubtest: build
 	$(PY) -m mypy.stubtest ferrox._ferrox
 
 test-python: build
-	$(PY) -m pytest -q
+	FERROX_REQUIRE_NVRTC=1 $(PY) -m pytest -q
 
 bench: build
 	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
@@ -42,6 +47,10 @@ bench: build
 	$(PY) benches/transforms.py
 	$(PY) benches/linear.py
 	$(PY) benches/drift.py
+
+# On a machine with an NVIDIA GPU: the GPU tests, then GPU against CPU and XGBoost's GPU path.
+gpu-check: build
+	$(PY) benches/gpu.py
 
 clean:
 	rm -rf $(VENV) target

@@ -28,6 +28,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A device (GPU) is unusable: its driver or compiler library is missing, a kernel failed to
+    /// compile or launch, or device memory ran out. The message says which.
+    #[error("{0}")]
+    Device(String),
     /// A broken invariant inside ferrox: a bug, reported instead of crashing.
     #[error("internal error (please report): {0}")]
     Internal(String),
@@ -48,6 +52,10 @@ impl Error {
     /// A [`Error::Integrity`] from anything printable.
     pub fn integrity(msg: impl fmt::Display) -> Self {
         Error::Integrity(msg.to_string())
+    }
+    /// An [`Error::Device`] from anything printable.
+    pub fn device(msg: impl fmt::Display) -> Self {
+        Error::Device(msg.to_string())
     }
     /// An [`Error::Io`] naming what was being done.
     pub fn io(context: impl fmt::Display, source: std::io::Error) -> Self {

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod experiment;
 pub mod error;
 pub mod gbdt;
+pub mod gpu;
 pub mod linear;
 pub mod mem;
 pub mod parallel;

@@ -11,7 +11,7 @@ workflow integrations are imported when used.
 
 from __future__ import annotations
 
-from . import _ferrox, drift, experiment, linear_model, performance, pipeline, preprocessing, retrain, serving, validation
+from . import _ferrox, drift, experiment, gpu, linear_model, performance, pipeline, preprocessing, retrain, serving, validation
 from .artifact import artifact_info
 from .callback import EarlyStopException, early_stopping, log_evaluation, record_evaluation
 from .dataset import Dataset
@@ -19,6 +19,7 @@ from .gbdt import Booster, train
 from .sklearn import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .exceptions import (
     DataError,
+    DeviceError,
     FerroxError,
     ModelIntegrityError,
     ModelVersionError,
@@ -41,12 +42,14 @@ __all__ = [
     "record_evaluation",
     "EarlyStopException",
     "drift",
+    "gpu",
     "experiment",
     "performance",
     "validation",
     "artifact_info",
     "FerroxError",
     "DataError",
+    "DeviceError",
     "ParameterError",
     "ModelIntegrityError",
     "ModelVersionError",

@@ -17,6 +17,9 @@ __all__ = [
     "ShardTrainer",
     "TrainLeader",
     "keyed_sample_mask",
+    "gpu_status",
+    "gpu_require",
+    "gpu_compile_kernels",
     "label_sums",
     "check_distributed_params",
     "artifact_header",
@@ -263,6 +266,9 @@ class Trainer:
 
 _Step = tuple[str] | tuple[str, bool] | tuple[str, bytes, bool | None]
 
+def gpu_status() -> tuple[bool, bool, int, str | None]: ...
+def gpu_require(device: str) -> None: ...
+def gpu_compile_kernels(arch: str) -> list[tuple[str, int]]: ...
 def keyed_sample_mask(ids: npt.NDArray[np.uint64], n_total: int, k: int, seed: int) -> npt.NDArray[np.bool_]: ...
 def label_sums(data: BinnedDataset) -> bytes: ...
 def check_distributed_params(params: Sequence[tuple[str, Any]]) -> None: ...
@@ -321,6 +327,7 @@ class BoosterModel:
         num_iteration: int | None = None,
         num_threads: int = 0,
         contrib: bool = False,
+        device: str | None = None,
     ) -> npt.NDArray[np.float64]: ...
     def predict_row(
         self, row: npt.NDArray[np.float64], raw_score: bool = False, num_iteration: int | None = None
@@ -332,6 +339,7 @@ class BoosterModel:
         num_iteration: int | None = None,
         num_threads: int = 0,
         contrib: bool = False,
+        device: str | None = None,
     ) -> npt.NDArray[np.float64]: ...
     def feature_importance(self, gain: bool = False, num_iteration: int | None = None) -> npt.NDArray[np.float64]: ...
     def num_trees(self) -> int: ...

@@ -20,6 +20,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelVersionError",
     "NotFittedError",
+    "DeviceError",
 ]
 
 
@@ -45,3 +46,8 @@ class ModelVersionError(ModelIntegrityError):
 
 class NotFittedError(FerroxError, ValueError, AttributeError):
     """An estimator was used before ``fit``; compatible with scikit-learn's ``NotFittedError`` checks."""
+
+
+class DeviceError(FerroxError, RuntimeError):
+    """A GPU cannot be used: the CUDA driver or NVRTC library is missing, there is no such device, a
+    kernel failed to compile or launch, or device memory ran out. The message says which."""

@@ -82,13 +82,20 @@ class Booster:
         raw_score: bool = False,
         num_iteration: int | None = None,
         num_threads: int = 0,
+        device: str | None = None,
     ) -> np.ndarray:
         """Predictions: probabilities for binary/multiclass, values for regression.
 
         ``data`` is what :class:`ferrox.Dataset` accepts (numpy, pandas, polars, pyarrow). Returns shape
         ``(n,)``, or ``(n, num_class)`` for multiclass. ``num_iteration`` None or <= 0 uses the best
-        round when early stopping recorded one, else every round.
+        round when early stopping recorded one, else every round. ``device`` ``"cuda"`` (or
+        ``"cuda:1"``) predicts on a GPU, with the same results (see :mod:`ferrox.gpu`); None uses the
+        device the booster was trained on in this process, else the CPU.
         """
+        device = _device_of(device, self.params)
+        if device is not None:
+            out = self._predict(data, raw_score, num_iteration, num_threads, contrib=False, device=device)
+            return out[:, 0] if out.shape[1] == 1 else out
         if type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == 1 and data.dtype == np.float64:
             # One row: straight to the core, no threads, no frame.
             it = None if num_iteration is None or num_iteration <= 0 else int(num_iteration)
@@ -112,13 +119,15 @@ class Booster:
         """
         return self._predict(data, True, num_iteration, num_threads, contrib=True)
 
-    def _predict(self, data: Any, raw_score: bool, num_iteration: int | None, num_threads: int, contrib: bool) -> np.ndarray:
+    def _predict(
+        self, data: Any, raw_score: bool, num_iteration: int | None, num_threads: int, contrib: bool, device: str | None = None
+    ) -> np.ndarray:
         kind, payload, names = as_table_or_matrix(data)
         it = None if num_iteration is None or num_iteration <= 0 else int(num_iteration)
         if kind == "numpy":
-            return self._model.predict_numpy(payload, names, bool(raw_score), it, int(num_threads), contrib)
+            return self._model.predict_numpy(payload, names, bool(raw_score), it, int(num_threads), contrib, device)
         try:
-            return self._model.predict_arrow(payload, bool(raw_score), it, int(num_threads), contrib)
+            return self._model.predict_arrow(payload, bool(raw_score), it, int(num_threads), contrib, device)
         except DataError:
             raise
         except (ValueError, TypeError) as e:
@@ -296,6 +305,17 @@ def _round_params(params: Any, num_boost_round: Any) -> tuple[dict[str, Any], in
     first_metric_only = bool(params.pop("first_metric_only", False))
     verbosity = params.get("verbosity", params.get("verbose", 1))
     return params, int(num_boost_round), stop_rounds, first_metric_only, verbosity
+
+
+def _device_of(device: str | None, params: Mapping[str, Any]) -> str | None:
+    """The device a prediction runs on: the one asked for, else the training device (None: the CPU)."""
+    if device is None:
+        device = params.get("device", params.get("device_type"))
+    if device is None:
+        return None
+    if not isinstance(device, str):
+        raise ParameterError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+    return None if device.strip().lower() == "cpu" else device
 
 
 def train(

@@ -64,6 +64,7 @@ class _GBDTBase(FerroxEstimator):
         random_state: int | None = None,
         n_jobs: int | None = None,
         importance_type: str = "split",
+        device: str = "cpu",
         **kwargs: Any,
     ) -> None:
         self.boosting_type = boosting_type
@@ -85,6 +86,7 @@ class _GBDTBase(FerroxEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.importance_type = importance_type
+        self.device = device
         self._other_params: dict[str, Any] = dict(kwargs)
 
     # -- parameters (extra keyword arguments round-trip as LightGBM's do) --------------------------
@@ -128,6 +130,7 @@ class _GBDTBase(FerroxEstimator):
             "lambda_l1": self.reg_alpha,
             "lambda_l2": self.reg_lambda,
             "num_threads": 0 if self.n_jobs is None else self.n_jobs,
+            "device": self.device,
             "verbosity": -1,
         }
         if self.random_state is not None:
@@ -244,7 +247,8 @@ class _GBDTBase(FerroxEstimator):
         plain = (int, float, str, bool, type(None))
         meta: dict[str, Any] = {
             "estimator": type(self).__name__,
-            "params": {k: v for k, v in self.get_params(deep=False).items() if isinstance(v, plain)},
+            # The device is where the model was computed, not part of it: bytes are the same from either.
+            "params": {k: v for k, v in self.get_params(deep=False).items() if isinstance(v, plain) and k != "device"},
             "n_features_in_": int(self.n_features_in_),
             "best_iteration_": int(self.best_iteration_),
             "best_score_": self.best_score_,
@@ -285,7 +289,7 @@ class _GBDTBase(FerroxEstimator):
         data = self._features(X, reset=False)
         if pred_contrib:
             return self.booster_.predict_contrib(data, num_iteration=num_iteration)
-        return self.booster_.predict(data, raw_score=raw_score, num_iteration=num_iteration)
+        return self.booster_.predict(data, raw_score=raw_score, num_iteration=num_iteration, device=self.device)
 
 
 def _check_y(y: Any, n: int | None = None) -> np.ndarray:

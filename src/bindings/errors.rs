@@ -15,6 +15,7 @@ static DATA_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static PARAMETER_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static INTEGRITY_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static VERSION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DEVICE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn raise(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str, msg: String) -> PyErr {
     match cell.import(py, "ferrox.exceptions", name) {
@@ -34,6 +35,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Io { context, source } => {
             PyErr::from(std::io::Error::new(source.kind(), format!("{context}: {source}")))
         }
+        Error::Device(_) => raise(py, &DEVICE_ERROR, "DeviceError", msg),
         Error::Internal(_) => raise(py, &FERROX_ERROR, "FerroxError", msg),
     }
 }

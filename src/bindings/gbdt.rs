@@ -125,17 +125,50 @@ impl PyTrainer {
     }
 }
 
+/// The device a prediction asks for (None: the CPU). SHAP values are computed on the CPU only.
+fn parse_device(py: Python<'_>, device: Option<&str>, contrib: bool) -> PyResult<crate::gpu::Device> {
+    let d = match device {
+        None => crate::gpu::Device::Cpu,
+        Some(s) => crate::gpu::Device::parse(s).map_err(|e| to_py(py, e))?,
+    };
+    if contrib && d != crate::gpu::Device::Cpu {
+        return Err(to_py(py, Error::param("SHAP values (pred_contrib) are computed on the CPU: pass device='cpu'")));
+    }
+    Ok(d)
+}
+
+/// Predictions, SHAP values, or predictions on a device.
+#[allow(clippy::too_many_arguments)]
+fn run_predict(
+    forest: &Forest,
+    gpu: &crate::gpu::predict::GpuForests,
+    frame: &Frame<'_>,
+    n_trees: usize,
+    raw_score: bool,
+    num_threads: i64,
+    contrib: bool,
+    device: crate::gpu::Device,
+) -> crate::Result<Vec<f64>> {
+    match device {
+        crate::gpu::Device::Cuda(i) => gpu.get(forest, i)?.predict(forest, frame, n_trees, raw_score, num_threads),
+        crate::gpu::Device::Cpu if contrib => forest.predict_contrib(frame, n_trees, num_threads),
+        crate::gpu::Device::Cpu => forest.predict(frame, n_trees, raw_score, num_threads),
+    }
+}
+
 /// A fitted booster: the model and its compiled forest.
 #[pyclass(frozen, name = "BoosterModel", module = "ferrox._ferrox")]
 pub struct PyBoosterModel {
     pub model: Arc<Model>,
     forest: Arc<Forest>,
+    /// The forest uploaded to each device it predicted on.
+    gpu: Arc<crate::gpu::predict::GpuForests>,
 }
 
 impl PyBoosterModel {
     pub(crate) fn new(model: Model) -> Self {
         let forest = Arc::new(Forest::from_model(&model));
-        PyBoosterModel { model: Arc::new(model), forest }
+        PyBoosterModel { model: Arc::new(model), forest, gpu: Default::default() }
     }
 
     fn output<'py>(&self, py: Python<'py>, out: Vec<f64>, n: usize) -> PyResult<Bound<'py, PyArray2<f64>>> {
@@ -148,7 +181,7 @@ impl PyBoosterModel {
 #[pymethods]
 impl PyBoosterModel {
     /// Predictions for a 2-D float32/float64 numpy array: (rows, scores).
-    #[pyo3(signature = (data, feature_names=None, raw_score=false, num_iteration=None, num_threads=0, contrib=false))]
+    #[pyo3(signature = (data, feature_names=None, raw_score=false, num_iteration=None, num_threads=0, contrib=false, device=None))]
     #[allow(clippy::too_many_arguments)]
     fn predict_numpy<'py>(
         &self,
@@ -159,16 +192,15 @@ impl PyBoosterModel {
         num_iteration: Option<usize>,
         num_threads: i64,
         contrib: bool,
+        device: Option<String>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let forest = self.forest.clone();
+        let gpu = self.gpu.clone();
         let n_trees = self.model.trees_for(num_iteration);
+        let device = parse_device(py, device.as_deref(), contrib)?;
         let run = move |m: DenseMatrix<'_>| {
             let frame = Frame::from_dense(m, feature_names, &[])?;
-            if contrib {
-                forest.predict_contrib(&frame, n_trees, num_threads)
-            } else {
-                forest.predict(&frame, n_trees, raw_score, num_threads)
-            }
+            run_predict(&forest, &gpu, &frame, n_trees, raw_score, num_threads, contrib, device)
         };
         let (out, n) = if let Ok(a) = data.extract::<PyReadonlyArray2<'_, f32>>() {
             let v = a.as_array();
@@ -203,7 +235,8 @@ impl PyBoosterModel {
     }
 
     /// Predictions for an Arrow table or record batch: (rows, scores).
-    #[pyo3(signature = (data, raw_score=false, num_iteration=None, num_threads=0, contrib=false))]
+    #[pyo3(signature = (data, raw_score=false, num_iteration=None, num_threads=0, contrib=false, device=None))]
+    #[allow(clippy::too_many_arguments)]
     fn predict_arrow<'py>(
         &self,
         py: Python<'py>,
@@ -212,7 +245,10 @@ impl PyBoosterModel {
         num_iteration: Option<usize>,
         num_threads: i64,
         contrib: bool,
+        device: Option<String>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let device = parse_device(py, device.as_deref(), contrib)?;
+        let gpu = self.gpu.clone();
         let (batches, schema) =
             super::convert::arrow_or(py, data, "data must implement __arrow_c_stream__ or __arrow_c_array__")?;
         let forest = self.forest.clone();
@@ -224,11 +260,7 @@ impl PyBoosterModel {
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         let out = detach(py, move || {
             let frame = Frame::from_arrow(&batches, &schema, &cats)?;
-            if contrib {
-                forest.predict_contrib(&frame, n_trees, num_threads)
-            } else {
-                forest.predict(&frame, n_trees, raw_score, num_threads)
-            }
+            run_predict(&forest, &gpu, &frame, n_trees, raw_score, num_threads, contrib, device)
         })?;
         self.output(py, out, n)
     }
@@ -263,14 +295,14 @@ impl PyBoosterModel {
     fn with_best_iteration(&self, iteration: usize) -> PyBoosterModel {
         let mut m = self.model.as_ref().clone();
         m.best_iteration = iteration;
-        PyBoosterModel { model: Arc::new(m), forest: self.forest.clone() }
+        PyBoosterModel { model: Arc::new(m), forest: self.forest.clone(), gpu: self.gpu.clone() }
     }
 
     /// The same model carrying `meta` (text saved with it, e.g. an estimator's parameters as JSON).
     fn with_meta(&self, meta: String) -> PyBoosterModel {
         let mut m = self.model.as_ref().clone();
         m.meta = meta;
-        PyBoosterModel { model: Arc::new(m), forest: self.forest.clone() }
+        PyBoosterModel { model: Arc::new(m), forest: self.forest.clone(), gpu: self.gpu.clone() }
     }
 
     /// The text saved with the model ("" when none).

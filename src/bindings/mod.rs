@@ -9,6 +9,7 @@ mod drift;
 mod errors;
 mod experiment;
 mod gbdt;
+mod gpu;
 mod linear;
 mod performance;
 mod pipeline;
@@ -30,6 +31,9 @@ fn _ferrox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<gbdt::PyBoosterModel>()?;
     m.add_class::<distributed::PyShardTrainer>()?;
     m.add_class::<distributed::PyTrainLeader>()?;
+    m.add_function(wrap_pyfunction!(gpu::gpu_status, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu::gpu_require, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu::gpu_compile_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(distributed::keyed_sample_mask, m)?)?;
     m.add_function(wrap_pyfunction!(distributed::label_sums, m)?)?;
     m.add_function(wrap_pyfunction!(distributed::check_distributed_params, m)?)?;

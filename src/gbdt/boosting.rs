@@ -6,7 +6,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::learner::{fixed_scale, to_fixed, Buffers, Gradients, GroupedBins, Learner, SplitRules, Sums};
+use super::learner::{add_leaf_values_at, fixed_scale, to_fixed, Buffers, Gradients, GroupedBins, Learner, SplitRules, Sums};
+use crate::gpu::learner::GradMode;
 use super::metric::Metric;
 use super::objective::{weighted_quantile, Objective};
 use super::params::{GbdtParams, ObjectiveKind};
@@ -104,6 +105,8 @@ pub struct Trainer {
     grouped: Option<GroupedBins>,
     /// The learner's row buffers between rounds.
     buffers: Buffers,
+    /// The device that builds histograms and partitions when training is not on the CPU.
+    device: Option<Box<dyn crate::gpu::learner::DeviceLearner>>,
 }
 
 /// A uniform draw in [0, 1) from a seed and a row: the same for a row whatever thread handles it.
@@ -196,6 +199,25 @@ pub fn shrink(tree: &mut Tree, lr: f64) {
     }
 }
 
+/// The scales of quantized gradients and hessians from their largest magnitudes: a gradient level
+/// is `max_g / (bins / 2)`, a hessian level `max_h / bins` (1 when the maximum is 0).
+pub fn quant_scales(max_g: f64, max_h: f64, bins: usize) -> (f64, f64) {
+    let half = (bins / 2) as f64;
+    let gs = if max_g > 0.0 { max_g / half } else { 1.0 };
+    let hs = if max_h > 0.0 { max_h / bins as f64 } else { 1.0 };
+    (gs, hs)
+}
+
+/// The seed of the hessians' rounding draws, from the gradients'.
+pub fn hessian_seed(seed: u64) -> u64 {
+    seed ^ 0xA076_1D64_78BD_642F
+}
+
+/// The seed of the quantization draws of tree `c` of round `it` (k trees a round).
+pub fn quant_seed(p: &GbdtParams, it: usize, k: usize, c: usize) -> u64 {
+    p.bagging_seed ^ ((it * k + c) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Rounds gradients to integers in [-bins/2, bins/2] and hessians to [0, bins], stochastically
 /// (unbiased: E[rounded] = exact / scale), a row's two side by side. Returns the two scales.
 fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)>) -> (f64, f64) {
@@ -206,10 +228,8 @@ fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)
         .zip(h.par_chunks(CH))
         .map(|(g, h)| (g.iter().fold(0f32, |m, v| m.max(v.abs())), h.iter().fold(0f32, |m, v| m.max(*v))))
         .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
-    let (max_g, max_h) = (max_g as f64, max_h as f64);
+    let (gs, hs) = quant_scales(max_g as f64, max_h as f64, bins);
     let half = (bins / 2) as f64;
-    let gs = if max_g > 0.0 { max_g / half } else { 1.0 };
-    let hs = if max_h > 0.0 { max_h / bins as f64 } else { 1.0 };
     // floor() without a library call (the values are small): truncate, then step down below zero.
     let floor = |y: f64| {
         let t = y as i32 as f64;
@@ -221,12 +241,18 @@ fn quantize(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)
             let i = c * CH + k;
             let u = row_uniform(seed, i);
             let qg = floor(g[i] as f64 / gs + u).clamp(-half, half) as i8;
-            let v = row_uniform(seed ^ 0xA076_1D64_78BD_642F, i);
+            let v = row_uniform(hessian_seed(seed), i);
             let qh = floor(h[i] as f64 / hs + v).clamp(0.0, bins as f64) as u8;
             *o = (qg, qh);
         }
     });
     (gs, hs)
+}
+
+/// [`quantize`], for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn quantize_for_tests(g: &[f32], h: &[f32], bins: usize, seed: u64, out: &mut Vec<(i8, u8)>) -> (f64, f64) {
+    quantize(g, h, bins, seed, out)
 }
 
 /// The metrics `params` ask for (the objective's default when none), without repeats.
@@ -333,7 +359,7 @@ impl Trainer {
             best_iteration: 0,
             // The thread count is how a model was computed, not part of it: models trained with any
             // number of threads are byte-identical.
-            params: GbdtParams { num_threads: 0, ..params.clone() },
+            params: GbdtParams { num_threads: 0, device: crate::gpu::Device::Cpu, ..params.clone() },
             average_output: false,
             accumulate_f32: false,
             meta: String::new(),
@@ -351,7 +377,11 @@ impl Trainer {
             });
             model.trees = m.trees;
         }
-        let grouped = pool.install(|| GroupedBins::new(&train));
+        let device: Option<Box<dyn crate::gpu::learner::DeviceLearner>> = match params.device {
+            crate::gpu::Device::Cpu => None,
+            d => Some(Box::new(crate::gpu::learner::GpuLearner::new(crate::gpu::gpu_of(d)?, train.clone())?)),
+        };
+        let grouped = if device.is_some() { None } else { pool.install(|| GroupedBins::new(&train)) };
         Ok(Trainer {
             grad: vec![0.0; k * n],
             hess: vec![0.0; k * n],
@@ -370,7 +400,15 @@ impl Trainer {
             gh: Vec::new(),
             grouped,
             buffers: Buffers::default(),
+            device,
         })
+    }
+
+    /// Builds histograms and partitions on `device` from now on (e.g. the CPU emulation of the GPU
+    /// learner, [`crate::gpu::emulate::EmulatedLearner`]), instead of the CPU learner.
+    pub fn set_device_learner(&mut self, device: Box<dyn crate::gpu::learner::DeviceLearner>) {
+        self.grouped = None;
+        self.device = Some(device);
     }
 
     /// Rounds completed (initial model included).
@@ -456,28 +494,45 @@ impl Trainer {
         });
         let rules = SplitRules::from_params(p).with_groups(p, self.train.num_features());
         let mut new_trees = Vec::with_capacity(k);
-        let mut learner = Learner::new(&train, self.grouped.as_ref(), rules, std::mem::take(&mut self.buffers));
+        let mut learner = Learner::new(&train, self.grouped.as_ref(), rules.clone(), std::mem::take(&mut self.buffers));
+        let mut device = self.device.as_deref_mut();
         for c in 0..k {
             let active = active_features(&self.train.mappers, p, it * k + c);
             let (g, h) = (&self.grad[c * n..(c + 1) * n], &self.hess[c * n..(c + 1) * n]);
             let bag = self.bag.as_deref();
-            let grads = if p.use_quantized_grad {
-                let seed = p.bagging_seed ^ ((it * k + c) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let qgh = &mut self.qgh;
-                let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qgh));
-                Gradients::Quantized { gh: &self.qgh, max_h: p.num_grad_quant_bins as u64, g_scale, h_scale }
+            let (mut tree, ranges) = if let Some(dev) = device.as_deref_mut() {
+                // The same tree from a device's histograms and partitions (see crate::gpu).
+                let mode = if p.use_quantized_grad {
+                    GradMode::Quantized { bins: p.num_grad_quant_bins, seed: quant_seed(p, it, k, c) }
+                } else {
+                    GradMode::Fixed
+                };
+                let scales = self.pool.install(|| dev.set_gradients(g, h, mode))?;
+                self.pool.install(|| crate::gpu::learner::grow(dev, &train, rules.clone(), scales, bag, &active))?
             } else {
-                let gh = &mut self.gh;
-                let (g_scale, h_scale) = self.pool.install(|| fill_fixed(g, h, max_abs(g, h), gh));
-                Gradients::Fixed { gh: &self.gh, g_scale, h_scale }
+                let grads = if p.use_quantized_grad {
+                    let seed = quant_seed(p, it, k, c);
+                    let qgh = &mut self.qgh;
+                    let (g_scale, h_scale) = self.pool.install(|| quantize(g, h, p.num_grad_quant_bins, seed, qgh));
+                    Gradients::Quantized { gh: &self.qgh, max_h: p.num_grad_quant_bins as u64, g_scale, h_scale }
+                } else {
+                    let gh = &mut self.gh;
+                    let (g_scale, h_scale) = self.pool.install(|| fill_fixed(g, h, max_abs(g, h), gh));
+                    Gradients::Fixed { gh: &self.gh, g_scale, h_scale }
+                };
+                self.pool.install(|| learner.grow(grads, bag, &active))
             };
-            let (mut tree, ranges) = self.pool.install(|| learner.grow(grads, bag, &active));
+            // Each leaf's rows: indices[range] (the device's, copied back, or the CPU learner's).
+            let indices: &[u32] = match device.as_deref() {
+                Some(dev) => dev.indices(),
+                None => learner.indices(),
+            };
             if p.use_quantized_grad && p.quant_train_renew_leaf && p.monotone_constraints.iter().all(|&m| m == 0) {
                 // Leaf outputs from the exact gradients of each leaf's rows (in row order).
                 let rules = SplitRules::from_params(p);
                 for (leaf, &range) in ranges.iter().enumerate() {
                     let mut s = Sums::default();
-                    for &r in learner.rows(range) {
+                    for &r in &indices[range.0..range.1] {
                         s.g += g[r as usize] as f64;
                         s.h += h[r as usize] as f64;
                         s.n += 1;
@@ -487,7 +542,7 @@ impl Trainer {
             }
             if let Some(q) = self.objective.renews_leaves() {
                 for (leaf, &range) in ranges.iter().enumerate() {
-                    let rows = learner.rows(range);
+                    let rows = &indices[range.0..range.1];
                     let resid: Vec<f64> = rows.iter().map(|&r| label[r as usize] - self.scores[c * n + r as usize]).collect();
                     let w: Option<Vec<f64>> = weight.map(|w| rows.iter().map(|&r| w[r as usize]).collect());
                     tree.leaf_value[leaf] = weighted_quantile(&resid, w.as_deref(), q);
@@ -495,7 +550,7 @@ impl Trainer {
             }
             shrink(&mut tree, p.learning_rate);
             let plane = &mut self.scores[c * n..(c + 1) * n];
-            self.pool.install(|| learner.add_leaf_values(&ranges, &tree.leaf_value, plane));
+            self.pool.install(|| add_leaf_values_at(indices, &ranges, &tree.leaf_value, plane));
             if let Some(oob) = &oob {
                 tree.add_to_scores(&train, plane, Some(oob));
             }

@@ -52,6 +52,9 @@ pub fn check_supported(p: &GbdtParams) -> Result<()> {
     if p.goss {
         return refuse("GOSS (data_sample_strategy='goss')", "it keeps a global top share of gradients; use bagging instead");
     }
+    if p.device != crate::gpu::Device::Cpu {
+        return refuse(&format!("device '{}'", p.device.name()), "the workers build their histograms on their CPUs");
+    }
     if p.use_quantized_grad {
         return refuse("use_quantized_grad", "fixed-point histograms are already exact");
     }

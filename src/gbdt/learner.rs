@@ -1048,36 +1048,48 @@ impl<'a> Learner<'a> {
     /// Adds `values[i]` to `plane[r]` for every row r of leaf range `ranges[i]` of the last grown tree,
     /// leaves in parallel (in pieces of at most PAR_CHUNK rows).
     pub fn add_leaf_values(&self, ranges: &[(usize, usize)], values: &[f64], plane: &mut [f64]) {
-        /// The plane, shared by tasks that write disjoint rows.
-        struct Shared(*mut f64);
-        // SAFETY: only the disjoint writes below go through it.
-        unsafe impl Sync for Shared {}
-        let mut sorted = ranges.to_vec();
-        sorted.sort_unstable();
-        assert!(
-            sorted.windows(2).all(|w| w[0].1 <= w[1].0) && sorted.iter().all(|r| r.0 <= r.1 && r.1 <= self.indices.len()),
-            "leaf ranges overlap"
-        );
-        let out = Shared(plane.as_mut_ptr());
-        let len = plane.len();
-        let pieces: Vec<(&[u32], f64)> =
-            ranges.iter().zip(values).flat_map(|(&(b, e), &v)| self.indices[b..e].chunks(PAR_CHUNK).map(move |c| (c, v))).collect();
-        pieces.into_par_iter().for_each(|(rows, v)| {
-            let out = &out;
-            for &r in rows {
-                assert!((r as usize) < len, "row {r} outside the scores");
-                // SAFETY: in bounds (checked); the ranges are disjoint parts of `indices`, whose rows
-                // are distinct (grow starts from distinct rows and partitioning only permutes them), so
-                // no two tasks write one row.
-                unsafe { *out.0.add(r as usize) += v };
-            }
-        });
+        add_leaf_values_at(&self.indices, ranges, values, plane)
+    }
+
+    /// The row indices of the last grown tree's leaves, laid out as its ranges say.
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
     }
 
     /// The row indices of leaf range `(begin, end)` of the last grown tree.
     pub fn rows(&self, range: (usize, usize)) -> &[u32] {
         &self.indices[range.0..range.1]
     }
+}
+
+/// Adds `values[i]` to `plane[r]` for every row r of `indices[ranges[i].0..ranges[i].1]` (a grown
+/// tree's leaves: disjoint ranges of distinct rows), leaves in parallel (in pieces of at most PAR_CHUNK
+/// rows).
+pub fn add_leaf_values_at(indices: &[u32], ranges: &[(usize, usize)], values: &[f64], plane: &mut [f64]) {
+    /// The plane, shared by tasks that write disjoint rows.
+    struct Shared(*mut f64);
+    // SAFETY: only the disjoint writes below go through it.
+    unsafe impl Sync for Shared {}
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    assert!(
+        sorted.windows(2).all(|w| w[0].1 <= w[1].0) && sorted.iter().all(|r| r.0 <= r.1 && r.1 <= indices.len()),
+        "leaf ranges overlap"
+    );
+    let out = Shared(plane.as_mut_ptr());
+    let len = plane.len();
+    let pieces: Vec<(&[u32], f64)> =
+        ranges.iter().zip(values).flat_map(|(&(b, e), &v)| indices[b..e].chunks(PAR_CHUNK).map(move |c| (c, v))).collect();
+    pieces.into_par_iter().for_each(|(rows, v)| {
+        let out = &out;
+        for &r in rows {
+            assert!((r as usize) < len, "row {r} outside the scores");
+            // SAFETY: in bounds (checked); the ranges are disjoint parts of `indices`, whose rows
+            // are distinct (a tree starts from distinct rows and partitioning only permutes them), so
+            // no two tasks write one row.
+            unsafe { *out.0.add(r as usize) += v };
+        }
+    });
 }
 
 /// A split the tree grower chose, as the holders of the rows need it: the leaf and the rule.

@@ -160,6 +160,10 @@ pub struct GbdtParams {
     pub top_rate: f64,
     /// GOSS: share of the other rows sampled.
     pub other_rate: f64,
+    /// Where the histograms are built: the CPU, or a CUDA device. How a model is computed, not part of
+    /// it: not stored with the model (models from either device are byte-identical).
+    #[serde(skip)]
+    pub device: crate::gpu::Device,
     /// Dataset parameters (used when the training Dataset is built from raw data here).
     pub max_bin: usize,
     pub verbosity: i64,
@@ -168,6 +172,7 @@ pub struct GbdtParams {
 impl Default for GbdtParams {
     fn default() -> Self {
         GbdtParams {
+            device: crate::gpu::Device::Cpu,
             objective: ObjectiveKind::Regression,
             num_class: 1,
             learning_rate: 0.1,
@@ -237,6 +242,7 @@ const NAMES: &[(&str, &[&str])] = &[
     ("feature_fraction_seed", &[]),
     ("seed", &["random_seed", "random_state"]),
     ("num_threads", &["num_thread", "nthread", "nthreads", "n_jobs"]),
+    ("device", &["device_type"]),
     ("metric", &["metrics", "metric_types"]),
     ("alpha", &[]),
     ("tweedie_variance_power", &[]),
@@ -468,6 +474,12 @@ impl GbdtParams {
                 "feature_fraction_seed" => p.feature_fraction_seed = as_i64(n, value)? as u64,
                 "seed" => seed = Some(as_i64(n, value)? as u64),
                 "num_threads" => p.num_threads = as_i64(n, value)?,
+                "device" => {
+                    p.device = match value {
+                        ParamValue::Str(s) => crate::gpu::Device::parse(s)?,
+                        other => return Err(Error::param(format!("{n} must be a string such as 'cpu' or 'cuda', got {other:?}"))),
+                    }
+                }
                 "metric" => p.metric = as_strings(n, value)?,
                 "alpha" => p.alpha = as_f64(n, value)?,
                 "tweedie_variance_power" => p.tweedie_variance_power = as_f64(n, value)?,

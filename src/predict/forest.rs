@@ -433,6 +433,25 @@ impl Forest {
     /// Predictions (output transform applied), row-major `n_rows x num_scores`.
     pub fn predict(&self, frame: &Frame<'_>, n_trees: usize, raw_score: bool, num_threads: i64) -> Result<Vec<f64>> {
         let mut out = self.predict_raw(frame, n_trees, num_threads)?;
+        self.finish(&mut out, n_trees, raw_score);
+        Ok(out)
+    }
+
+    /// Every feature of every row of `frame`, row-major, as the trees read them (categorical features
+    /// as their bin index).
+    pub fn feature_rows(&self, frame: &Frame<'_>, num_threads: i64) -> Result<Vec<f64>> {
+        let nf = self.num_features();
+        self.map_rows(frame, nf, num_threads, false, |buf, rows, out| out.copy_from_slice(&buf[..rows * nf]))
+    }
+
+    /// The start scores of one row (the base scores, rounded to float32 when scores accumulate so).
+    pub fn start_row(&self) -> Vec<f64> {
+        self.base_score.iter().map(|&v| if self.accumulate_f32 { v as f32 as f64 } else { v }).collect()
+    }
+
+    /// Raw scores from `predict_raw` (or a device) to predictions: averaged (random forests) and
+    /// transformed unless `raw_score`.
+    pub fn finish(&self, out: &mut [f64], n_trees: usize, raw_score: bool) {
         if !raw_score {
             if self.average_output {
                 // As LightGBM: random-forest outputs are averaged before the transform (raw scores
@@ -446,6 +465,5 @@ impl Forest {
                 self.transform.apply_row(row);
             }
         }
-        Ok(out)
     }
 }

@@ -96,7 +96,7 @@ impl ServeError {
             Error::Data(m) | Error::Param(m) => ServeError::bad(m),
             Error::Integrity(m) => ServeError { integrity: true, ..ServeError::bad(m) },
             e @ Error::Version { .. } => ServeError { integrity: true, ..ServeError::bad(e.to_string()) },
-            Error::Io { .. } | Error::Internal(_) => ServeError::internal(e.to_string()),
+            Error::Io { .. } | Error::Device(_) | Error::Internal(_) => ServeError::internal(e.to_string()),
         }
     }
 }
