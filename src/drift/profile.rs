@@ -30,7 +30,7 @@ use super::distance::{
     bin_counts_sorted, cdf_distance, jensenshannon, psi_from_counts, quantile_edges, Sorted,
 };
 use super::multitest::{adjust, Correction};
-use super::sketch::{sort_f64_in, QuantileSketch};
+use super::sketch::{sort_present_into, QuantileSketch, SortScratch};
 use super::twosample::{self, Alternative, KsMethod};
 use crate::data::frame::{CategoricalSource, ColumnSource, NumericSource};
 use crate::data::{CatKey, Frame};
@@ -125,32 +125,30 @@ pub struct ReferenceProfile {
 /// per 4 KiB on first touch, more than the work done in them.
 #[derive(Default)]
 struct Scratch {
-    /// The radix sort's second buffer.
-    sort: Vec<f64>,
+    /// The radix sort's buffers and the column as read (NaN included).
+    sort: ReadScratch,
     /// Current data's values (compare).
     values: Vec<f64>,
 }
 
-/// Fills `out` with the present values of a numeric column, sorted; returns the missing and the
-/// infinite counts.
-fn numeric_values(src: &NumericSource<'_>, n_rows: usize, out: &mut Vec<f64>, scratch: &mut Vec<f64>) -> (u64, u64) {
-    // Read the whole column in place, then drop the NaN in one branch-free pass.
-    if out.len() < n_rows {
-        out.resize(n_rows, 0.0);
-    } else {
-        out.truncate(n_rows);
+/// A column as read, and the sort's buffers.
+#[derive(Default)]
+struct ReadScratch {
+    raw: Vec<f64>,
+    sort: SortScratch,
+}
+
+/// Fills `out` with the present values of a numeric column, sorted (`out` grows to exactly their
+/// number when it has less room); returns the missing and the infinite counts.
+fn numeric_values(src: &NumericSource<'_>, n_rows: usize, out: &mut Vec<f64>, scratch: &mut ReadScratch) -> (u64, u64) {
+    // Read the whole column in place; the sort drops the NaN as it reads them.
+    if scratch.raw.len() < n_rows {
+        scratch.raw.resize(n_rows, 0.0);
     }
-    src.read(0, out);
-    let (mut kept, mut infs) = (0usize, 0u64);
-    for r in 0..n_rows {
-        let v = out[r];
-        out[kept] = v;
-        kept += !v.is_nan() as usize;
-        infs += v.is_infinite() as u64;
-    }
-    out.truncate(kept);
-    sort_f64_in(out, scratch);
-    ((n_rows - kept) as u64, infs)
+    let raw = &mut scratch.raw[..n_rows];
+    src.read(0, raw);
+    let (nan, infs) = sort_present_into(raw, out, &mut scratch.sort);
+    (nan as u64, infs)
 }
 
 fn categorical_counts(src: &CategoricalSource) -> (Vec<u64>, u64) {
@@ -169,7 +167,7 @@ fn categorical_counts(src: &CategoricalSource) -> (Vec<u64>, u64) {
 fn profile_column(col: &ColumnSource<'_>, n_rows: usize, cfg: &ProfileConfig, scratch: &mut Scratch) -> ColumnProfile {
     match col {
         ColumnSource::Numeric(src) => {
-            let mut vals = Vec::with_capacity(n_rows);
+            let mut vals = Vec::new();
             let (n_null, n_inf) = numeric_values(src, n_rows, &mut vals, &mut scratch.sort);
             let values = if vals.len() <= cfg.exact_limit {
                 Values::Exact(vals)
@@ -551,7 +549,7 @@ fn compare_numeric_values(
     test: TestKind,
     o: &CompareOptions,
     cur: &mut Vec<f64>,
-    sort_scratch: &mut Vec<f64>,
+    sort_scratch: &mut ReadScratch,
 ) -> Result<ColumnReport> {
     let (n_null_cur, n_inf_cur) = numeric_values(src, n_rows, cur, sort_scratch);
     let cur: &[f64] = cur;
@@ -607,7 +605,7 @@ fn compare_numeric_values(
     };
     match test {
         TestKind::Ks => {
-            let k = twosample::ks_2samp_weighted(&rv, rw, n_ref, &cur, Alternative::TwoSided, KsMethod::Auto)?;
+            let k = twosample::ks_2samp_present(&rv, rw, n_ref, &cur, Alternative::TwoSided, KsMethod::Auto)?;
             r.statistic = k.statistic;
             r.pvalue = k.pvalue;
         }

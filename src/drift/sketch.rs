@@ -10,30 +10,192 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Sorts f64 values (NaN excluded by the caller) by an LSD radix sort on order-preserving keys;
-/// the same order as `total_cmp` (so -0.0 sorts before +0.0).
+/// Sorts f64 values (NaN excluded by the caller) by a radix sort on order-preserving keys; the same
+/// order as `total_cmp` (so -0.0 sorts before +0.0).
 pub fn sort_f64(values: &mut [f64]) {
-    sort_f64_in(values, &mut Vec::new())
+    sort_f64_in(values, &mut SortScratch::default())
 }
 
-/// [`sort_f64`] with the caller's second buffer (grown as needed), for callers sorting many arrays.
-pub fn sort_f64_in(values: &mut [f64], scratch: &mut Vec<f64>) {
+/// [`sort_f64`] with the caller's buffers (grown as needed), for callers sorting many arrays.
+pub fn sort_f64_in(values: &mut [f64], scratch: &mut SortScratch) {
+    let mut out = Vec::new();
+    sort_present_into(values, &mut out, scratch);
+    values.copy_from_slice(&out);
+}
+
+/// The radix sort's reusable buffers: the keys and their second buffer. Fresh multi-megabyte buffers
+/// cost a page fault per 4 KiB on first touch, so callers sorting many arrays keep one.
+#[derive(Default)]
+pub struct SortScratch {
+    keys: Vec<u64>,
+    tmp: Vec<u64>,
+}
+
+/// Sorts the values of `values` that are not NaN into `out` (cleared first; grown to exactly the
+/// values kept when it has less room), in `total_cmp` order. Returns the NaN dropped and the
+/// infinite values kept.
+///
+/// One pass reads the values, drops the NaN and writes their order-preserving keys; the keys are
+/// then split on their 11 highest varying bits (one scatter), and each part, small enough for the
+/// core's cache, is sorted by an LSD radix sort on the digits that vary within it (8-bit digits
+/// below 4096 keys, 11-bit ones above, insertion sort below 64) and written to `out` as floats. Arrays of a million
+/// values or more take 16-bit digits over the whole array instead.
+pub fn sort_present_into(values: &[f64], out: &mut Vec<f64>, scratch: &mut SortScratch) -> (usize, u64) {
     let n = values.len();
-    if n < 256 {
-        values.sort_unstable_by(|a, b| a.total_cmp(b));
-        return;
+    let SortScratch { keys, tmp } = scratch;
+    if keys.len() < n {
+        keys.resize(n, 0);
     }
-    if scratch.len() < n {
-        scratch.resize(n, 0.0);
+    let (mut kept, mut infs) = (0usize, 0u64);
+    let (mut any, mut all) = (0u64, !0u64);
+    {
+        let keys = &mut keys[..n];
+        for &v in values {
+            let k = to_key(v.to_bits());
+            let keep = !v.is_nan();
+            // Written at the next free slot whatever it is; a NaN's key is overwritten next.
+            keys[kept.min(n - 1)] = k;
+            kept += keep as usize;
+            infs += v.is_infinite() as u64;
+            let m = (keep as u64).wrapping_neg();
+            any |= k & m;
+            all &= k | !m;
+        }
     }
-    let tmp = &mut scratch[..n];
-    // 11-bit digits keep each pass's 2048 counters in L1 and its scatter targets few enough for the
-    // write buffers; 16-bit digits (4 passes) pay off only on arrays well beyond the L2 cache.
-    if n >= 1_000_000 {
-        radix_passes::<16, 65536, 4>(values, tmp);
+    out.clear();
+    out.reserve_exact(kept);
+    let keys = &mut keys[..kept];
+    if kept < 64 {
+        insertion_sort(keys);
+        out.extend(keys.iter().map(|&k| f64::from_bits(from_key(k))));
     } else {
-        radix_passes::<11, 2048, 6>(values, tmp);
+        if tmp.len() < kept {
+            tmp.resize(kept, 0);
+        }
+        sort_keys_into(keys, &mut tmp[..kept], any ^ all, out);
     }
+    (n - kept, infs)
+}
+
+/// Below this many keys the whole array takes LSD passes (no split on the top bits first).
+const SPLIT_MIN: usize = 8192;
+
+/// Sorts `keys` (`tmp` as long; `varying` the bits on which the keys differ) and appends the sorted
+/// floats to `out`.
+fn sort_keys_into(keys: &mut [u64], tmp: &mut [u64], varying: u64, out: &mut Vec<f64>) {
+    let n = keys.len();
+    let emit = |src: &[u64], out: &mut Vec<f64>| out.extend(src.iter().map(|&k| f64::from_bits(from_key(k))));
+    if varying == 0 {
+        return emit(keys, out); // all keys equal: already sorted
+    }
+    if n >= 1_000_000 {
+        let in_tmp = lsd::<16, 65536>(keys, tmp, varying);
+        return emit(if in_tmp { tmp } else { keys }, out);
+    }
+    if n < SPLIT_MIN {
+        let in_tmp = lsd::<11, 2048>(keys, tmp, varying);
+        return emit(if in_tmp { tmp } else { keys }, out);
+    }
+    // Split on the 11 highest varying bits (MSD), keys -> tmp.
+    let top = 64 - varying.leading_zeros();
+    let shift = top.saturating_sub(11);
+    let digit = |k: u64| ((k >> shift) & 2047) as usize;
+    let mut counts = [0u32; 2048];
+    for &k in keys.iter() {
+        counts[digit(k)] += 1;
+    }
+    let mut starts = [0u32; 2049];
+    for b in 0..2048 {
+        starts[b + 1] = starts[b] + counts[b];
+    }
+    let mut pos = [0u32; 2048];
+    pos.copy_from_slice(&starts[..2048]);
+    assert!(starts[2048] as usize == n && tmp.len() == n);
+    for &k in keys.iter() {
+        let d = digit(k);
+        // SAFETY: pos[d] stays below starts[d + 1] <= n = tmp.len() (asserted above): it is bumped
+        // once per key of digit d from the count of keys of smaller digits.
+        unsafe { *tmp.get_unchecked_mut(pos[d] as usize) = k };
+        pos[d] += 1;
+    }
+    // Each part differs only below `shift` (and in the bits varying within it).
+    let low = if shift == 0 { 0 } else { u64::MAX >> (64 - shift) };
+    for b in 0..2048 {
+        let (s, e) = (starts[b] as usize, starts[b + 1] as usize);
+        if e - s < 2 {
+            emit(&tmp[s..e], out);
+            continue;
+        }
+        let (part, spare) = (&mut tmp[s..e], &mut keys[s..e]);
+        if e - s < 64 {
+            insertion_sort(part);
+            emit(part, out);
+            continue;
+        }
+        let (mut any, mut all) = (0u64, !0u64);
+        for &k in part.iter() {
+            any |= k;
+            all &= k;
+        }
+        let v = (any ^ all) & low;
+        let in_spare = if e - s < 4096 { lsd::<8, 256>(part, spare, v) } else { lsd::<11, 2048>(part, spare, v) };
+        emit(if in_spare { spare } else { part }, out);
+    }
+}
+
+/// Insertion sort of keys (short arrays).
+fn insertion_sort(keys: &mut [u64]) {
+    for i in 1..keys.len() {
+        let x = keys[i];
+        let mut j = i;
+        while j > 0 && keys[j - 1] > x {
+            keys[j] = keys[j - 1];
+            j -= 1;
+        }
+        keys[j] = x;
+    }
+}
+
+/// LSD radix sort of `a` (`b` as long, its second buffer) on the BITS-bit digits (BUCKETS = 2^BITS)
+/// that `varying` touches. Returns whether the sorted keys ended in `b`.
+fn lsd<const BITS: u32, const BUCKETS: usize>(a: &mut [u64], b: &mut [u64], varying: u64) -> bool {
+    debug_assert!(BUCKETS == 1 << BITS && a.len() == b.len() && a.len() < u32::MAX as usize);
+    let mask = BUCKETS as u64 - 1;
+    // Digits on which every key agrees need no pass, nor counting (counting one bucket over and over
+    // is a chain of dependent increments).
+    let live: Vec<u32> = (0..64u32.div_ceil(BITS)).map(|p| p * BITS).filter(|&s| (varying >> s) & mask != 0).collect();
+    if live.is_empty() {
+        return false;
+    }
+    // The histograms of the live digits, counted in one read.
+    let mut hist = vec![[0u32; BUCKETS]; live.len()];
+    for &k in a.iter() {
+        for (h, &s) in hist.iter_mut().zip(&live) {
+            h[((k >> s) & mask) as usize] += 1;
+        }
+    }
+    let n = a.len();
+    let mut in_b = false;
+    for (h, &s) in hist.iter_mut().zip(&live) {
+        let mut acc = 0u32;
+        for c in h.iter_mut() {
+            let x = *c;
+            *c = acc;
+            acc += x;
+        }
+        let (src, dst): (&[u64], &mut [u64]) = if in_b { (b, a) } else { (a, b) };
+        assert!(acc as usize == n && dst.len() == n);
+        for &k in src.iter() {
+            let d = ((k >> s) & mask) as usize;
+            // SAFETY: h[d] starts at the number of keys of smaller digits and is bumped once per
+            // key of digit d, so it stays below the count of keys up to digit d: at most n - 1 here
+            // (the counts sum to n = dst.len(), asserted above).
+            unsafe { *dst.get_unchecked_mut(h[d] as usize) = k };
+            h[d] += 1;
+        }
+        in_b = !in_b;
+    }
+    in_b
 }
 
 /// The order-preserving key of a float's bits: sign flipped for positives, all bits for negatives
@@ -47,58 +209,6 @@ fn to_key(b: u64) -> u64 {
 #[inline(always)]
 fn from_key(k: u64) -> u64 {
     k ^ ((k >> 63).wrapping_sub(1) | (1 << 63))
-}
-
-fn radix_passes<const BITS: u32, const BUCKETS: usize, const PASSES: usize>(values: &mut [f64], tmp: &mut [f64]) {
-    debug_assert!(BUCKETS == 1 << BITS && PASSES * BITS as usize >= 64);
-    // Digits on which every key agrees need no pass, nor counting (counting one bucket over and over
-    // is a chain of dependent increments): one read finds them.
-    let (mut any, mut all) = (0u64, !0u64);
-    for v in values.iter() {
-        let k = to_key(v.to_bits());
-        any |= k;
-        all &= k;
-    }
-    let varying = any ^ all;
-    let live: Vec<u32> = (0..PASSES as u32)
-        .map(|p| p * BITS)
-        .filter(|&shift| (varying >> shift) & (BUCKETS as u64 - 1) != 0)
-        .collect();
-    if live.is_empty() {
-        return; // all keys equal: already sorted
-    }
-    // The histograms of the live digits, counted in one read.
-    let mut hist = vec![[0u32; BUCKETS]; live.len()];
-    for v in values.iter() {
-        let k = to_key(v.to_bits());
-        for (h, &shift) in hist.iter_mut().zip(&live) {
-            h[((k >> shift) as usize) & (BUCKETS - 1)] += 1;
-        }
-    }
-    // The first pass reads the floats and writes keys, the last writes floats back: no separate
-    // passes to transform the keys there and back.
-    let mut in_tmp = false;
-    let last = live.len() - 1;
-    for (step, (&shift, h)) in live.iter().zip(&hist).enumerate() {
-        let mut pos = vec![0u32; BUCKETS];
-        let mut acc = 0u32;
-        for (q, c) in pos.iter_mut().zip(h.iter()) {
-            *q = acc;
-            acc += c;
-        }
-        let (src, dst): (&[f64], &mut [f64]) = if in_tmp { (tmp, values) } else { (values, tmp) };
-        let (first, fin) = (step == 0, step == last);
-        for v in src.iter() {
-            let k = if first { to_key(v.to_bits()) } else { v.to_bits() };
-            let b = ((k >> shift) as usize) & (BUCKETS - 1);
-            dst[pos[b] as usize] = f64::from_bits(if fin { from_key(k) } else { k });
-            pos[b] += 1;
-        }
-        in_tmp = !in_tmp;
-    }
-    if in_tmp {
-        values.copy_from_slice(tmp);
-    }
 }
 
 /// A mergeable quantile summary of a stream of values.
@@ -252,6 +362,63 @@ mod tests {
         want.sort_by(|a, b| a.total_cmp(b));
         sort_f64(&mut v);
         assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// The plain sort `sort_present_into` must equal: NaN dropped, `total_cmp` order, bit for bit.
+    fn check_present(values: &[f64], scratch: &mut SortScratch, out: &mut Vec<f64>) {
+        let mut want: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        want.sort_by(|a, b| a.total_cmp(b));
+        let (nan, inf) = sort_present_into(values, out, scratch);
+        assert_eq!(nan, values.len() - want.len(), "len {}", values.len());
+        assert_eq!(inf, values.iter().filter(|v| v.is_infinite()).count() as u64);
+        assert_eq!(out.len(), want.len(), "len {}", values.len());
+        assert!(out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "len {}", values.len());
+    }
+
+    #[test]
+    fn split_radix_sort_matches_plain_sort() {
+        let mut rng = SplitMix64::new(11);
+        let mut scratch = SortScratch::default();
+        let mut out = Vec::new();
+        let specials = [f64::NAN, -f64::NAN, 0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, 1e-310, -1e-310, f64::MAX, f64::MIN];
+        // Lengths around every switch: insertion sort, split parts, LSD below SPLIT_MIN, 16-bit digits.
+        for len in [0usize, 1, 2, 63, 64, 65, 300, 4095, 4096, 8191, 8192, 8193, 50_000, 200_003, 1_000_001] {
+            let kinds: [&dyn Fn(&mut SplitMix64) -> f64; 6] = [
+                &|r| {
+                    let u = r.next_f64().max(1e-300);
+                    (-2.0 * u.ln()).sqrt() * (6.283185307179586 * r.next_f64()).cos()
+                },
+                &|r| (r.next_f64() - 0.5) * 1e6,
+                &|r| (r.next_f64() * 3.0).exp() * if r.next_f64() < 0.5 { -1.0 } else { 1.0 },
+                &|r| (r.next_f64() * 15.0).floor(),
+                &|r| if r.next_f64() < 0.5 { 0.0 } else { -0.0 },
+                &|r| (r.next_f64() * 1e-300) * if r.next_f64() < 0.5 { -1.0 } else { 1.0 },
+            ];
+            for kind in kinds {
+                let mut v: Vec<f64> = (0..len).map(|_| kind(&mut rng)).collect();
+                // Sprinkle specials (NaN, signed zeros, infinities, subnormals) and ties.
+                for i in 0..len / 50 {
+                    let at = (rng.next_f64() * len as f64) as usize % len;
+                    v[at] = specials[i % specials.len()];
+                }
+                if len > 10 {
+                    let x = v[len / 3];
+                    v[len / 2] = x;
+                    v[len - 1] = x;
+                }
+                check_present(&v, &mut scratch, &mut out);
+            }
+        }
+        // All NaN, all equal, one value of each sign.
+        check_present(&vec![f64::NAN; 10_000], &mut scratch, &mut out);
+        check_present(&vec![-3.25; 10_000], &mut scratch, &mut out);
+        let mixed: Vec<f64> = (0..20_000).map(|i| if i % 2 == 0 { 1.5 } else { -1.5 }).collect();
+        check_present(&mixed, &mut scratch, &mut out);
+        // A reused scratch, then a fresh output: the output grows to exactly the values kept.
+        let mut fresh = Vec::new();
+        let v: Vec<f64> = (0..30_000).map(|i| if i % 7 == 0 { f64::NAN } else { rng.next_f64() }).collect();
+        sort_present_into(&v, &mut fresh, &mut scratch);
+        assert_eq!(fresh.len(), fresh.capacity());
     }
 
     #[test]
