@@ -16,7 +16,11 @@ const LEAF: u32 = 1 << 31;
 const DEFAULT_LEFT: u32 = 1 << 30;
 const CATEGORICAL: u32 = 1 << 29;
 const CAT_INVERTED: u32 = 1 << 28;
-const FEATURE: u32 = (1 << 28) - 1;
+/// Missing-value rules other than NaN (general forests): zero counts as missing, or nothing does
+/// (NaN then reads as 0).
+const MISSING_ZERO: u32 = 1 << 27;
+const MISSING_NONE: u32 = 1 << 26;
+const FEATURE: u32 = (1 << 26) - 1;
 
 /// Rows walked through a tree together.
 pub const LANES: usize = 8;
@@ -41,7 +45,8 @@ pub struct Compiled {
     simple: bool,
     /// Per node (only when not simple): missing rule and category set range.
     missing: Vec<u8>,
-    cats: Vec<(u32, u32)>,
+    /// Per node: (first word in `cat_words`, words) of its category set; (0, 0) when numeric.
+    cats: Vec<[u32; 2]>,
     cat_words: Vec<u32>,
     /// Sum tree outputs in float32, as XGBoost does (its models then predict bit for bit alike).
     f32_sum: bool,
@@ -165,7 +170,7 @@ impl Compiled {
         })
     }
 
-    fn push(&mut self, n: CNode, missing: u8, cat: (u32, u32)) -> usize {
+    fn push(&mut self, n: CNode, missing: u8, cat: [u32; 2]) -> usize {
         self.nodes.push(n);
         if !self.simple {
             self.missing.push(missing);
@@ -175,7 +180,7 @@ impl Compiled {
     }
 
     fn add(&mut self, t: &FlatTree) {
-        let root = self.push(CNode::default(), 0, (0, 0));
+        let root = self.push(CNode::default(), 0, [0, 0]);
         self.roots.push(root as u32);
         // (slot, reference in t: >= 0 node, < 0 leaf, depth)
         let mut queue = std::collections::VecDeque::from([(root, 0i32, 0u32)]);
@@ -190,13 +195,18 @@ impl Compiled {
                 continue;
             }
             let n = &t.nodes[r as usize];
-            let left = self.push(CNode::default(), 0, (0, 0));
-            self.push(CNode::default(), 0, (0, 0));
+            let left = self.push(CNode::default(), 0, [0, 0]);
+            self.push(CNode::default(), 0, [0, 0]);
             let mut flags = n.feature & FEATURE;
             if n.default_left {
                 flags |= DEFAULT_LEFT;
             }
-            let mut cat = (0, 0);
+            let mut cat = [0, 0];
+            match n.missing {
+                0 => {}
+                1 => flags |= MISSING_ZERO,
+                _ => flags |= MISSING_NONE,
+            }
             if n.cat_len > 0 {
                 flags |= CATEGORICAL;
                 if n.cat_inverted {
@@ -204,9 +214,12 @@ impl Compiled {
                 }
                 let start = self.cat_words.len() as u32;
                 self.cat_words.extend_from_slice(&t.cat_words[n.cat_start as usize..(n.cat_start + n.cat_len) as usize]);
-                cat = (start, n.cat_len);
+                cat = [start, n.cat_len];
             }
-            self.nodes[slot] = CNode { value: n.threshold, feature: flags, child: left as u32 };
+            // A categorical node has no threshold: its value field holds the set's (start, words),
+            // which the vector walk reads with the node instead of gathering it apart.
+            let value = if n.cat_len > 0 { f64::from_bits(cat[0] as u64 | (cat[1] as u64) << 32) } else { n.threshold };
+            self.nodes[slot] = CNode { value, feature: flags, child: left as u32 };
             if !self.simple {
                 self.missing[slot] = n.missing;
                 self.cats[slot] = cat;
@@ -234,7 +247,7 @@ impl Compiled {
         }
         let dl = n.feature & DEFAULT_LEFT != 0;
         if n.feature & CATEGORICAL != 0 {
-            let (s, l) = self.cats[i];
+            let [s, l] = self.cats[i];
             let in_set = !x.is_nan() && x >= 0.0 && bit(&self.cat_words[s as usize..(s + l) as usize], x as u32);
             return if n.feature & CAT_INVERTED != 0 {
                 if x.is_nan() {
@@ -323,10 +336,15 @@ impl Compiled {
     fn walk_block(&self, buf: &[f64], nf: usize, rows: usize, first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if self.simple && rows >= WIDE_ROWS && has_avx512() {
-            done = rows / WIDE_ROWS * WIDE_ROWS;
+        if rows >= WIDE_ROWS && has_avx512() {
             // SAFETY: the CPU has the features (the kernels check the sizes).
-            unsafe { self.walk_avx512(buf, nf, done, first, n_trees, k, out) };
+            if self.simple {
+                done = rows / WIDE_ROWS * WIDE_ROWS;
+                unsafe { self.walk_avx512(buf, nf, done, first, n_trees, k, out) };
+            } else {
+                done = rows;
+                unsafe { self.walk_avx512_general(buf, nf, rows, first, n_trees, k, out) };
+            }
         }
         let (buf, rows, out) = (&buf[done * nf..], rows - done, &mut out[done * k..]);
         let full = rows / LANES * LANES;
@@ -421,6 +439,139 @@ impl Compiled {
                 let c = t % k;
                 for (l, &v) in leaf_out.iter().enumerate() {
                     self.acc(&mut out[(g + l) * k + c], v);
+                }
+            }
+        }
+    }
+
+    /// Trees `first..n_trees` over `rows` rows of a forest with categorical nodes or other
+    /// missing-value rules, with AVX-512. Each step decides every lane by all the rules at once
+    /// (NaN-missing, zero-missing, no missing, category sets, inverted sets) and keeps the one its node
+    /// has (the answers of [`Compiled::goes_left_general`]); category words are gathered only for
+    /// vectors with a categorical node among their lanes. Lanes are refilled: each of the 64 lanes
+    /// (eight vectors) walks one row, and a lane whose row reached its leaf adds the leaf's value and
+    /// takes the next row of the block, so a step costs the rows still walking, not the deepest row of
+    /// a group (such forests are often LightGBM's deep, unbalanced 255-leaf trees, 15-25 levels; for
+    /// simple forests the lock-step walk measured faster). Rows add their trees in order.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn walk_avx512_general(&self, buf: &[f64], nf: usize, rows: usize, first: usize, n_trees: usize, k: usize, out: &mut [f64]) {
+        use std::arch::x86_64::*;
+        const V: usize = WIDE_ROWS / 8;
+        assert!(buf.len() >= rows * nf && out.len() >= rows * k && rows < (1 << 31));
+        assert!(self.nf <= nf && self.cats.len() == self.nodes.len());
+        let nodes = self.nodes.as_ptr() as *const u8;
+        let words = self.cat_words.as_ptr() as *const i32;
+        let xs = buf.as_ptr();
+        let lo32 = _mm512_set1_epi64(0xFFFF_FFFF);
+        let feature_bits = _mm512_set1_epi64(FEATURE as i64);
+        let bit = |b: u32| _mm512_set1_epi64(b as i64);
+        let (leaf_bit, dl_bit, cat_bit, inv_bit, zero_bit, none_bit) =
+            (bit(LEAF), bit(DEFAULT_LEFT), bit(CATEGORICAL), bit(CAT_INVERTED), bit(MISSING_ZERO), bit(MISSING_NONE));
+        let one = _mm512_set1_epi64(1);
+        let thirty_one = _mm512_set1_epi64(31);
+        let zero_pd = _mm512_setzero_pd();
+        let zero_band = _mm512_set1_pd(ZERO_THRESHOLD);
+        let nfv = _mm512_set1_epi64(nf as i64);
+        for t in first..n_trees {
+            let root = self.roots[t] as i64;
+            let c = t % k;
+            // Lane l of vector j walks row `rid[j][l]` (its features start at `rid * nf`).
+            let mut rid = [[0i64; 8]; V];
+            let mut live = [0u8; V];
+            let mut next = 0usize;
+            for j in 0..V {
+                for l in 0..8 {
+                    if next < rows {
+                        rid[j][l] = next as i64;
+                        live[j] |= 1 << l;
+                        next += 1;
+                    }
+                }
+            }
+            let mut at = [_mm512_set1_epi64(root); V];
+            // SAFETY: `rid` holds eight i64 per vector.
+            let mut base: [__m512i; V] = std::array::from_fn(|j| unsafe { _mm512_mullo_epi64(_mm512_loadu_si512(rid[j].as_ptr() as *const _), nfv) });
+            while live.iter().any(|&m| m != 0) {
+                for j in 0..V {
+                    let act = live[j];
+                    if act == 0 {
+                        continue;
+                    }
+                    let off = _mm512_slli_epi64::<4>(at[j]);
+                    // SAFETY: every index is a node of `nodes` (16 bytes each); every live lane's row
+                    // offset plus a feature is inside `buf` (idle lanes keep a valid old row).
+                    let (thr, fc) = unsafe {
+                        (_mm512_i64gather_pd::<1>(off, nodes as *const f64), _mm512_i64gather_epi64::<1>(_mm512_add_epi64(off, _mm512_set1_epi64(8)), nodes as *const i64))
+                    };
+                    let flags = _mm512_and_si512(fc, lo32);
+                    let leaf = _mm512_test_epi64_mask(flags, leaf_bit);
+                    let dl = _mm512_test_epi64_mask(flags, dl_bit);
+                    let f = _mm512_and_si512(flags, feature_bits);
+                    // SAFETY: as above.
+                    let x = unsafe { _mm512_i64gather_pd::<8>(_mm512_add_epi64(base[j], f), xs) };
+                    let le = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(x, thr);
+                    // `!(x > v)` is `x <= v` but true for NaN: the NaN-missing rule in one compare.
+                    let left_nan = (dl & !_mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, thr)) | le;
+                    let left = {
+                        let cat = _mm512_test_epi64_mask(flags, cat_bit);
+                        let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(x, x);
+                        let x0 = _mm512_mask_mov_pd(x, nan, zero_pd);
+                        let le0 = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(x0, thr);
+                        let in_band = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_abs_pd(x0), zero_band);
+                        let left_zero = (in_band & dl) | (!in_band & le0);
+                        let zero_rule = _mm512_test_epi64_mask(flags, zero_bit);
+                        let none_rule = _mm512_test_epi64_mask(flags, none_bit);
+                        let numeric = (left_nan & !(zero_rule | none_rule)) | (left_zero & zero_rule) | (le0 & none_rule);
+                        let mut left = leaf | (numeric & !cat);
+                        if cat & act != 0 {
+                            // The set's (start, words), from the node's value field.
+                            let info = _mm512_castpd_si512(thr);
+                            let start = _mm512_and_si512(info, lo32);
+                            let len = _mm512_srli_epi64::<32>(info);
+                            let cv = _mm512_cvttpd_epu64(x);
+                            let w = _mm512_srli_epi64::<5>(cv);
+                            let usable = cat & !nan & _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, zero_pd) & _mm512_cmplt_epu64_mask(w, len);
+                            // SAFETY: lanes in `usable` index words inside their node's set.
+                            let word = unsafe { _mm512_mask_i64gather_epi32::<4>(_mm256_setzero_si256(), usable, _mm512_add_epi64(start, w), words) };
+                            let bits = _mm512_srlv_epi64(_mm512_cvtepu32_epi64(word), _mm512_and_si512(cv, thirty_one));
+                            let in_set = usable & _mm512_test_epi64_mask(bits, one);
+                            let inv = _mm512_test_epi64_mask(flags, inv_bit);
+                            left |= cat & ((inv & nan & dl) | (inv & !nan & !in_set) | (!inv & in_set));
+                        }
+                        left
+                    };
+                    let child = _mm512_srli_epi64::<32>(fc);
+                    at[j] = _mm512_mask_add_epi64(child, !left, child, one);
+                    let finished = leaf & act;
+                    if finished != 0 {
+                        // A leaf's value is its node's `value` (just gathered as the threshold).
+                        let mut vals = [0.0f64; 8];
+                        // SAFETY: eight f64 / i64 slots.
+                        unsafe { _mm512_storeu_pd(vals.as_mut_ptr(), thr) };
+                        let mut nodes_at = [0i64; 8];
+                        unsafe { _mm512_storeu_si512(nodes_at.as_mut_ptr() as *mut _, at[j]) };
+                        let mut m = finished;
+                        while m != 0 {
+                            let l = m.trailing_zeros() as usize;
+                            m &= m - 1;
+                            let r = rid[j][l] as usize;
+                            self.acc(&mut out[r * k + c], vals[l]);
+                            if next < rows {
+                                rid[j][l] = next as i64;
+                                nodes_at[l] = root;
+                                next += 1;
+                            } else {
+                                live[j] &= !(1 << l);
+                            }
+                        }
+                        // SAFETY: as above.
+                        unsafe {
+                            at[j] = _mm512_loadu_si512(nodes_at.as_ptr() as *const _);
+                            base[j] = _mm512_mullo_epi64(_mm512_loadu_si512(rid[j].as_ptr() as *const _), nfv);
+                        }
+                    }
                 }
             }
         }
@@ -640,7 +791,8 @@ mod tests {
     fn vector_walks_and_categorical_mask_tables_agree_with_node_walks() {
         // Deep simple forests (vector walks where the CPU has them), 64-leaf forests with categories
         // and every missing-value rule (64-bit masks), categorical 32-leaf ones (32-bit masks), deep
-        // categorical ones (row walks); values on thresholds, in the zero band, whole and fractional
+        // ones with categories or other missing rules (general vector walks, row walks for the
+        // rows left over); values on thresholds, in the zero band, whole and fractional
         // categories, negatives, values past every category set, a partial tree count.
         let mut rng = SplitMix64::new(23);
         let nf = 5;
@@ -654,6 +806,8 @@ mod tests {
             (32, false, true, false, QuickKind::Narrow),
             (32, true, true, true, QuickKind::Narrow),
             (200, true, true, false, QuickKind::None),
+            (300, true, false, true, QuickKind::None),
+            (120, false, true, false, QuickKind::None),
         ] {
             let n = 70;
             let trees: Vec<FlatTree> = (0..n)
