@@ -21,6 +21,10 @@ when ``$OUT`` is set):
 5. ``inference``: a 1,000-tree forest on 1M rows, ferrox ``predict(device="cuda")`` against XGBoost's
    GPU ``inplace_predict`` on a forest of the same shape: rows per second of each, and the ratio.
 
+NVRTC (``nvidia-cuda-nvrtc-cu12``, about 100 MB) is not needed on the GPU machine when the PTX cache is
+filled elsewhere: ``FERROX_CACHE_DIR=ptx-cache python -c "import ferrox as fx;
+fx.gpu.compile_kernels('compute_90')"`` and run the check with the same ``FERROX_CACHE_DIR``.
+
 XGBoost steps are skipped with a note when the ``xgboost`` package (with CUDA) is missing. Exit code 1
 when a parity check fails.
 """

@@ -81,7 +81,9 @@ def require(device: str = "cuda") -> None:
 
 
 def compile_kernels(arch: str = "compute_90") -> dict[str, int]:
-    """Compiles every kernel to PTX for ``arch`` (``compute_80``, ``compute_90``, ...) with NVRTC and
-    returns each module's PTX size in bytes; needs NVRTC only, no GPU. Compile errors raise
-    :class:`ferrox.DeviceError` with the compiler's log."""
+    """Compiles every kernel to PTX for ``arch`` (``compute_80``, ``compute_90``, ...) with NVRTC,
+    stores it in the PTX cache (``$FERROX_CACHE_DIR/kernels`` or ``~/.cache/ferrox/kernels``) and
+    returns each module's PTX size in bytes. Needs NVRTC only, no GPU: a GPU machine without NVRTC
+    runs from a cache filled this way elsewhere. Compile errors raise :class:`ferrox.DeviceError` with
+    the compiler's log."""
     return dict(_ferrox.gpu_compile_kernels(arch))

@@ -11,13 +11,14 @@ pub fn gpu_status(py: Python<'_>) -> (bool, bool, usize, Option<String>) {
     py.detach(|| {
         let driver = gpu::driver_available();
         let nvrtc = gpu::nvrtc_available();
-        let (devices, error) = match (&driver, &nvrtc) {
-            (Ok(()), Ok(())) => match gpu::device_count() {
+        let (devices, error) = match &driver {
+            Ok(()) => match gpu::device_count() {
                 Ok(0) => (0, Some("the CUDA driver found no device".to_string())),
-                Ok(n) => (n, None),
+                // Without NVRTC a device runs kernels from the PTX cache only.
+                Ok(n) => (n, nvrtc.as_ref().err().map(|e| format!("{e} (kernels can come only from the PTX cache)"))),
                 Err(e) => (0, Some(e.to_string())),
             },
-            (Err(e), _) | (_, Err(e)) => (0, Some(e.to_string())),
+            Err(e) => (0, Some(e.to_string())),
         };
         (driver.is_ok(), nvrtc.is_ok(), devices, error)
     })
@@ -39,11 +40,12 @@ pub fn gpu_require(py: Python<'_>, device: String) -> PyResult<()> {
     })
 }
 
-/// Every kernel module compiled to PTX for `arch`: [(module, PTX bytes)].
+/// Every kernel module compiled to PTX for `arch` by NVRTC and stored in the PTX cache:
+/// [(module, PTX bytes)].
 #[pyfunction]
 pub fn gpu_compile_kernels(py: Python<'_>, arch: String) -> PyResult<Vec<(String, usize)>> {
     let arch: &'static str = gpu::arch_static(&arch).map_err(|e| to_py(py, e))?;
     detach(py, move || {
-        gpu::KERNELS.iter().map(|(name, _)| Ok((name.to_string(), gpu::compile(name, &gpu::source(name)?, arch)?.len()))).collect()
+        gpu::KERNELS.iter().map(|(name, _)| Ok((name.to_string(), gpu::compile_into_cache(name, arch)?))).collect()
     })
 }

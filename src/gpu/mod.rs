@@ -160,32 +160,22 @@ fn cache_dir() -> Option<std::path::PathBuf> {
     std::env::var("HOME").ok().map(|h| std::path::PathBuf::from(h).join(".cache").join("ferrox").join("kernels"))
 }
 
-/// The PTX of kernel module `name` for `arch` (e.g. `compute_90`), compiled by NVRTC once per
-/// architecture and source hash. Compile errors come back with NVRTC's log.
-pub fn ptx(name: &str, arch: &'static str) -> Result<Arc<String>> {
-    static MEMORY: OnceLock<Mutex<HashMap<String, Arc<String>>>> = OnceLock::new();
-    let src = source(name)?;
-    let hash = {
-        let mut h = Sha256::new();
-        h.update(arch.as_bytes());
-        h.update([0]);
-        h.update(src.as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let key = format!("{name}-{arch}-{}", &hash[..16]);
-    let memory = MEMORY.get_or_init(Default::default);
-    if let Some(p) = memory.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(p.clone());
-    }
-    let file = cache_dir().map(|d| d.join(format!("{key}.ptx")));
-    if let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
-        let p = Arc::new(text);
-        memory.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
-        return Ok(p);
-    }
-    let text = compile(name, &src, arch)?;
-    if let Some(f) = &file {
-        // A cache that cannot be written only costs a compile next time.
+/// The cache key of kernel module `name` built for `arch`: module, architecture, source hash.
+fn cache_key(name: &str, src: &str, arch: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(arch.as_bytes());
+    h.update([0]);
+    h.update(src.as_bytes());
+    let hash = h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>();
+    format!("{name}-{arch}-{}", &hash[..16])
+}
+
+static MEMORY: OnceLock<Mutex<HashMap<String, Arc<String>>>> = OnceLock::new();
+
+/// Keeps compiled PTX in memory and in the disk cache (a cache that cannot be written only costs a
+/// compile next time).
+fn remember(key: String, text: String) -> Arc<String> {
+    if let Some(f) = cache_dir().map(|d| d.join(format!("{key}.ptx"))) {
         if let Some(d) = f.parent() {
             let _ = std::fs::create_dir_all(d);
         }
@@ -195,8 +185,35 @@ pub fn ptx(name: &str, arch: &'static str) -> Result<Arc<String>> {
         }
     }
     let p = Arc::new(text);
-    memory.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
-    Ok(p)
+    MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
+    p
+}
+
+/// The PTX of kernel module `name` for `arch` (e.g. `compute_90`), compiled by NVRTC once per
+/// architecture and source hash. A machine without NVRTC runs from the cache alone (filled by
+/// [`compile_into_cache`] on any machine with NVRTC, no GPU needed). Compile errors come back with
+/// NVRTC's log.
+pub fn ptx(name: &str, arch: &'static str) -> Result<Arc<String>> {
+    let src = source(name)?;
+    let key = cache_key(name, &src, arch);
+    if let Some(p) = MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(p.clone());
+    }
+    if let Some(text) = cache_dir().and_then(|d| std::fs::read_to_string(d.join(format!("{key}.ptx"))).ok()) {
+        return Ok(remember(key, text));
+    }
+    let text = compile(name, &src, arch)?;
+    Ok(remember(key, text))
+}
+
+/// Compiles kernel module `name` for `arch` with NVRTC (whatever the cache holds) and stores the PTX
+/// in the cache; returns its size in bytes.
+pub fn compile_into_cache(name: &str, arch: &'static str) -> Result<usize> {
+    let src = source(name)?;
+    let text = compile(name, &src, arch)?;
+    let len = text.len();
+    remember(cache_key(name, &src, arch), text);
+    Ok(len)
 }
 
 /// Compiles one module with NVRTC (no cache).
@@ -271,8 +288,8 @@ pub fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     if let Some(g) = map.get(&ordinal) {
         return Ok(g.clone());
     }
+    // NVRTC is needed only when a kernel is not in the PTX cache (`ptx`).
     driver_available()?;
-    nvrtc_available()?;
     let opened = std::panic::catch_unwind(|| -> Result<Gpu> {
         let count = drv("counting CUDA devices", cudarc::driver::CudaContext::device_count())?;
         if ordinal >= count.max(0) as usize {
@@ -281,6 +298,10 @@ pub fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
         let ctx = drv(&format!("opening cuda:{ordinal}"), cudarc::driver::CudaContext::new(ordinal))?;
         let (major, minor) = drv("reading the compute capability", ctx.compute_capability())?;
         let name = drv("reading the device name", ctx.name())?;
+        // SAFETY: ferrox uses one stream per device (this one), so work on it is ordered and no
+        // buffer is used or freed across streams: cudarc's per-buffer events would only add a
+        // record and a wait to every launch and copy.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         Ok(Gpu { ctx, stream, arch: arch_name(major, minor), modules: Mutex::new(HashMap::new()), name })
     });

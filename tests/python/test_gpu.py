@@ -112,3 +112,18 @@ def test_gpu_predictions_equal_the_cpu_path() -> None:
         b = fx.train({"verbosity": -1, "num_leaves": 63, **params}, fx.Dataset(X, label=label, categorical_feature=[4]), 50)
         for raw in (False, True):
             assert np.array_equal(b.predict(X, raw_score=raw, device="cuda"), b.predict(X, raw_score=raw))
+
+
+@pytest.mark.skipif(not STATUS["nvrtc"] and not os.environ.get("FERROX_REQUIRE_NVRTC"), reason=f"NVRTC not installed: {STATUS['error']}")
+def test_compiled_kernels_land_in_the_ptx_cache(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = "import ferrox as fx; print(sorted(fx.gpu.compile_kernels('compute_90').items()))"
+    env = {**os.environ, "FERROX_CACHE_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "kernels").iterdir())
+    assert [f.split("-")[0] for f in files] == ["histogram", "partition", "predict", "quantize"]
+    assert all(f.endswith(".ptx") and "-compute_90-" in f for f in files)
+    assert all(".target sm_90" in (tmp_path / "kernels" / f).read_text() for f in files)
