@@ -574,7 +574,7 @@ pub fn ks_2samp_weighted(
 ) -> Result<KsResult> {
     check_sample("data1", a)?;
     check_sample("data2", b)?;
-    ks_2samp_present(a, wa, n1, b, alt, method)
+    ks_checked(a, wa, n1, b, alt, method)
 }
 
 /// [`ks_2samp_weighted`] where `b` is known to hold no NaN (current values just sorted by the sort
@@ -592,6 +592,11 @@ pub(crate) fn ks_2samp_present(
     if b.is_empty() {
         check_sample("data2", b)?;
     }
+    ks_checked(a, wa, n1, b, alt, method)
+}
+
+/// The KS test on samples already checked (non-empty, no NaN).
+fn ks_checked(a: &[f64], wa: Option<&[f64]>, n1: u64, b: &[f64], alt: Alternative, method: KsMethod) -> Result<KsResult> {
     let n2 = b.len() as u64;
     let (max_s, max_loc, min_s, min_loc) = match wa {
         None => ecdf_extremes_counts(a, b),
